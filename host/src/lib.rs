@@ -1,0 +1,66 @@
+//! # Euphrosyne — an incident reconciler that runs WebAssembly recipes
+//!
+//! The host library. Its modules read as the flow of a run:
+//!
+//! - [`model`]: the data that crosses the recipe boundary (incident, analysis, action, outcome);
+//! - [`alert`]: Alertmanager / generic alert payloads into an [`model::Incident`];
+//! - [`manifest`], [`matcher`], [`digest`]: what a recipe declares, which alerts select it, and
+//!   the sha256 it is pinned to;
+//! - [`recipe`], [`pack`]: recipes as packed ConfigMaps (files or cluster objects);
+//! - [`sandbox`]: verify → compile (cached) → instantiate → call under limits, one [`sandbox::RunResult`];
+//! - [`capability`]: each host interface a recipe may be granted, with its one grant check.
+//!
+//! The `euphrosyne` binary (`serve`, `sandbox`, `recipe …`) is a thin layer over these.
+
+pub mod alert;
+pub mod capability;
+pub mod digest;
+pub mod manifest;
+pub mod matcher;
+pub mod model;
+pub mod pack;
+pub mod recipe;
+pub mod sandbox;
+
+/// The WIT package version this host speaks (`euphrosyne:recipe@0.1.0`).
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Errors of the host library. Each message says what was wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A manifest is not valid.
+    #[error("manifest {path}: {message}")]
+    Manifest { path: String, message: String },
+    /// A digest string is not `sha256:<64 hex>`.
+    #[error("invalid digest `{0}`: expected `sha256:` followed by 64 hex digits")]
+    Digest(String),
+    /// A label matcher does not parse.
+    #[error("invalid matcher `{matcher}`: {reason}")]
+    Matcher { matcher: String, reason: String },
+    /// An alert payload is not valid.
+    #[error("invalid alert: {0}")]
+    Alert(String),
+    /// A packed recipe (ConfigMap) is not valid.
+    #[error("recipe {name}: {message}")]
+    Recipe { name: String, message: String },
+    /// The sandbox could not be set up (engine, cache directory).
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// I/O with the path it concerned.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// An I/O error about `path`.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().display().to_string(), source }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
