@@ -1,0 +1,126 @@
+//! Test fixtures: the real components built from `recipes/` and `host/tests/guests/`, jobs for
+//! them, and a loopback HTTP server. Build the components first (`scripts/test` does).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use euphrosyne::digest::Digest;
+use euphrosyne::manifest::{Capabilities, Limits, Manifest};
+use euphrosyne::model::{ActionRequest, Incident};
+use euphrosyne::sandbox::{RunInput, RunJob};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The cargo target directory these tests were built into.
+pub fn target_dir() -> PathBuf {
+    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    // …/target/<profile>/deps/<test-binary>
+    std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf()
+}
+
+/// The `euphrosyne` binary built beside this test.
+pub fn euphrosyne_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_euphrosyne"))
+}
+
+/// A test guest component from `host/tests/guests/NAME`.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = target_dir().join("wasm32-wasip2/recipe").join(format!("{}.wasm", name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}. Build the test guests first: cargo build --profile recipe --target wasm32-wasip2 -p hostile -p future-wit (scripts/test does)", path.display())
+    })
+}
+
+/// A bundled recipe, built by `euphrosyne recipe build recipes/NAME`.
+pub fn bundled(name: &str) -> (Manifest, Vec<u8>) {
+    let dir = repo().join("recipes").join(name);
+    let manifest = Manifest::from_toml(&std::fs::read_to_string(dir.join("recipe.toml")).unwrap(), name).unwrap();
+    let wasm = dir.join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}. Build the recipes first: euphrosyne recipe build recipes/{name} (scripts/test does)", wasm.display()));
+    (manifest, bytes)
+}
+
+/// A job for `bytes` pinned to their own digest.
+pub fn job(name: &str, bytes: &[u8], input: RunInput) -> RunJob {
+    RunJob {
+        run_id: format!("run-{name}"),
+        recipe: name.into(),
+        digest: Digest::of(bytes),
+        bytes: Arc::from(bytes),
+        capabilities: Capabilities::default(),
+        limits: Limits::default(),
+        config: BTreeMap::new(),
+        input,
+    }
+}
+
+/// A job for a bundled recipe, with its manifest's grants, limits and config.
+pub fn bundled_job(name: &str, input: RunInput) -> RunJob {
+    let (m, bytes) = bundled(name);
+    RunJob {
+        capabilities: m.capabilities.clone(),
+        limits: m.limits,
+        config: m.config.clone(),
+        digest: m.digest.expect("built recipes pin a digest"),
+        ..job(name, &bytes, input)
+    }
+}
+
+/// An incident of one firing alert.
+pub fn incident(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Incident {
+    let body = serde_json::json!({
+        "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+    });
+    euphrosyne::alert::incident_from_json(body.to_string().as_bytes(), "inc-test", "2026-11-24T00:00:00Z").unwrap()
+}
+
+/// Debug input.
+pub fn debug(labels: &[(&str, &str)]) -> RunInput {
+    RunInput::Debug(incident(labels, &[]))
+}
+
+/// Action input.
+pub fn act(action: &str, params: serde_json::Value) -> RunInput {
+    RunInput::Action(ActionRequest { incident: incident(&[("alertname", "Test")], &[]), action: action.into(), parameters: params, approved_by: "tester".into() })
+}
+
+/// A loopback HTTP/1.1 server answering every request with `status` and `body`; counts requests.
+pub struct HttpServer {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl HttpServer {
+    pub fn start(status: u16, body: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        HttpServer { port, hits }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
