@@ -20,7 +20,9 @@ fn repo() -> std::path::PathBuf {
 }
 
 fn target() -> std::path::PathBuf {
-    std::env::var("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|_| repo().join("target"))
+    std::env::var("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| repo().join("target"))
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -44,7 +46,14 @@ print(json.dumps({"verdict": "identified", "summary": "all good: %d alert(s)" % 
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let names = ["pod-crashloop", "node-not-ready", "http-probe", "restart-workload", "cordon-node", "open-ticket"];
+    let names = [
+        "pod-crashloop",
+        "node-not-ready",
+        "http-probe",
+        "restart-workload",
+        "cordon-node",
+        "open-ticket",
+    ];
     println!("## Sandbox (`scripts/bench-sandbox`)\n");
     println!("| recipe | .wasm size | cold start p50 (verify + compile + instantiate + call) | of which compile |");
     println!("|---|---|---|---|");
@@ -52,7 +61,9 @@ async fn main() {
     for name in names {
         let dir = repo().join("recipes").join(name);
         let m = Manifest::from_toml(&std::fs::read_to_string(dir.join("recipe.toml")).unwrap(), name).unwrap();
-        let bytes: Arc<[u8]> = std::fs::read(dir.join(format!("{name}.wasm"))).expect("build the recipes first").into();
+        let bytes: Arc<[u8]> = std::fs::read(dir.join(format!("{name}.wasm")))
+            .expect("build the recipes first")
+            .into();
         let input = match m.kind {
             euphrosyne::manifest::Kind::Debug => RunInput::Debug(incident()),
             euphrosyne::manifest::Kind::Action => RunInput::Action(euphrosyne::model::ActionRequest {
@@ -62,7 +73,16 @@ async fn main() {
                 approved_by: "bench".into(),
             }),
         };
-        let job = RunJob { run_id: "bench".into(), recipe: name.into(), digest: Digest::of(&bytes), bytes: bytes.clone(), capabilities: m.capabilities.clone(), limits: m.limits, config: m.config.clone(), input };
+        let job = RunJob {
+            run_id: "bench".into(),
+            recipe: name.into(),
+            digest: Digest::of(&bytes),
+            bytes: bytes.clone(),
+            capabilities: m.capabilities.clone(),
+            limits: m.limits,
+            config: m.config.clone(),
+            input,
+        };
         let mut totals = vec![];
         let mut compiles = vec![];
         for _ in 0..5 {
@@ -74,7 +94,12 @@ async fn main() {
         }
         totals.sort();
         compiles.sort();
-        println!("| {name} | {} KiB | {:.1} ms | {:.1} ms |", bytes.len().div_ceil(1024), pct(&totals, 0.5).as_secs_f64() * 1e3, pct(&compiles, 0.5).as_secs_f64() * 1e3);
+        println!(
+            "| {name} | {} KiB | {:.1} ms | {:.1} ms |",
+            bytes.len().div_ceil(1024),
+            pct(&totals, 0.5).as_secs_f64() * 1e3,
+            pct(&compiles, 0.5).as_secs_f64() * 1e3
+        );
     }
 
     // Warm: the trivial debugger (hostile guest, mode ok), compiled once.
@@ -85,7 +110,12 @@ async fn main() {
         recipe: "trivial".into(),
         digest: Digest::of(&bytes),
         bytes,
-        capabilities: Capabilities { http: vec!["x.invalid".into()], secrets: vec!["x".into()], kubernetes: vec![KubeVerb::Get], dirs: vec![] },
+        capabilities: Capabilities {
+            http: vec!["x.invalid".into()],
+            secrets: vec!["x".into()],
+            kubernetes: vec![KubeVerb::Get],
+            dirs: vec![],
+        },
         limits: Limits::default(),
         config: BTreeMap::from([("mode".to_string(), "ok".to_string())]),
         input: RunInput::Debug(incident()),
@@ -111,7 +141,12 @@ async fn main() {
     let payload = serde_json::to_vec(&incident()).unwrap();
     for _ in 0..50 {
         let t = Instant::now();
-        let mut child = Command::new("python3").args(["-c", PY]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("python3");
+        let mut child = Command::new("python3")
+            .args(["-c", PY])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
         child.stdin.take().unwrap().write_all(&payload).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("all good: 1 alert(s)"));
@@ -120,9 +155,24 @@ async fn main() {
     py.sort();
     println!("\n| warm call, trivial debugger ({n} calls) | p50 | p99 |");
     println!("|---|---|---|");
-    println!("| whole run (verify + cached lookup + instantiate + call + classify) | {} | {} |", us(pct(&warm, 0.5)), us(pct(&warm, 0.99)));
-    println!("| of which instantiate | {} | {} |", us(pct(&inst, 0.5)), us(pct(&inst, 0.99)));
+    println!(
+        "| whole run (verify + cached lookup + instantiate + call + classify) | {} | {} |",
+        us(pct(&warm, 0.5)),
+        us(pct(&warm, 0.99))
+    );
+    println!(
+        "| of which instantiate | {} | {} |",
+        us(pct(&inst, 0.5)),
+        us(pct(&inst, 0.99))
+    );
     println!("| of which call | {} | {} |", us(pct(&call, 0.5)), us(pct(&call, 0.99)));
-    println!("| python3 subprocess per call (50 calls) | {} | {} |", us(pct(&py, 0.5)), us(pct(&py, 0.99)));
-    println!("\nratio python3 subprocess / warm sandbox run (p50): {:.0}×", pct(&py, 0.5).as_secs_f64() / pct(&warm, 0.5).as_secs_f64());
+    println!(
+        "| python3 subprocess per call (50 calls) | {} | {} |",
+        us(pct(&py, 0.5)),
+        us(pct(&py, 0.99))
+    );
+    println!(
+        "\nratio python3 subprocess / warm sandbox run (p50): {:.0}×",
+        pct(&py, 0.5).as_secs_f64() / pct(&warm, 0.5).as_secs_f64()
+    );
 }

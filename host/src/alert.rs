@@ -96,18 +96,26 @@ fn common_labels(alerts: &[Alert]) -> BTreeMap<String, String> {
 
 /// Parse a webhook body, one alert, or a generic alert into an incident with id `id`.
 pub fn incident_from_json(body: &[u8], id: &str, now_rfc3339: &str) -> Result<Incident, Error> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Error::Alert(format!("not JSON: {e}")))?;
-    let obj = value.as_object().ok_or_else(|| Error::Alert("expected a JSON object".into()))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Error::Alert(format!("not JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| Error::Alert("expected a JSON object".into()))?;
     if obj.contains_key("alerts") {
         let hook: Webhook = parse_as(&value)?;
         if hook.version != "4" {
-            return Err(Error::Alert(format!("field `version`: unsupported webhook version `{}`; Euphrosyne speaks version \"4\"", hook.version)));
+            return Err(Error::Alert(format!(
+                "field `version`: unsupported webhook version `{}`; Euphrosyne speaks version \"4\"",
+                hook.version
+            )));
         }
         if hook.alerts.is_empty() {
             return Err(Error::Alert("field `alerts`: empty; nothing to do".into()));
         }
-        let source = if hook.org_id.is_some() { "grafana" } else { "alertmanager" };
+        let source = if hook.org_id.is_some() {
+            "grafana"
+        } else {
+            "alertmanager"
+        };
         let mut alerts = hook.alerts;
         for (i, a) in alerts.iter_mut().enumerate() {
             if a.labels.is_empty() {
@@ -117,14 +125,27 @@ pub fn incident_from_json(body: &[u8], id: &str, now_rfc3339: &str) -> Result<In
                 a.fingerprint = fingerprint(&a.labels);
             }
         }
-        let common = if hook.common_labels.is_empty() { common_labels(&alerts) } else { hook.common_labels };
-        return Ok(Incident { id: id.into(), source: source.into(), alerts, common_labels: common });
+        let common = if hook.common_labels.is_empty() {
+            common_labels(&alerts)
+        } else {
+            hook.common_labels
+        };
+        return Ok(Incident {
+            id: id.into(),
+            source: source.into(),
+            alerts,
+            common_labels: common,
+        });
     }
     let g: GenericAlert = parse_as(&value)?;
     if !g.labels.contains_key("alertname") {
         return Err(Error::Alert("field `labels.alertname`: required".into()));
     }
-    let fp = if g.fingerprint.is_empty() { fingerprint(&g.labels) } else { g.fingerprint };
+    let fp = if g.fingerprint.is_empty() {
+        fingerprint(&g.labels)
+    } else {
+        g.fingerprint
+    };
     let alert = Alert {
         status: g.status.unwrap_or(AlertStatus::Firing),
         starts_at: g.starts_at.unwrap_or_else(|| now_rfc3339.to_string()),
@@ -135,7 +156,12 @@ pub fn incident_from_json(body: &[u8], id: &str, now_rfc3339: &str) -> Result<In
         annotations: g.annotations,
     };
     let common = alert.labels.clone();
-    Ok(Incident { id: id.into(), source: "generic".into(), alerts: vec![alert], common_labels: common })
+    Ok(Incident {
+        id: id.into(),
+        source: "generic".into(),
+        alerts: vec![alert],
+        common_labels: common,
+    })
 }
 
 #[cfg(test)]
@@ -160,7 +186,12 @@ mod tests {
 
     #[test]
     fn parses_generic_alerts() {
-        let i = incident_from_json(br#"{"labels":{"alertname":"DiskFull","instance":"db-1"}}"#, "i", "2026-01-01T00:00:00Z").unwrap();
+        let i = incident_from_json(
+            br#"{"labels":{"alertname":"DiskFull","instance":"db-1"}}"#,
+            "i",
+            "2026-01-01T00:00:00Z",
+        )
+        .unwrap();
         assert_eq!(i.source, "generic");
         assert_eq!(i.alerts[0].status, AlertStatus::Firing);
         assert_eq!(i.alerts[0].starts_at, "2026-01-01T00:00:00Z");
@@ -172,9 +203,17 @@ mod tests {
         let bad = HOOK.replace(r#""status":"firing","labels""#, r#""status":"burning","labels""#);
         let err = incident_from_json(bad.as_bytes(), "i", "now").unwrap_err().to_string();
         assert!(err.contains("alerts[0].status"), "{err}");
-        let err = incident_from_json(br#"{"labels":{"x":"y"}}"#, "i", "now").unwrap_err().to_string();
+        let err = incident_from_json(br#"{"labels":{"x":"y"}}"#, "i", "now")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("labels.alertname"), "{err}");
-        let err = incident_from_json(HOOK.replace(r#""version":"4""#, r#""version":"3""#).as_bytes(), "i", "now").unwrap_err().to_string();
+        let err = incident_from_json(
+            HOOK.replace(r#""version":"4""#, r#""version":"3""#).as_bytes(),
+            "i",
+            "now",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("version"), "{err}");
         assert!(incident_from_json(b"[1]", "i", "now").is_err());
         assert!(incident_from_json(b"{", "i", "now").is_err());

@@ -80,11 +80,18 @@ mod tests {
     #[test]
     fn round_trips_and_verifies() {
         let d = Digest::of(b"hello");
-        assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(
+            d.to_string(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         assert!(d.verify(b"hello").is_ok());
         assert_eq!(d.verify(b"hellO").unwrap_err(), Digest::of(b"hellO"));
         assert!("sha256:zz".parse::<Digest>().is_err());
-        assert!("md5:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".parse::<Digest>().is_err());
+        assert!(
+            "md5:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 }

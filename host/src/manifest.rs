@@ -124,13 +124,21 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { timeout_ms: 10_000, memory_mib: 64, output_bytes: 64 * 1024 }
+        Limits {
+            timeout_ms: 10_000,
+            memory_mib: 64,
+            output_bytes: 64 * 1024,
+        }
     }
 }
 
 impl Limits {
     /// The host's ceilings: a manifest asking for more is refused at load time.
-    pub const MAX: Limits = Limits { timeout_ms: 300_000, memory_mib: 1024, output_bytes: 4 * 1024 * 1024 };
+    pub const MAX: Limits = Limits {
+        timeout_ms: 300_000,
+        memory_mib: 1024,
+        output_bytes: 4 * 1024 * 1024,
+    };
 }
 
 /// A parsed, validated manifest.
@@ -179,7 +187,11 @@ mod opt_digest {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Digest>, D::Error> {
         let s = String::deserialize(d)?;
-        if s.is_empty() { Ok(None) } else { s.parse().map(Some).map_err(serde::de::Error::custom) }
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse().map(Some).map_err(serde::de::Error::custom)
+        }
     }
 }
 
@@ -187,7 +199,9 @@ mod opt_digest {
 pub fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -195,8 +209,14 @@ pub fn is_dns_label(name: &str) -> bool {
 impl Manifest {
     /// Parse and validate TOML text; `origin` names the file or ConfigMap in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, Error> {
-        let m: Manifest = toml::from_str(text).map_err(|e| Error::Manifest { path: origin.into(), message: e.to_string() })?;
-        m.validate().map_err(|message| Error::Manifest { path: origin.into(), message })?;
+        let m: Manifest = toml::from_str(text).map_err(|e| Error::Manifest {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        m.validate().map_err(|message| Error::Manifest {
+            path: origin.into(),
+            message,
+        })?;
         Ok(m)
     }
 
@@ -212,7 +232,10 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), String> {
         if !is_dns_label(&self.name) {
-            return Err(format!("name `{}` must be a DNS-1123 label (lowercase letters, digits and `-`, at most 63)", self.name));
+            return Err(format!(
+                "name `{}` must be a DNS-1123 label (lowercase letters, digits and `-`, at most 63)",
+                self.name
+            ));
         }
         match self.kind {
             Kind::Debug if self.matchers.is_empty() => {
@@ -240,7 +263,11 @@ impl Manifest {
         }
         for d in &self.capabilities.dirs {
             if !d.host.is_absolute() || !d.guest.starts_with('/') {
-                return Err(format!("capabilities.dirs: `{}` → `{}`: both paths must be absolute", d.host.display(), d.guest));
+                return Err(format!(
+                    "capabilities.dirs: `{}` → `{}`: both paths must be absolute",
+                    d.host.display(),
+                    d.guest
+                ));
             }
         }
         let (l, max) = (self.limits, Limits::MAX);
@@ -278,7 +305,13 @@ timeout_ms = 5000
         let m = Manifest::from_toml(POD, "recipe.toml").unwrap();
         assert_eq!(m.kind, Kind::Debug);
         assert_eq!(m.digest, None);
-        assert_eq!(m.limits, Limits { timeout_ms: 5000, ..Limits::default() });
+        assert_eq!(
+            m.limits,
+            Limits {
+                timeout_ms: 5000,
+                ..Limits::default()
+            }
+        );
         assert_eq!(m.capabilities.kubernetes.len(), 4);
         let back = Manifest::from_toml(&m.to_toml(), "round trip").unwrap();
         assert_eq!(back, m);

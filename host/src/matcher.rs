@@ -39,9 +39,14 @@ pub struct Matcher {
 impl Matcher {
     /// Parse one matcher.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let err = |reason: &str| Error::Matcher { matcher: text.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| Error::Matcher {
+            matcher: text.to_string(),
+            reason: reason.to_string(),
+        };
         let t = text.trim();
-        let op_at = t.find(['=', '!']).ok_or_else(|| err("expected an operator: =, !=, =~ or !~"))?;
+        let op_at = t
+            .find(['=', '!'])
+            .ok_or_else(|| err("expected an operator: =, !=, =~ or !~"))?;
         let name = t[..op_at].trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(err("the label name must be [a-zA-Z0-9_]+"));
@@ -60,12 +65,17 @@ impl Matcher {
         };
         let value = unquote(rest.trim()).ok_or_else(|| err("unterminated or badly escaped quoted value"))?;
         let regex = match op {
-            Op::Re | Op::NotRe => Some(
-                Regex::new(&format!("^(?:{value})$")).map_err(|e| err(&format!("bad regex: {e}")))?,
-            ),
+            Op::Re | Op::NotRe => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| err(&format!("bad regex: {e}")))?)
+            }
             _ => None,
         };
-        Ok(Matcher { name: name.to_string(), op, value, regex })
+        Ok(Matcher {
+            name: name.to_string(),
+            op,
+            value,
+            regex,
+        })
     }
 
     /// Does the label set satisfy this matcher?
@@ -94,7 +104,9 @@ impl fmt::Display for Matcher {
 }
 
 fn unquote(v: &str) -> Option<String> {
-    let Some(inner) = v.strip_prefix('"') else { return Some(v.to_string()) };
+    let Some(inner) = v.strip_prefix('"') else {
+        return Some(v.to_string());
+    };
     let inner = inner.strip_suffix('"')?;
     let mut out = String::new();
     let mut chars = inner.chars();
@@ -122,7 +134,11 @@ pub struct Matchers(pub Vec<Matcher>);
 impl Matchers {
     /// Parse every matcher; the first bad one is the error.
     pub fn parse<S: AsRef<str>>(texts: &[S]) -> Result<Self, Error> {
-        texts.iter().map(|t| Matcher::parse(t.as_ref())).collect::<Result<_, _>>().map(Matchers)
+        texts
+            .iter()
+            .map(|t| Matcher::parse(t.as_ref()))
+            .collect::<Result<_, _>>()
+            .map(Matchers)
     }
 
     /// All matchers hold (an empty set selects nothing: a debugger must say what it handles).
@@ -155,7 +171,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_matchers() {
-        for bad in ["alertname", r#"alertname=~"(""#, r#"alert name="x""#, r#"a="unterminated"#, "=x"] {
+        for bad in [
+            "alertname",
+            r#"alertname=~"(""#,
+            r#"alert name="x""#,
+            r#"a="unterminated"#,
+            "=x",
+        ] {
             assert!(Matcher::parse(bad).is_err(), "{bad}");
         }
         assert!(!Matchers::default().matches(&labels(&[])));

@@ -66,12 +66,23 @@ pub fn configmap_name(name: &str) -> String {
 /// Pack `manifest` and `component` into ConfigMap YAML. The manifest's digest must be set and
 /// match the bytes.
 pub fn pack(manifest: &Manifest, component: &[u8]) -> Result<String, Error> {
-    let err = |message: String| Error::Recipe { name: manifest.name.clone(), message };
+    let err = |message: String| Error::Recipe {
+        name: manifest.name.clone(),
+        message,
+    };
     let digest = Digest::of(component);
     match manifest.digest {
         Some(d) if d == digest => {}
-        Some(d) => return Err(err(format!("the manifest pins {d} but the component is {digest}; run `euphrosyne recipe build` again"))),
-        None => return Err(err("the manifest has no digest; run `euphrosyne recipe build` first".into())),
+        Some(d) => {
+            return Err(err(format!(
+                "the manifest pins {d} but the component is {digest}; run `euphrosyne recipe build` again"
+            )));
+        }
+        None => {
+            return Err(err(
+                "the manifest has no digest; run `euphrosyne recipe build` first".into()
+            ));
+        }
     }
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut cm = ConfigMap {
@@ -86,7 +97,11 @@ pub fn pack(manifest: &Manifest, component: &[u8]) -> Result<String, Error> {
                 ("app.kubernetes.io/part-of".into(), "euphrosyne".into()),
             ]
             .into(),
-            annotations: [("euphrosyne.io/digest".to_string(), digest.to_string()), ("euphrosyne.io/version".into(), manifest.version.clone())].into(),
+            annotations: [
+                ("euphrosyne.io/digest".to_string(), digest.to_string()),
+                ("euphrosyne.io/version".into(), manifest.version.clone()),
+            ]
+            .into(),
         },
         data: [("recipe.toml".to_string(), manifest.to_toml())].into(),
         binary_data: [("component.wasm".to_string(), b64(component))].into(),
@@ -101,26 +116,46 @@ pub fn pack(manifest: &Manifest, component: &[u8]) -> Result<String, Error> {
         if yaml.len() + HEADROOM > MAX_OBJECT_BYTES {
             return Err(err(format!(
                 "does not fit in a ConfigMap even compressed: component {} bytes, gzip {} bytes, ConfigMap {} bytes (+{} headroom) > {} bytes. Build with the recipe profile (opt-level = \"s\", lto, strip) and drop heavy dependencies.",
-                component.len(), compressed.len(), yaml.len(), HEADROOM, MAX_OBJECT_BYTES
+                component.len(),
+                compressed.len(),
+                yaml.len(),
+                HEADROOM,
+                MAX_OBJECT_BYTES
             )));
         }
     }
-    Ok(format!("# Packed by `euphrosyne recipe pack`: recipe {} {} ({digest}).\n{yaml}", manifest.name, manifest.version))
+    Ok(format!(
+        "# Packed by `euphrosyne recipe pack`: recipe {} {} ({digest}).\n{yaml}",
+        manifest.name, manifest.version
+    ))
 }
 
 /// Read a packed recipe from ConfigMap YAML or JSON: its manifest and component bytes. The
 /// bytes are not verified here; the sandbox verifies them against the pinned digest per run.
 pub fn unpack(text: &str, origin: &str) -> Result<(Manifest, Vec<u8>), Error> {
-    let cm: ConfigMap = serde_yaml::from_str(text).map_err(|e| Error::Recipe { name: origin.into(), message: format!("not a ConfigMap: {e}") })?;
+    let cm: ConfigMap = serde_yaml::from_str(text).map_err(|e| Error::Recipe {
+        name: origin.into(),
+        message: format!("not a ConfigMap: {e}"),
+    })?;
     unpack_configmap(&cm, origin)
 }
 
 /// [`unpack`] for an already parsed ConfigMap.
 pub fn unpack_configmap(cm: &ConfigMap, origin: &str) -> Result<(Manifest, Vec<u8>), Error> {
-    let err = |message: String| Error::Recipe { name: origin.into(), message };
-    let toml = cm.data.get("recipe.toml").ok_or_else(|| err("no data[\"recipe.toml\"]".into()))?;
+    let err = |message: String| Error::Recipe {
+        name: origin.into(),
+        message,
+    };
+    let toml = cm
+        .data
+        .get("recipe.toml")
+        .ok_or_else(|| err("no data[\"recipe.toml\"]".into()))?;
     let manifest = Manifest::from_toml(toml, origin)?;
-    let decode = |s: &str| base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| err(format!("binaryData is not base64: {e}")));
+    let decode = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|e| err(format!("binaryData is not base64: {e}")))
+    };
     let bytes = if let Some(b) = cm.binary_data.get("component.wasm") {
         decode(b)?
     } else if let Some(b) = cm.binary_data.get("component.wasm.gz") {
@@ -131,11 +166,15 @@ pub fn unpack_configmap(cm: &ConfigMap, origin: &str) -> Result<(Manifest, Vec<u
             .read_to_end(&mut out)
             .map_err(|e| err(format!("component.wasm.gz does not decompress: {e}")))?;
         if out.len() > MAX_COMPONENT_BYTES {
-            return Err(err(format!("component decompresses past {MAX_COMPONENT_BYTES} bytes; refusing")));
+            return Err(err(format!(
+                "component decompresses past {MAX_COMPONENT_BYTES} bytes; refusing"
+            )));
         }
         out
     } else {
-        return Err(err("no binaryData[\"component.wasm\"] or [\"component.wasm.gz\"]".into()));
+        return Err(err(
+            "no binaryData[\"component.wasm\"] or [\"component.wasm.gz\"]".into()
+        ));
     };
     Ok((manifest, bytes))
 }
@@ -145,7 +184,11 @@ mod tests {
     use super::*;
 
     fn manifest(bytes: &[u8]) -> Manifest {
-        let mut m = Manifest::from_toml("name = \"x\"\nkind = \"action\"\nversion = \"1\"\nactions = [\"x\"]\n", "t").unwrap();
+        let mut m = Manifest::from_toml(
+            "name = \"x\"\nkind = \"action\"\nversion = \"1\"\nactions = [\"x\"]\n",
+            "t",
+        )
+        .unwrap();
         m.digest = Some(Digest::of(bytes));
         m
     }
@@ -166,7 +209,14 @@ mod tests {
     fn refuses_what_cannot_fit_and_unbuilt_manifests() {
         // Incompressible bytes: a xorshift stream.
         let mut x = 0x2545F4914F6CDD1Du64;
-        let noise: Vec<u8> = (0..(1 << 20)).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+        let noise: Vec<u8> = (0..(1 << 20))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
         let err = pack(&manifest(&noise), &noise).unwrap_err().to_string();
         assert!(err.contains("does not fit") && err.contains("gzip"), "{err}");
         let mut m = manifest(b"a");

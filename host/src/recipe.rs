@@ -28,13 +28,28 @@ impl Recipe {
     /// A recipe from a manifest and bytes. The manifest must pin a digest and the bytes must
     /// match it: a recipe whose bytes are not what its manifest says is never loaded.
     pub fn new(manifest: Manifest, bytes: Vec<u8>, origin: &str) -> Result<Self, Error> {
-        let err = |message: String| Error::Recipe { name: manifest.name.clone(), message };
-        let digest = manifest.digest.ok_or_else(|| err(format!("{origin}: the manifest pins no digest; run `euphrosyne recipe build`")))?;
+        let err = |message: String| Error::Recipe {
+            name: manifest.name.clone(),
+            message,
+        };
+        let digest = manifest.digest.ok_or_else(|| {
+            err(format!(
+                "{origin}: the manifest pins no digest; run `euphrosyne recipe build`"
+            ))
+        })?;
         if let Err(actual) = digest.verify(&bytes) {
-            return Err(err(format!("{origin}: the component is {actual}, the manifest pins {digest}; rebuild and re-pack")));
+            return Err(err(format!(
+                "{origin}: the component is {actual}, the manifest pins {digest}; rebuild and re-pack"
+            )));
         }
         let matchers = manifest.parsed_matchers();
-        Ok(Recipe { manifest, digest, bytes: bytes.into(), origin: origin.into(), matchers })
+        Ok(Recipe {
+            manifest,
+            digest,
+            bytes: bytes.into(),
+            origin: origin.into(),
+            matchers,
+        })
     }
 
     /// The recipe's name.
@@ -67,12 +82,25 @@ impl Recipe {
     }
 }
 
+/// What [`load_dir`] found: the recipes that loaded, and the files that did not with why.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Good recipes, in file-name order.
+    pub recipes: Vec<Recipe>,
+    /// `(file, error)` for each file that did not load.
+    pub errors: Vec<(String, Error)>,
+}
+
 /// Load every packed recipe (`*.yaml`, `*.yml`, `*.json` ConfigMaps) in `dir`. Bad ones are
 /// returned beside the good, by file name, never fatal.
-pub fn load_dir(dir: &Path) -> Result<(Vec<Recipe>, Vec<(String, Error)>), Error> {
+pub fn load_dir(dir: &Path) -> Result<Loaded, Error> {
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -85,12 +113,16 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Recipe>, Vec<(String, Error)>), Error
             .and_then(|text| crate::pack::unpack(&text, &origin))
             .and_then(|(m, bytes)| Recipe::new(m, bytes, &origin));
         match loaded {
-            Ok(r) if good.iter().any(|g: &Recipe| g.name() == r.name()) => {
-                bad.push((origin, Error::Recipe { name: r.name().into(), message: "duplicate recipe name; the first one loaded wins".into() }))
-            }
+            Ok(r) if good.iter().any(|g: &Recipe| g.name() == r.name()) => bad.push((
+                origin,
+                Error::Recipe {
+                    name: r.name().into(),
+                    message: "duplicate recipe name; the first one loaded wins".into(),
+                },
+            )),
             Ok(r) => good.push(r),
             Err(e) => bad.push((origin, e)),
         }
     }
-    Ok((good, bad))
+    Ok(Loaded { recipes: good, errors: bad })
 }

@@ -6,9 +6,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use euphrosyne::capability::secrets::SecretStore;
 use euphrosyne::manifest::{Capabilities, KubeVerb, Limits};
 use euphrosyne::sandbox::{CacheUse, RunResult, RunStatus, Sandbox, SandboxConfig};
-use euphrosyne::capability::secrets::SecretStore;
 
 fn hostile(mode: &str, caps: Capabilities, limits: Limits) -> euphrosyne::sandbox::RunJob {
     let mut j = job("hostile", &guest("hostile"), debug(&[("alertname", "Hostile")]));
@@ -30,45 +30,124 @@ fn hostile_caps() -> Capabilities {
 }
 
 fn tight() -> Limits {
-    Limits { timeout_ms: 500, memory_mib: 32, output_bytes: 64 * 1024 }
+    Limits {
+        timeout_ms: 500,
+        memory_mib: 32,
+        output_bytes: 64 * 1024,
+    }
 }
 
 fn assert_status(r: &RunResult, status: RunStatus, needle: &str) {
-    assert_eq!(r.status, status, "{}: {} (stderr: {})", r.run_id, r.message, r.stderr.chars().take(300).collect::<String>());
-    assert!(r.message.contains(needle), "{}: message `{}` should contain `{needle}`", r.run_id, r.message);
+    assert_eq!(
+        r.status,
+        status,
+        "{}: {} (stderr: {})",
+        r.run_id,
+        r.message,
+        r.stderr.chars().take(300).collect::<String>()
+    );
+    assert!(
+        r.message.contains(needle),
+        "{}: message `{}` should contain `{needle}`",
+        r.run_id,
+        r.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adversarial_suite_in_one_process_then_a_normal_recipe_still_runs() {
     let secrets = SecretStore::from_map([("db-password".to_string(), "hunter2".to_string())].into());
-    let sandbox = Sandbox::new(SandboxConfig { secrets, ..Default::default() }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        secrets,
+        ..Default::default()
+    })
+    .unwrap();
     let server = HttpServer::start(200, "you should not see this");
     let cases: Vec<(&str, RunStatus, &str, Duration)> = vec![
-        ("loop", RunStatus::TimedOut, "limits.timeout_ms = 500", Duration::from_millis(1500)),
-        ("alloc", RunStatus::LimitExceeded, "memory limit", Duration::from_secs(2)),
-        ("print", RunStatus::LimitExceeded, "output limit", Duration::from_secs(2)),
-        ("stack", RunStatus::LimitExceeded, "stack overflow", Duration::from_secs(2)),
+        (
+            "loop",
+            RunStatus::TimedOut,
+            "limits.timeout_ms = 500",
+            Duration::from_millis(1500),
+        ),
+        (
+            "alloc",
+            RunStatus::LimitExceeded,
+            "memory limit",
+            Duration::from_secs(2),
+        ),
+        (
+            "print",
+            RunStatus::LimitExceeded,
+            "output limit",
+            Duration::from_secs(2),
+        ),
+        (
+            "stack",
+            RunStatus::LimitExceeded,
+            "stack overflow",
+            Duration::from_secs(2),
+        ),
         // Rust keeps big frames on a shadow stack in linear memory; overflowing it walks off the
         // bottom of memory, which wasm reports as an out-of-bounds access.
-        ("shadow-stack", RunStatus::Trapped, "out of bounds memory access", Duration::from_secs(2)),
-        ("panic", RunStatus::Trapped, "hostile recipe panicked on purpose", Duration::from_secs(2)),
-        ("file", RunStatus::RecipeError, "cannot open /etc/passwd", Duration::from_secs(2)),
-        ("http", RunStatus::Denied, "not in capabilities.http", Duration::from_secs(2)),
-        ("secret", RunStatus::Denied, "secret `db-password` is not granted", Duration::from_secs(2)),
-        ("kube-write", RunStatus::Denied, "not granted (capabilities.kubernetes)", Duration::from_secs(2)),
-        ("big-result", RunStatus::LimitExceeded, "over limits.output_bytes", Duration::from_secs(2)),
+        (
+            "shadow-stack",
+            RunStatus::Trapped,
+            "out of bounds memory access",
+            Duration::from_secs(2),
+        ),
+        (
+            "panic",
+            RunStatus::Trapped,
+            "hostile recipe panicked on purpose",
+            Duration::from_secs(2),
+        ),
+        (
+            "file",
+            RunStatus::RecipeError,
+            "cannot open /etc/passwd",
+            Duration::from_secs(2),
+        ),
+        (
+            "http",
+            RunStatus::Denied,
+            "not in capabilities.http",
+            Duration::from_secs(2),
+        ),
+        (
+            "secret",
+            RunStatus::Denied,
+            "secret `db-password` is not granted",
+            Duration::from_secs(2),
+        ),
+        (
+            "kube-write",
+            RunStatus::Denied,
+            "not granted (capabilities.kubernetes)",
+            Duration::from_secs(2),
+        ),
+        (
+            "big-result",
+            RunStatus::LimitExceeded,
+            "over limits.output_bytes",
+            Duration::from_secs(2),
+        ),
     ];
     for (mode, status, needle, within) in &cases {
         let mut j = hostile(mode, hostile_caps(), tight());
         if *mode == "http" {
-            j.config.insert("url".into(), format!("http://127.0.0.1:{}/", server.port));
+            j.config
+                .insert("url".into(), format!("http://127.0.0.1:{}/", server.port));
         }
         let started = Instant::now();
         let r = sandbox.run(&j).await;
         let took = started.elapsed();
         assert_status(&r, *status, needle);
         assert!(took < *within, "{mode} took {took:?}, limit {within:?}");
-        assert!(!format!("{r:?}").contains("hunter2") && !format!("{r:?}").contains("LEAKED"), "{mode} leaked: {r:?}");
+        assert!(
+            !format!("{r:?}").contains("hunter2") && !format!("{r:?}").contains("LEAKED"),
+            "{mode} leaked: {r:?}"
+        );
     }
     assert_eq!(server.hits(), 0, "the denied request never left the host");
 
@@ -80,11 +159,17 @@ async fn adversarial_suite_in_one_process_then_a_normal_recipe_still_runs() {
     // An import the manifest does not grant is refused before instantiation, naming it.
     let r = sandbox.run(&hostile("ok", Capabilities::default(), tight())).await;
     assert_status(&r, RunStatus::Denied, "which its manifest does not grant");
-    assert!(r.message.contains("euphrosyne:recipe/") || r.message.contains("wasi:http/"), "{}", r.message);
+    assert!(
+        r.message.contains("euphrosyne:recipe/") || r.message.contains("wasi:http/"),
+        "{}",
+        r.message
+    );
     assert_eq!(r.timings.instantiate_us, 0);
 
     // Another WIT version.
-    let r = sandbox.run(&job("future-wit", &guest("future-wit"), debug(&[("alertname", "X")]))).await;
+    let r = sandbox
+        .run(&job("future-wit", &guest("future-wit"), debug(&[("alertname", "X")])))
+        .await;
     assert_status(&r, RunStatus::Incompatible, "euphrosyne:recipe@0.2.0");
     assert!(r.message.contains("euphrosyne:recipe@0.1.0"), "{}", r.message);
 
@@ -95,15 +180,26 @@ async fn adversarial_suite_in_one_process_then_a_normal_recipe_still_runs() {
     let r = sandbox.run(&tampered).await;
     assert_status(&r, RunStatus::DigestMismatch, "digest mismatch: pinned sha256:");
     assert_eq!(r.timings.compile_us, 0, "nothing past verification ran");
-    let r = sandbox.run(&job("truncated", &good[..good.len() / 2], debug(&[("alertname", "X")]))).await;
+    let r = sandbox
+        .run(&job("truncated", &good[..good.len() / 2], debug(&[("alertname", "X")])))
+        .await;
     assert_status(&r, RunStatus::InvalidModule, "not a valid WebAssembly component");
     let mut x = 0x9E3779B97F4A7C15u64;
-    let noise: Vec<u8> = (0..50_000).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+    let noise: Vec<u8> = (0..50_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
     let r = sandbox.run(&job("random", &noise, debug(&[("alertname", "X")]))).await;
     assert_status(&r, RunStatus::InvalidModule, "not a valid WebAssembly component");
 
     // An actor asked to debug.
-    let r = sandbox.run(&bundled_job("cordon-node", debug(&[("alertname", "X")]))).await;
+    let r = sandbox
+        .run(&bundled_job("cordon-node", debug(&[("alertname", "X")])))
+        .await;
     assert_status(&r, RunStatus::InvalidModule, "does not export `debug`");
 
     // After all of that, the same process still runs a normal recipe correctly, repeatedly.
@@ -120,7 +216,8 @@ async fn http_probe_reaches_only_its_allow_list() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     let server = HttpServer::start(503, "upstream down");
     let url = format!("http://127.0.0.1:{}/health", server.port);
-    let input = || euphrosyne::sandbox::RunInput::Debug(incident(&[("alertname", "EndpointDown")], &[("probe_url", &url)]));
+    let input =
+        || euphrosyne::sandbox::RunInput::Debug(incident(&[("alertname", "EndpointDown")], &[("probe_url", &url)]));
 
     let mut j = bundled_job("http-probe", input());
     j.capabilities.http = vec![format!("127.0.0.1:{}", server.port)];
@@ -138,7 +235,10 @@ async fn http_probe_reaches_only_its_allow_list() {
     assert!(r.denials[0].contains(&url), "{:?}", r.denials);
     // A wildcard grant never reaches a loopback address, even when the name matches.
     j.capabilities.http = vec!["*.localhost".into()];
-    j.input = euphrosyne::sandbox::RunInput::Debug(incident(&[("alertname", "EndpointDown")], &[("probe_url", &format!("http://x.localhost:{}/", server.port))]));
+    j.input = euphrosyne::sandbox::RunInput::Debug(incident(
+        &[("alertname", "EndpointDown")],
+        &[("probe_url", &format!("http://x.localhost:{}/", server.port))],
+    ));
     j.capabilities.http = vec![format!("*.localhost:{}", server.port)];
     let r = sandbox.run(&j).await;
     assert_eq!(r.status, RunStatus::Denied, "{}", r.message);
@@ -148,13 +248,36 @@ async fn http_probe_reaches_only_its_allow_list() {
 #[tokio::test]
 async fn bundled_recipes_without_a_cluster_fail_clearly() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let r = sandbox.run(&bundled_job("pod-crashloop", debug(&[("alertname", "KubePodCrashLooping"), ("pod", "web-1"), ("namespace", "shop")]))).await;
+    let r = sandbox
+        .run(&bundled_job(
+            "pod-crashloop",
+            debug(&[
+                ("alertname", "KubePodCrashLooping"),
+                ("pod", "web-1"),
+                ("namespace", "shop"),
+            ]),
+        ))
+        .await;
     assert_eq!(r.status, RunStatus::RecipeError);
-    assert!(r.message.contains("no Kubernetes cluster is configured"), "{}", r.message);
-    let r = sandbox.run(&bundled_job("restart-workload", act("restart-workload", serde_json::json!({"namespace": "shop", "name": "web"})))).await;
+    assert!(
+        r.message.contains("no Kubernetes cluster is configured"),
+        "{}",
+        r.message
+    );
+    let r = sandbox
+        .run(&bundled_job(
+            "restart-workload",
+            act(
+                "restart-workload",
+                serde_json::json!({"namespace": "shop", "name": "web"}),
+            ),
+        ))
+        .await;
     assert_eq!(r.status, RunStatus::RecipeError, "{}", r.message);
     // open-ticket without its secrets: the recipe says which one is missing.
-    let r = sandbox.run(&bundled_job("open-ticket", act("open-ticket", serde_json::json!({})))).await;
+    let r = sandbox
+        .run(&bundled_job("open-ticket", act("open-ticket", serde_json::json!({}))))
+        .await;
     assert_eq!(r.status, RunStatus::RecipeError);
     assert!(r.message.contains("jira-url"), "{}", r.message);
 }
@@ -162,11 +285,28 @@ async fn bundled_recipes_without_a_cluster_fail_clearly() {
 #[tokio::test]
 async fn open_ticket_posts_to_jira_with_granted_secrets() {
     // A loopback stand-in for Jira's `POST /rest/api/2/issue` (201 with the created key).
-    let jira = HttpServer::start(201, r#"{"id":"10001","key":"OPS-7","self":"http://jira/rest/api/2/issue/10001"}"#);
+    let jira = HttpServer::start(
+        201,
+        r#"{"id":"10001","key":"OPS-7","self":"http://jira/rest/api/2/issue/10001"}"#,
+    );
     let base = format!("http://127.0.0.1:{}", jira.port);
-    let secrets = SecretStore::from_map([("jira-url".to_string(), base.clone()), ("jira-user".into(), "bot".into()), ("jira-token".into(), "t".into())].into());
-    let sandbox = Sandbox::new(SandboxConfig { secrets, ..Default::default() }).unwrap();
-    let mut j = bundled_job("open-ticket", act("open-ticket", serde_json::json!({"summary": "web down"})));
+    let secrets = SecretStore::from_map(
+        [
+            ("jira-url".to_string(), base.clone()),
+            ("jira-user".into(), "bot".into()),
+            ("jira-token".into(), "t".into()),
+        ]
+        .into(),
+    );
+    let sandbox = Sandbox::new(SandboxConfig {
+        secrets,
+        ..Default::default()
+    })
+    .unwrap();
+    let mut j = bundled_job(
+        "open-ticket",
+        act("open-ticket", serde_json::json!({"summary": "web down"})),
+    );
     j.capabilities.http = vec![format!("127.0.0.1:{}", jira.port)];
     let r = sandbox.run(&j).await;
     assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
@@ -180,7 +320,10 @@ async fn open_ticket_posts_to_jira_with_granted_secrets() {
 async fn compiled_components_are_cached_in_memory_and_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let cfg = || SandboxConfig { cache_dir: Some(cache.clone()), ..Default::default() };
+    let cfg = || SandboxConfig {
+        cache_dir: Some(cache.clone()),
+        ..Default::default()
+    };
     let j = hostile("ok", hostile_caps(), tight());
     let first = Sandbox::new(cfg()).unwrap();
     assert_eq!(first.run(&j).await.cache, CacheUse::Compiled);

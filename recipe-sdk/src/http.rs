@@ -39,7 +39,9 @@ impl From<HttpError> for RecipeError {
 }
 
 fn err(message: impl Into<String>) -> HttpError {
-    HttpError { message: message.into() }
+    HttpError {
+        message: message.into(),
+    }
 }
 
 /// An outgoing request. Build it, then [`send`](Request::send).
@@ -60,7 +62,13 @@ pub struct Request {
 impl Request {
     /// A request with `method` to `url`.
     pub fn new(method: &str, url: &str) -> Self {
-        Request { method: method.to_uppercase(), url: url.into(), headers: vec![], body: vec![], timeout_ms: 10_000 }
+        Request {
+            method: method.to_uppercase(),
+            url: url.into(),
+            headers: vec![],
+            body: vec![],
+            timeout_ms: 10_000,
+        }
     }
     /// A GET request.
     pub fn get(url: &str) -> Self {
@@ -131,7 +139,11 @@ pub struct Response {
 impl Response {
     /// A response with `status` and `body`, for tests.
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Response { status, headers: vec![], body: body.into() }
+        Response {
+            status,
+            headers: vec![],
+            body: body.into(),
+        }
     }
     /// 2xx?
     pub fn is_success(&self) -> bool {
@@ -166,7 +178,9 @@ pub struct Url {
 impl Url {
     /// Parse an absolute `http(s)://` URL.
     pub fn parse(url: &str) -> Result<Url, HttpError> {
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| err(format!("`{url}` is not an absolute URL")))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| err(format!("`{url}` is not an absolute URL")))?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(err(format!("`{url}`: only http and https are supported")));
@@ -174,11 +188,21 @@ impl Url {
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
         if authority.is_empty() || authority.contains('@') {
-            return Err(err(format!("`{url}`: missing host, or credentials in the URL (use basic_auth)")));
+            return Err(err(format!(
+                "`{url}`: missing host, or credentials in the URL (use basic_auth)"
+            )));
         }
         let path = path.split('#').next().unwrap_or("");
-        let path_with_query = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
-        Ok(Url { scheme, authority: authority.to_string(), path_with_query })
+        let path_with_query = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
+        Ok(Url {
+            scheme,
+            authority: authority.to_string(),
+            path_with_query,
+        })
     }
 }
 
@@ -207,8 +231,11 @@ fn wasi_send(req: &Request, url: &Url) -> Result<Response, HttpError> {
     };
     use wasi::io::streams::StreamError;
 
-    let entries: Vec<(String, Vec<u8>)> =
-        req.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    let entries: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
     let headers = Fields::from_list(&entries).map_err(|e| err(format!("bad header: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
     let method = match req.method.as_str() {
@@ -222,15 +249,25 @@ fn wasi_send(req: &Request, url: &Url) -> Result<Response, HttpError> {
     };
     let bad = |what: &str| err(format!("invalid {what} in `{}`", req.url));
     outgoing.set_method(&method).map_err(|_| bad("method"))?;
-    let scheme = if url.scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let scheme = if url.scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     outgoing.set_scheme(Some(&scheme)).map_err(|_| bad("scheme"))?;
-    outgoing.set_authority(Some(&url.authority)).map_err(|_| bad("authority"))?;
-    outgoing.set_path_with_query(Some(&url.path_with_query)).map_err(|_| bad("path"))?;
+    outgoing
+        .set_authority(Some(&url.authority))
+        .map_err(|_| bad("authority"))?;
+    outgoing
+        .set_path_with_query(Some(&url.path_with_query))
+        .map_err(|_| bad("path"))?;
     let body = outgoing.body().map_err(|_| err("request body already taken"))?;
     if !req.body.is_empty() {
         let stream = body.write().map_err(|_| err("request body stream unavailable"))?;
         for chunk in req.body.chunks(4096) {
-            stream.blocking_write_and_flush(chunk).map_err(|e| err(format!("writing body: {e:?}")))?;
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|e| err(format!("writing body: {e:?}")))?;
         }
         drop(stream);
     }
@@ -274,7 +311,9 @@ fn wasi_send(req: &Request, url: &Url) -> Result<Response, HttpError> {
 fn describe(e: &wasi::http::types::ErrorCode) -> String {
     use wasi::http::types::ErrorCode as E;
     match e {
-        E::HttpRequestDenied => "request denied by the host: the destination is not in this recipe's http allow-list".into(),
+        E::HttpRequestDenied => {
+            "request denied by the host: the destination is not in this recipe's http allow-list".into()
+        }
         E::ConnectionRefused => "connection refused".into(),
         E::ConnectionTimeout => "connection timed out".into(),
         E::DestinationIpProhibited => "destination address prohibited by the host (private or metadata address)".into(),
@@ -289,7 +328,10 @@ mod tests {
     #[test]
     fn parses_urls() {
         let u = Url::parse("https://example.com:8443/a/b?x=1#frag").unwrap();
-        assert_eq!((u.scheme.as_str(), u.authority.as_str(), u.path_with_query.as_str()), ("https", "example.com:8443", "/a/b?x=1"));
+        assert_eq!(
+            (u.scheme.as_str(), u.authority.as_str(), u.path_with_query.as_str()),
+            ("https", "example.com:8443", "/a/b?x=1")
+        );
         assert_eq!(Url::parse("http://h").unwrap().path_with_query, "/");
         assert!(Url::parse("ftp://h/").is_err());
         assert!(Url::parse("http://user:pw@h/").is_err());

@@ -72,7 +72,9 @@ pub fn get(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -
     #[cfg(target_arch = "wasm32")]
     return parse(crate::bindings::kubernetes::get(api_version, kind, namespace, name).map_err(lift)?);
     #[cfg(not(target_arch = "wasm32"))]
-    parse(crate::testing::mock(|m| m.kube_get(api_version, kind, namespace, name))?)
+    parse(crate::testing::mock(|m| {
+        m.kube_get(api_version, kind, namespace, name)
+    })?)
 }
 
 /// List objects; returns the `items`.
@@ -121,12 +123,20 @@ fn event_time(e: &Value) -> &str {
 }
 
 /// Apply a JSON merge patch (RFC 7386); returns the patched object.
-pub fn patch(api_version: &str, kind: &str, namespace: Option<&str>, name: &str, patch: &Value) -> Result<Value, KubeError> {
+pub fn patch(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    patch: &Value,
+) -> Result<Value, KubeError> {
     let body = patch.to_string();
     #[cfg(target_arch = "wasm32")]
     return parse(crate::bindings::kubernetes::patch(api_version, kind, namespace, name, &body).map_err(lift)?);
     #[cfg(not(target_arch = "wasm32"))]
-    parse(crate::testing::mock(|m| m.kube_patch(api_version, kind, namespace, name, &body))?)
+    parse(crate::testing::mock(|m| {
+        m.kube_patch(api_version, kind, namespace, name, &body)
+    })?)
 }
 
 /// Create an object; returns it as stored.
@@ -135,7 +145,9 @@ pub fn create(api_version: &str, kind: &str, namespace: Option<&str>, object: &V
     #[cfg(target_arch = "wasm32")]
     return parse(crate::bindings::kubernetes::create(api_version, kind, namespace, &body).map_err(lift)?);
     #[cfg(not(target_arch = "wasm32"))]
-    parse(crate::testing::mock(|m| m.kube_create(api_version, kind, namespace, &body))?)
+    parse(crate::testing::mock(|m| {
+        m.kube_create(api_version, kind, namespace, &body)
+    })?)
 }
 
 /// Delete an object.

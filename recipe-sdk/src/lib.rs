@@ -66,6 +66,7 @@ pub const WIT_VERSION: &str = "0.1.0";
 
 /// Raw bindings generated from `wit/recipe.wit`. Prefer the friendly types and helpers.
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     /// Imports and shared types.
     pub mod host {
@@ -127,16 +128,12 @@ pub mod __rt {
     use crate::bindings::types as wit;
 
     /// Called by the `debug` export: converts, runs the author's function, converts back.
-    pub fn run_debug<D: crate::Debugger>(
-        incident: wit::Incident,
-    ) -> Result<wit::Analysis, wit::RecipeError> {
+    pub fn run_debug<D: crate::Debugger>(incident: wit::Incident) -> Result<wit::Analysis, wit::RecipeError> {
         D::debug(incident.into()).map(Into::into).map_err(Into::into)
     }
 
     /// Called by the `act` export.
-    pub fn run_act<A: crate::Actor>(
-        request: wit::ActionRequest,
-    ) -> Result<wit::Outcome, wit::RecipeError> {
+    pub fn run_act<A: crate::Actor>(request: wit::ActionRequest) -> Result<wit::Outcome, wit::RecipeError> {
         let request = crate::ActionRequest::try_from(request)?;
         A::act(request).map(Into::into).map_err(Into::into)
     }
@@ -165,10 +162,8 @@ macro_rules! export_debugger {
             impl $crate::bindings::debugger::Guest for __EuphrosyneDebugger {
                 fn debug(
                     incident: $crate::bindings::types::Incident,
-                ) -> ::core::result::Result<
-                    $crate::bindings::types::Analysis,
-                    $crate::bindings::types::RecipeError,
-                > {
+                ) -> ::core::result::Result<$crate::bindings::types::Analysis, $crate::bindings::types::RecipeError>
+                {
                     $crate::__rt::run_debug::<$ty>(incident)
                 }
             }
@@ -186,10 +181,8 @@ macro_rules! export_actor {
             impl $crate::bindings::actor::Guest for __EuphrosyneActor {
                 fn act(
                     request: $crate::bindings::types::ActionRequest,
-                ) -> ::core::result::Result<
-                    $crate::bindings::types::Outcome,
-                    $crate::bindings::types::RecipeError,
-                > {
+                ) -> ::core::result::Result<$crate::bindings::types::Outcome, $crate::bindings::types::RecipeError>
+                {
                     $crate::__rt::run_act::<$ty>(request)
                 }
             }
@@ -201,8 +194,8 @@ macro_rules! export_actor {
 /// Everything a recipe usually needs: `use recipe_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActionRequest, Actor, Alert, AlertStatus, Analysis, Debugger, Finding, Incident, Outcome,
-        RecipeError, Severity, SuggestedAction, Verdict, config, http, kube, log, secrets,
+        ActionRequest, Actor, Alert, AlertStatus, Analysis, Debugger, Finding, Incident, Outcome, RecipeError,
+        Severity, SuggestedAction, Verdict, config, http, kube, log, secrets,
     };
 }
 
@@ -229,7 +222,12 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]

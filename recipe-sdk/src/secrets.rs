@@ -17,7 +17,10 @@ pub enum SecretError {
 impl fmt::Display for SecretError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SecretError::NotGranted(n) => write!(f, "secret `{n}` is not granted to this recipe (add it to capabilities.secrets)"),
+            SecretError::NotGranted(n) => write!(
+                f,
+                "secret `{n}` is not granted to this recipe (add it to capabilities.secrets)"
+            ),
             SecretError::NotFound(n) => write!(f, "secret `{n}` is granted but has no value on this host"),
         }
     }
@@ -43,6 +46,9 @@ pub fn get(name: &str) -> Result<String, SecretError> {
     }
     #[cfg(not(target_arch = "wasm32"))]
     crate::testing::mock(|m| {
-        m.secrets.get(name).cloned().ok_or_else(|| SecretError::NotGranted(name.to_string()))
+        m.secrets
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SecretError::NotGranted(name.to_string()))
     })
 }

@@ -70,7 +70,9 @@ thread_local! {
 /// Run `f` against the mock of the harness that is running the recipe on this thread.
 pub(crate) fn mock<R>(f: impl FnOnce(&mut Mock) -> R) -> R {
     let current = CURRENT.with(|c| c.borrow().clone());
-    let mock = current.expect("recipe_sdk host call outside a testing::Harness run: call your recipe through Harness::debug / Harness::act");
+    let mock = current.expect(
+        "recipe_sdk host call outside a testing::Harness run: call your recipe through Harness::debug / Harness::act",
+    );
     let mut guard = mock.borrow_mut();
     f(&mut guard)
 }
@@ -106,7 +108,9 @@ fn lookup<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
 }
 
 fn selector_matches(obj: &Value, selector: Option<&str>, labels: bool) -> bool {
-    let Some(selector) = selector.filter(|s| !s.is_empty()) else { return true };
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        return true;
+    };
     selector.split(',').all(|term| {
         let (k, v, negate) = match term.split_once("!=") {
             Some((k, v)) => (k, v, true),
@@ -173,7 +177,14 @@ impl Mock {
         self.kube_list("v1", "Event", ns, None, Some(&fields))
     }
 
-    pub(crate) fn kube_patch(&mut self, av: &str, kind: &str, ns: Option<&str>, name: &str, body: &str) -> Result<String, KubeError> {
+    pub(crate) fn kube_patch(
+        &mut self,
+        av: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        body: &str,
+    ) -> Result<String, KubeError> {
         let patch: Value = serde_json::from_str(body).map_err(|e| KubeError::Invalid(e.to_string()))?;
         let obj = self
             .objects
@@ -181,15 +192,29 @@ impl Mock {
             .ok_or_else(|| KubeError::NotFound(target(kind, ns, name)))?;
         merge(obj, &patch);
         let out = obj.to_string();
-        self.writes.push(KubeWrite { verb: "patch".into(), target: target(kind, ns, name), body: patch });
+        self.writes.push(KubeWrite {
+            verb: "patch".into(),
+            target: target(kind, ns, name),
+            body: patch,
+        });
         Ok(out)
     }
 
-    pub(crate) fn kube_create(&mut self, av: &str, kind: &str, ns: Option<&str>, body: &str) -> Result<String, KubeError> {
+    pub(crate) fn kube_create(
+        &mut self,
+        av: &str,
+        kind: &str,
+        ns: Option<&str>,
+        body: &str,
+    ) -> Result<String, KubeError> {
         let obj: Value = serde_json::from_str(body).map_err(|e| KubeError::Invalid(e.to_string()))?;
         let name = obj["metadata"]["name"].as_str().unwrap_or("generated").to_string();
         self.objects.insert(key(av, kind, ns, &name), obj.clone());
-        self.writes.push(KubeWrite { verb: "create".into(), target: target(kind, ns, &name), body: obj.clone() });
+        self.writes.push(KubeWrite {
+            verb: "create".into(),
+            target: target(kind, ns, &name),
+            body: obj.clone(),
+        });
         Ok(obj.to_string())
     }
 
@@ -197,7 +222,11 @@ impl Mock {
         self.objects
             .remove(&key(av, kind, ns, name))
             .ok_or_else(|| KubeError::NotFound(target(kind, ns, name)))?;
-        self.writes.push(KubeWrite { verb: "delete".into(), target: target(kind, ns, name), body: Value::Null });
+        self.writes.push(KubeWrite {
+            verb: "delete".into(),
+            target: target(kind, ns, name),
+            body: Value::Null,
+        });
         Ok(())
     }
 
@@ -207,7 +236,9 @@ impl Mock {
             .iter()
             .find(|(prefix, _)| req.url.starts_with(prefix.as_str()))
             .map(|(_, r)| r.clone())
-            .ok_or_else(|| HttpError { message: format!("no canned response for {} (connection refused)", req.url) })
+            .ok_or_else(|| HttpError {
+                message: format!("no canned response for {} (connection refused)", req.url),
+            })
     }
 }
 
@@ -224,7 +255,14 @@ impl Harness {
     }
 
     /// Add a Kubernetes object. `namespace` is `None` for cluster-scoped kinds.
-    pub fn kube_object(self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, mut object: Value) -> Self {
+    pub fn kube_object(
+        self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        mut object: Value,
+    ) -> Self {
         if let Value::Object(o) = &mut object {
             let meta = o.entry("metadata").or_insert_with(|| serde_json::json!({}));
             if let Value::Object(m) = meta {
@@ -236,7 +274,10 @@ impl Harness {
             o.entry("kind").or_insert_with(|| kind.into());
             o.entry("apiVersion").or_insert_with(|| api_version.into());
         }
-        self.mock.borrow_mut().objects.insert(key(api_version, kind, namespace, name), object);
+        self.mock
+            .borrow_mut()
+            .objects
+            .insert(key(api_version, kind, namespace, name), object);
         self
     }
 
@@ -254,7 +295,10 @@ impl Harness {
 
     /// Set the log of a pod (all containers).
     pub fn pod_log(self, namespace: &str, pod: &str, log: &str) -> Self {
-        self.mock.borrow_mut().pod_logs.insert((namespace.into(), pod.into()), log.into());
+        self.mock
+            .borrow_mut()
+            .pod_logs
+            .insert((namespace.into(), pod.into()), log.into());
         self
     }
 
@@ -305,7 +349,11 @@ impl Harness {
 
     /// An object as it is now (after the recipe's patches).
     pub fn kube_object_now(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        self.mock.borrow().objects.get(&key(api_version, kind, namespace, name)).cloned()
+        self.mock
+            .borrow()
+            .objects
+            .get(&key(api_version, kind, namespace, name))
+            .cloned()
     }
 
     /// The HTTP requests the recipe sent, in order.

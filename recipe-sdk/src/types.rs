@@ -93,14 +93,20 @@ impl Incident {
         for a in alerts.iter().skip(1) {
             common.retain(|k, v| a.labels.get(k) == Some(v));
         }
-        Incident { id: id.into(), source: "test".into(), alerts, common_labels: common }
+        Incident {
+            id: id.into(),
+            source: "test".into(),
+            alerts,
+            common_labels: common,
+        }
     }
 
     /// A label shared by all alerts, else the first firing alert's.
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.common_labels.get(name).map(String::as_str).or_else(|| {
-            self.firing().next().or(self.alerts.first()).and_then(|a| a.label(name))
-        })
+        self.common_labels
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| self.firing().next().or(self.alerts.first()).and_then(|a| a.label(name)))
     }
 
     /// The alerts that still fire.
@@ -145,7 +151,11 @@ pub struct Finding {
 impl Finding {
     /// A finding of the given severity.
     pub fn new(severity: Severity, title: impl Into<String>, detail: impl Into<String>) -> Self {
-        Finding { title: title.into(), detail: detail.into(), severity }
+        Finding {
+            title: title.into(),
+            detail: detail.into(),
+            severity,
+        }
     }
     /// An informational finding.
     pub fn info(title: impl Into<String>, detail: impl Into<String>) -> Self {
@@ -188,11 +198,19 @@ pub struct Analysis {
 impl Analysis {
     /// The cause is known.
     pub fn identified(summary: impl Into<String>) -> Self {
-        Analysis { verdict: Verdict::Identified, summary: summary.into(), findings: vec![], actions: vec![] }
+        Analysis {
+            verdict: Verdict::Identified,
+            summary: summary.into(),
+            findings: vec![],
+            actions: vec![],
+        }
     }
     /// Nothing conclusive.
     pub fn inconclusive(summary: impl Into<String>) -> Self {
-        Analysis { verdict: Verdict::Inconclusive, ..Self::identified(summary) }
+        Analysis {
+            verdict: Verdict::Inconclusive,
+            ..Self::identified(summary)
+        }
     }
     /// Add a finding (builder style).
     pub fn finding(mut self, finding: Finding) -> Self {
@@ -202,7 +220,11 @@ impl Analysis {
     /// Suggest an action with parameters (any serializable value; normally an object).
     pub fn suggest(mut self, action: &str, parameters: impl Serialize, reason: impl Into<String>) -> Self {
         let parameters = serde_json::to_value(parameters).unwrap_or(serde_json::Value::Null);
-        self.actions.push(SuggestedAction { action: action.into(), parameters, reason: reason.into() });
+        self.actions.push(SuggestedAction {
+            action: action.into(),
+            parameters,
+            reason: reason.into(),
+        });
         self
     }
 }
@@ -233,9 +255,8 @@ impl ActionRequest {
 
     /// The parameters as your own type: `let p: RestartParams = request.params()?;`.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, RecipeError> {
-        serde_json::from_value(self.parameters.clone()).map_err(|e| {
-            RecipeError::new(format!("action `{}`: invalid parameters: {e}", self.action))
-        })
+        serde_json::from_value(self.parameters.clone())
+            .map_err(|e| RecipeError::new(format!("action `{}`: invalid parameters: {e}", self.action)))
     }
 }
 
@@ -253,11 +274,18 @@ pub struct Outcome {
 impl Outcome {
     /// The action worked.
     pub fn success(summary: impl Into<String>) -> Self {
-        Outcome { success: true, summary: summary.into(), details: String::new() }
+        Outcome {
+            success: true,
+            summary: summary.into(),
+            details: String::new(),
+        }
     }
     /// The action ran and failed.
     pub fn failure(summary: impl Into<String>) -> Self {
-        Outcome { success: false, ..Self::success(summary) }
+        Outcome {
+            success: false,
+            ..Self::success(summary)
+        }
     }
     /// Add details (builder style).
     pub fn details(mut self, details: impl Into<String>) -> Self {
@@ -277,7 +305,9 @@ pub struct RecipeError {
 impl RecipeError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        RecipeError { message: message.into() }
+        RecipeError {
+            message: message.into(),
+        }
     }
 }
 
@@ -416,7 +446,11 @@ impl TryFrom<wit::ActionRequest> for ActionRequest {
 
 impl From<Outcome> for wit::Outcome {
     fn from(o: Outcome) -> Self {
-        wit::Outcome { success: o.success, summary: o.summary, details: o.details }
+        wit::Outcome {
+            success: o.success,
+            summary: o.summary,
+            details: o.details,
+        }
     }
 }
 

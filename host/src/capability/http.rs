@@ -62,9 +62,7 @@ impl HostPattern {
         if host.is_empty() || host.contains('*') {
             return Err(bad("a wildcard is only allowed as a leading `*.`"));
         }
-        if host.parse::<IpAddr>().is_err()
-            && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        {
+        if host.parse::<IpAddr>().is_err() && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
             return Err(bad("not a host name"));
         }
         Ok(HostPattern { host, wildcard, port })
@@ -121,7 +119,10 @@ pub fn is_restricted(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_restricted(IpAddr::V4(v4));
             }
-            v6.is_loopback() || v6.is_unspecified() || v6.is_unique_local() || v6.is_unicast_link_local()
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
                 || v6.segments()[0] == 0xfd00 // fd00:ec2::254, AWS IMDS over IPv6
         }
     }
@@ -140,7 +141,12 @@ impl EgressPolicy {
     /// A policy for these grants (already validated by the manifest).
     pub fn new(grants: &[String], max_response_bytes: usize, connect_timeout: Duration, denials: Denials) -> Self {
         let grants = grants.iter().filter_map(|g| HostPattern::parse(g).ok()).collect();
-        EgressPolicy { grants: Arc::new(grants), max_response_bytes, connect_timeout, denials }
+        EgressPolicy {
+            grants: Arc::new(grants),
+            max_response_bytes,
+            connect_timeout,
+            denials,
+        }
     }
 
     /// The grant that allows `host:port`, if any.
@@ -159,7 +165,10 @@ async fn check_resolved(host: &str, port: u16, exact: bool) -> Result<(), String
         .map_err(|e| format!("cannot resolve {host}: {e}"))?;
     for a in addrs {
         if is_restricted(a.ip()) {
-            return Err(format!("{host}:{port} resolves to {}, a non-public address that a wildcard grant may not reach", a.ip()));
+            return Err(format!(
+                "{host}:{port} resolves to {}, a non-public address that a wildcard grant may not reach",
+                a.ip()
+            ));
         }
     }
     Ok(())
@@ -182,12 +191,22 @@ impl WasiHttpHooks for EgressPolicy {
         let uri = request.uri().clone();
         let scheme_ok = matches!(uri.scheme_str(), Some("http") | Some("https"));
         let host = uri.host().unwrap_or("").to_string();
-        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        let grant = if scheme_ok { self.grant_for(&host, port).cloned() } else { None };
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let grant = if scheme_ok {
+            self.grant_for(&host, port).cloned()
+        } else {
+            None
+        };
         let denials = self.denials.clone();
         let cap = self.max_response_bytes;
         let mut options = options.unwrap_or_default();
-        options.connect_timeout = Some(options.connect_timeout.map_or(self.connect_timeout, |t| t.min(self.connect_timeout)));
+        options.connect_timeout = Some(
+            options
+                .connect_timeout
+                .map_or(self.connect_timeout, |t| t.min(self.connect_timeout)),
+        );
         Box::new(async move {
             let Some(grant) = grant else {
                 denials.record(format!("http: {} {uri} is not in capabilities.http", request.method()));
@@ -233,7 +252,19 @@ mod tests {
 
     #[test]
     fn restricted_addresses() {
-        for a in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "::1", "fd00:ec2::254", "fe80::1", "::ffff:10.0.0.1", "100.64.0.1"] {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "100.64.0.1",
+        ] {
             assert!(is_restricted(a.parse().unwrap()), "{a}");
         }
         for a in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {

@@ -43,15 +43,26 @@ fn api_resource(api_version: &str, kind: &str) -> Result<ApiResource, KubeError>
     };
     let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
     if !ok(version) || (!group.is_empty() && !ok(group)) || !ok(kind) {
-        return Err(KubeError::Invalid(format!("bad apiVersion/kind `{api_version}` `{kind}`")));
+        return Err(KubeError::Invalid(format!(
+            "bad apiVersion/kind `{api_version}` `{kind}`"
+        )));
     }
     Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
 }
 
 /// A name or namespace as the API accepts it; refuses anything that could change a selector.
 fn checked_name<'a>(what: &str, v: &'a str) -> Result<&'a str, KubeError> {
-    let ok = !v.is_empty() && v.len() <= 253 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'));
-    if ok { Ok(v) } else { Err(KubeError::Invalid(format!("{what} `{v}` is not a valid Kubernetes name"))) }
+    let ok = !v.is_empty()
+        && v.len() <= 253
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'));
+    if ok {
+        Ok(v)
+    } else {
+        Err(KubeError::Invalid(format!(
+            "{what} `{v}` is not a valid Kubernetes name"
+        )))
+    }
 }
 
 fn lift(e: kube::Error, what: &str) -> KubeError {
@@ -69,18 +80,26 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, KubeError> {
 impl KubeAccess {
     /// Access with `verbs` through `client` (`None`: no cluster configured).
     pub fn new(client: Option<kube::Client>, verbs: &[KubeVerb], denials: Denials, max_log_bytes: usize) -> Self {
-        KubeAccess { client, verbs: verbs.iter().copied().collect(), denials, max_log_bytes: max_log_bytes as i64 }
+        KubeAccess {
+            client,
+            verbs: verbs.iter().copied().collect(),
+            denials,
+            max_log_bytes: max_log_bytes as i64,
+        }
     }
 
     /// The one grant check.
     fn allow(&self, verb: KubeVerb, target: &str) -> Result<kube::Client, KubeError> {
         if !self.verbs.contains(&verb) {
-            let msg = format!("kubernetes: verb `{verb:?}` on {target} is not granted (capabilities.kubernetes)").to_lowercase();
+            let msg = format!("kubernetes: verb `{verb:?}` on {target} is not granted (capabilities.kubernetes)")
+                .to_lowercase();
             self.denials.record(msg.clone());
             return Err(KubeError::Denied(msg));
         }
         self.client.clone().ok_or_else(|| {
-            KubeError::Api("no Kubernetes cluster is configured for this host (pass --kubeconfig or run in a cluster)".into())
+            KubeError::Api(
+                "no Kubernetes cluster is configured for this host (pass --kubeconfig or run in a cluster)".into(),
+            )
         })
     }
 
@@ -96,7 +115,11 @@ impl KubeAccess {
         let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
         let client = self.allow(KubeVerb::Get, &target)?;
         let ar = api_resource(api_version, kind)?;
-        let obj = self.api(client, &ar, ns)?.get(checked_name("name", name)?).await.map_err(|e| lift(e, &target))?;
+        let obj = self
+            .api(client, &ar, ns)?
+            .get(checked_name("name", name)?)
+            .await
+            .map_err(|e| lift(e, &target))?;
         to_json(&obj)
     }
 
@@ -119,12 +142,23 @@ impl KubeAccess {
         if let Some(f) = fields {
             lp = lp.fields(f);
         }
-        let list = self.api(client, &ar, ns)?.list(&lp).await.map_err(|e| lift(e, &target))?;
+        let list = self
+            .api(client, &ar, ns)?
+            .list(&lp)
+            .await
+            .map_err(|e| lift(e, &target))?;
         to_json(&serde_json::json!({ "kind": format!("{kind}List"), "items": list.items }))
     }
 
     /// `pod-logs`, capped at the run's output limit.
-    pub async fn pod_logs(&self, ns: &str, pod: &str, container: Option<&str>, tail: Option<u32>, previous: bool) -> Result<String, KubeError> {
+    pub async fn pod_logs(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: Option<&str>,
+        tail: Option<u32>,
+        previous: bool,
+    ) -> Result<String, KubeError> {
         let target = format!("logs of pod {ns}/{pod}");
         let client = self.allow(KubeVerb::Logs, &target)?;
         let api: Api<Pod> = Api::namespaced(client, checked_name("namespace", ns)?);
@@ -135,40 +169,73 @@ impl KubeAccess {
             limit_bytes: Some(self.max_log_bytes),
             ..Default::default()
         };
-        api.logs(checked_name("pod", pod)?, &lp).await.map_err(|e| lift(e, &target))
+        api.logs(checked_name("pod", pod)?, &lp)
+            .await
+            .map_err(|e| lift(e, &target))
     }
 
     /// `events` about one object. Kind and name are validated, never spliced raw into the selector.
     pub async fn events(&self, ns: Option<&str>, kind: &str, name: &str) -> Result<String, KubeError> {
         let target = format!("events of {kind} {name}");
         let client = self.allow(KubeVerb::Events, &target)?;
-        let fields = format!("involvedObject.kind={},involvedObject.name={}", checked_name("kind", kind)?, checked_name("name", name)?);
+        let fields = format!(
+            "involvedObject.kind={},involvedObject.name={}",
+            checked_name("kind", kind)?,
+            checked_name("name", name)?
+        );
         let ar = api_resource("v1", "Event")?;
-        let list = self.api(client, &ar, ns)?.list(&ListParams::default().fields(&fields).limit(200)).await.map_err(|e| lift(e, &target))?;
+        let list = self
+            .api(client, &ar, ns)?
+            .list(&ListParams::default().fields(&fields).limit(200))
+            .await
+            .map_err(|e| lift(e, &target))?;
         to_json(&serde_json::json!({ "kind": "EventList", "items": list.items }))
     }
 
     /// `patch` (JSON merge patch).
-    pub async fn patch(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str, patch: &str) -> Result<String, KubeError> {
+    pub async fn patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        patch: &str,
+    ) -> Result<String, KubeError> {
         let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
         let client = self.allow(KubeVerb::Patch, &target)?;
         let ar = api_resource(api_version, kind)?;
-        let body: serde_json::Value = serde_json::from_str(patch).map_err(|e| KubeError::Invalid(format!("patch is not JSON: {e}")))?;
+        let body: serde_json::Value =
+            serde_json::from_str(patch).map_err(|e| KubeError::Invalid(format!("patch is not JSON: {e}")))?;
         let obj = self
             .api(client, &ar, ns)?
-            .patch(checked_name("name", name)?, &PatchParams::default(), &Patch::Merge(body))
+            .patch(
+                checked_name("name", name)?,
+                &PatchParams::default(),
+                &Patch::Merge(body),
+            )
             .await
             .map_err(|e| lift(e, &target))?;
         to_json(&obj)
     }
 
     /// `create`.
-    pub async fn create(&self, api_version: &str, kind: &str, ns: Option<&str>, object: &str) -> Result<String, KubeError> {
+    pub async fn create(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        object: &str,
+    ) -> Result<String, KubeError> {
         let target = format!("new {kind}");
         let client = self.allow(KubeVerb::Create, &target)?;
         let ar = api_resource(api_version, kind)?;
-        let obj: DynamicObject = serde_json::from_str(object).map_err(|e| KubeError::Invalid(format!("object is not a Kubernetes object: {e}")))?;
-        let created = self.api(client, &ar, ns)?.create(&PostParams::default(), &obj).await.map_err(|e| lift(e, &target))?;
+        let obj: DynamicObject = serde_json::from_str(object)
+            .map_err(|e| KubeError::Invalid(format!("object is not a Kubernetes object: {e}")))?;
+        let created = self
+            .api(client, &ar, ns)?
+            .create(&PostParams::default(), &obj)
+            .await
+            .map_err(|e| lift(e, &target))?;
         to_json(&created)
     }
 
@@ -177,7 +244,10 @@ impl KubeAccess {
         let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
         let client = self.allow(KubeVerb::Delete, &target)?;
         let ar = api_resource(api_version, kind)?;
-        self.api(client, &ar, ns)?.delete(checked_name("name", name)?, &DeleteParams::default()).await.map_err(|e| lift(e, &target))?;
+        self.api(client, &ar, ns)?
+            .delete(checked_name("name", name)?, &DeleteParams::default())
+            .await
+            .map_err(|e| lift(e, &target))?;
         Ok(())
     }
 }
@@ -190,12 +260,21 @@ mod tests {
     async fn ungranted_verbs_are_denied_before_any_request() {
         let d = Denials::default();
         let k = KubeAccess::new(None, &[KubeVerb::Get], d.clone(), 1024);
-        let err = k.patch("apps/v1", "Deployment", Some("shop"), "web", "{}").await.unwrap_err();
-        assert!(matches!(err, KubeError::Denied(ref m) if m.contains("patch")), "{err:?}");
+        let err = k
+            .patch("apps/v1", "Deployment", Some("shop"), "web", "{}")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, KubeError::Denied(ref m) if m.contains("patch")),
+            "{err:?}"
+        );
         assert_eq!(d.list().len(), 1);
         // Granted but no cluster: a clear API error, not a denial.
         let err = k.get("v1", "Pod", Some("shop"), "web").await.unwrap_err();
-        assert!(matches!(err, KubeError::Api(ref m) if m.contains("no Kubernetes cluster")), "{err:?}");
+        assert!(
+            matches!(err, KubeError::Api(ref m) if m.contains("no Kubernetes cluster")),
+            "{err:?}"
+        );
         assert_eq!(d.list().len(), 1);
     }
 

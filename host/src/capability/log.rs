@@ -23,7 +23,10 @@ pub struct LogSink {
 impl LogSink {
     /// A sink keeping at most `cap` bytes of messages.
     pub fn new(cap: usize) -> Self {
-        LogSink { cap, ..Default::default() }
+        LogSink {
+            cap,
+            ..Default::default()
+        }
     }
 
     /// Record a line; past the cap lines are dropped and the log is marked truncated.
@@ -34,7 +37,10 @@ impl LogSink {
             return;
         }
         self.bytes += message.len();
-        self.lines.push(LogLine { level: level.into(), message });
+        self.lines.push(LogLine {
+            level: level.into(),
+            message,
+        });
     }
 
     /// Did the recipe log more than the cap?

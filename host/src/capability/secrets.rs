@@ -18,7 +18,9 @@ pub struct SecretStore {
 
 impl fmt::Debug for SecretStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretStore").field("names", &self.values.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("SecretStore")
+            .field("names", &self.values.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -34,7 +36,9 @@ pub enum SecretError {
 impl SecretStore {
     /// A store of these values.
     pub fn from_map(values: BTreeMap<String, String>) -> Self {
-        SecretStore { values: Arc::new(values) }
+        SecretStore {
+            values: Arc::new(values),
+        }
     }
 
     /// This store plus `extra` values (which win).
@@ -73,7 +77,10 @@ impl SecretStore {
             denials.record(format!("secret `{name}` is not granted (capabilities.secrets)"));
             return Err(SecretError::NotGranted(name.to_string()));
         }
-        self.values.get(name).cloned().ok_or_else(|| SecretError::NotFound(name.to_string()))
+        self.values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SecretError::NotFound(name.to_string()))
     }
 
     /// Names (never values) the store holds.
@@ -88,12 +95,21 @@ mod tests {
 
     #[test]
     fn only_granted_names_are_readable() {
-        let store = SecretStore::from_map([("jira-token".to_string(), "t0k".to_string()), ("db".into(), "pw".into())].into());
+        let store = SecretStore::from_map(
+            [
+                ("jira-token".to_string(), "t0k".to_string()),
+                ("db".into(), "pw".into()),
+            ]
+            .into(),
+        );
         let d = Denials::default();
         let granted = vec!["jira-token".to_string(), "missing".to_string()];
         assert_eq!(store.get("jira-token", &granted, &d).unwrap(), "t0k");
         assert_eq!(store.get("db", &granted, &d), Err(SecretError::NotGranted("db".into())));
-        assert_eq!(store.get("missing", &granted, &d), Err(SecretError::NotFound("missing".into())));
+        assert_eq!(
+            store.get("missing", &granted, &d),
+            Err(SecretError::NotFound("missing".into()))
+        );
         assert_eq!(d.list().len(), 1);
         assert!(!format!("{store:?}").contains("t0k"), "Debug never shows values");
     }
@@ -104,7 +120,12 @@ mod tests {
         std::fs::write(dir.path().join("jira-user"), "bot\n").unwrap();
         std::fs::write(dir.path().join("..data"), "ignored").unwrap();
         let store = SecretStore::load(Some(dir.path())).unwrap();
-        assert_eq!(store.get("jira-user", &["jira-user".into()], &Denials::default()).unwrap(), "bot");
+        assert_eq!(
+            store
+                .get("jira-user", &["jira-user".into()], &Denials::default())
+                .unwrap(),
+            "bot"
+        );
         assert!(!store.names().contains(&"..data".to_string()));
     }
 }

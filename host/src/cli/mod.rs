@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "euphrosyne", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `euphrosyne=debug`.
-    #[arg(long, global = true, env = "EUPHROSYNE_LOG", default_value = "warn")]
+    #[arg(long, global = true, env = "EUPHROSYNE_LOG", default_value = "warn,wasmtime_wasi_http=error")]
     log: String,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "EUPHROSYNE_LOG_JSON")]
@@ -29,8 +29,11 @@ enum Command {
 }
 
 fn init_tracing(filter: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

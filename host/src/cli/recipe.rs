@@ -125,34 +125,49 @@ pub async fn run(cmd: RecipeCommand) -> anyhow::Result<ExitCode> {
 
 fn new(a: NewArgs) -> anyhow::Result<ExitCode> {
     if !euphrosyne::manifest::is_dns_label(&a.name) {
-        bail!("recipe name `{}` must be lowercase letters, digits and `-` (at most 63), e.g. `disk-full`", a.name);
+        bail!(
+            "recipe name `{}` must be lowercase letters, digits and `-` (at most 63), e.g. `disk-full`",
+            a.name
+        );
     }
     let dir = a.dir.unwrap_or_else(|| PathBuf::from(&a.name));
     if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} already exists and is not empty; choose another --dir", dir.display());
+        bail!(
+            "{} already exists and is not empty; choose another --dir",
+            dir.display()
+        );
     }
     let sdk = match a.sdk {
         Some(p) => p,
         None => {
             let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipe-sdk");
             if !built_from.join("Cargo.toml").exists() {
-                bail!("cannot find recipe-sdk next to the checkout this binary was built from ({}); pass --sdk PATH", built_from.display());
+                bail!(
+                    "cannot find recipe-sdk next to the checkout this binary was built from ({}); pass --sdk PATH",
+                    built_from.display()
+                );
             }
             built_from
         }
     };
-    let sdk = sdk.canonicalize().with_context(|| format!("recipe-sdk at {}", sdk.display()))?;
+    let sdk = sdk
+        .canonicalize()
+        .with_context(|| format!("recipe-sdk at {}", sdk.display()))?;
     let kind = match a.kind {
         KindArg::Debug => Kind::Debug,
         KindArg::Action => Kind::Action,
     };
     for (file, text) in super::scaffold::files(&a.name, kind, &sdk) {
         let path = dir.join(file);
-        std::fs::create_dir_all(path.parent().unwrap_or(&dir)).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(path.parent().unwrap_or(&dir))
+            .with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!("created {} ({kind} recipe). Next:", dir.display());
-    println!("  cd {} && cargo test          # native tests with the SDK harness", dir.display());
+    println!(
+        "  cd {} && cargo test          # native tests with the SDK harness",
+        dir.display()
+    );
     println!("  euphrosyne recipe build        # wasm32-wasip2 component + digest in recipe.toml");
     println!("  euphrosyne recipe run {}.wasm --alert ALERT.json", a.name);
     println!("  euphrosyne recipe pack -o {}.yaml", a.name);
@@ -181,7 +196,10 @@ fn write_digest(path: &Path, digest: &Digest) -> anyhow::Result<()> {
         })
         .collect();
     if !replaced {
-        let at = out.iter().position(|l| l.trim_start().starts_with('[')).unwrap_or(out.len());
+        let at = out
+            .iter()
+            .position(|l| l.trim_start().starts_with('['))
+            .unwrap_or(out.len());
         out.insert(at, line);
     }
     std::fs::write(path, out.join("\n") + "\n")?;
@@ -204,37 +222,67 @@ pub fn build(dir: &Path) -> anyhow::Result<(PathBuf, Digest)> {
         .output()
         .context("running `cargo metadata` (is cargo on PATH?)")?;
     if !meta.status.success() {
-        bail!("cargo metadata failed for {}: {}", dir.display(), String::from_utf8_lossy(&meta.stderr));
+        bail!(
+            "cargo metadata failed for {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&meta.stderr)
+        );
     }
     let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
     let crate_manifest = dir.join("Cargo.toml").canonicalize()?;
     let package = meta["packages"]
         .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["manifest_path"].as_str().map(Path::new) == Some(crate_manifest.as_path())))
+        .and_then(|ps| {
+            ps.iter()
+                .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(crate_manifest.as_path()))
+        })
         .context("cargo metadata does not list the crate")?;
     let package_name = package["name"].as_str().unwrap_or_default().to_string();
     let target_dir = PathBuf::from(meta["target_directory"].as_str().unwrap_or("target"));
     let workspace_root = meta["workspace_root"].as_str().unwrap_or(".").to_string();
     // Reproducible bytes: no absolute paths of this checkout or this machine's cargo home.
-    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    let cargo_home =
+        std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
     let mut rustflags = std::env::var("RUSTFLAGS").unwrap_or_default();
-    rustflags.push_str(&format!(" --remap-path-prefix={workspace_root}=/recipe --remap-path-prefix={cargo_home}=/cargo"));
+    rustflags.push_str(&format!(
+        " --remap-path-prefix={workspace_root}=/recipe --remap-path-prefix={cargo_home}=/cargo"
+    ));
     let status = std::process::Command::new(&cargo)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "recipe", "-p", &package_name, "--manifest-path"])
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "recipe",
+            "-p",
+            &package_name,
+            "--manifest-path",
+        ])
         .arg(&crate_manifest)
         .env("RUSTFLAGS", rustflags.trim())
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build failed for {} (is the target installed? `rustup target add wasm32-wasip2`)", dir.display());
+        bail!(
+            "cargo build failed for {} (is the target installed? `rustup target add wasm32-wasip2`)",
+            dir.display()
+        );
     }
-    let built = target_dir.join("wasm32-wasip2/recipe").join(format!("{}.wasm", package_name.replace('-', "_")));
+    let built = target_dir
+        .join("wasm32-wasip2/recipe")
+        .join(format!("{}.wasm", package_name.replace('-', "_")));
     let bytes = std::fs::read(&built).with_context(|| format!("reading the built component {}", built.display()))?;
     let out = component_path(dir, &manifest.name);
     std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     let digest = Digest::of(&bytes);
     write_digest(&manifest_path, &digest)?;
-    eprintln!("built {} {} → {} ({} KiB) {digest}", manifest.name, manifest.version, out.display(), bytes.len().div_ceil(1024));
+    eprintln!(
+        "built {} {} → {} ({} KiB) {digest}",
+        manifest.name,
+        manifest.version,
+        out.display(),
+        bytes.len().div_ceil(1024)
+    );
     if bytes.len() > euphrosyne::pack::MAX_OBJECT_BYTES {
         eprintln!("warning: the component is over 1 MiB; `recipe pack` will have to compress it");
     }
@@ -244,12 +292,18 @@ pub fn build(dir: &Path) -> anyhow::Result<(PathBuf, Digest)> {
 fn pack(a: PackArgs) -> anyhow::Result<ExitCode> {
     let manifest = read_manifest(&a.path.join("recipe.toml"))?;
     let component = component_path(&a.path, &manifest.name);
-    let bytes = std::fs::read(&component).with_context(|| format!("reading {} (run `euphrosyne recipe build` first)", component.display()))?;
+    let bytes = std::fs::read(&component)
+        .with_context(|| format!("reading {} (run `euphrosyne recipe build` first)", component.display()))?;
     let yaml = euphrosyne::pack::pack(&manifest, &bytes)?;
     match a.output {
         Some(path) => {
             std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("packed {} into {} ({} bytes)", manifest.name, path.display(), yaml.len());
+            eprintln!(
+                "packed {} into {} ({} bytes)",
+                manifest.name,
+                path.display(),
+                yaml.len()
+            );
         }
         None => print!("{yaml}"),
     }
@@ -265,7 +319,10 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(actual) => {
-            eprintln!("{}: digest mismatch: expected {expected}, got {actual} — these are not the bytes that were pinned; do not run them", a.file.display());
+            eprintln!(
+                "{}: digest mismatch: expected {expected}, got {actual} — these are not the bytes that were pinned; do not run them",
+                a.file.display()
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -273,14 +330,21 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 /// The manifest and bytes for `recipe run`.
 fn load_for_run(a: &RunArgs) -> anyhow::Result<(Manifest, Vec<u8>)> {
-    let text_like = matches!(a.file.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"));
+    let text_like = matches!(
+        a.file.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    );
     if text_like {
         let text = std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
         return Ok(euphrosyne::pack::unpack(&text, &a.file.display().to_string())?);
     }
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let manifest_path = a.manifest.clone().unwrap_or_else(|| a.file.parent().unwrap_or(Path::new(".")).join("recipe.toml"));
-    let manifest = read_manifest(&manifest_path).with_context(|| "a component needs its manifest: pass --manifest recipe.toml")?;
+    let manifest_path = a
+        .manifest
+        .clone()
+        .unwrap_or_else(|| a.file.parent().unwrap_or(Path::new(".")).join("recipe.toml"));
+    let manifest =
+        read_manifest(&manifest_path).with_context(|| "a component needs its manifest: pass --manifest recipe.toml")?;
     Ok((manifest, bytes))
 }
 
@@ -294,14 +358,19 @@ async fn run_local(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut extra = BTreeMap::new();
     for s in &a.secrets {
-        let (k, v) = s.split_once('=').with_context(|| format!("--secret `{s}`: expected NAME=VALUE"))?;
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--secret `{s}`: expected NAME=VALUE"))?;
         extra.insert(k.to_string(), v.to_string());
     }
     let secrets = SecretStore::load(a.secrets_dir.as_deref())?.with_values(extra);
     let kube = match &a.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("kubeconfig")?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .context("kubeconfig")?;
             Some(kube::Client::try_from(cfg).context("building the Kubernetes client")?)
         }
         None => None,
@@ -309,9 +378,19 @@ async fn run_local(a: RunArgs) -> anyhow::Result<ExitCode> {
     let input = match manifest.kind {
         Kind::Debug => RunInput::Debug(incident),
         Kind::Action => {
-            let action = a.action.clone().or_else(|| manifest.actions.first().cloned()).unwrap_or_default();
-            let parameters: serde_json::Value = serde_json::from_str(&a.params).context("--params must be a JSON object")?;
-            RunInput::Action(ActionRequest { incident, action, parameters, approved_by: a.approver.clone() })
+            let action = a
+                .action
+                .clone()
+                .or_else(|| manifest.actions.first().cloned())
+                .unwrap_or_default();
+            let parameters: serde_json::Value =
+                serde_json::from_str(&a.params).context("--params must be a JSON object")?;
+            RunInput::Action(ActionRequest {
+                incident,
+                action,
+                parameters,
+                approved_by: a.approver.clone(),
+            })
         }
     };
     // Pin what the manifest says; an unbuilt manifest pins the file as it is (and says so).
@@ -322,7 +401,12 @@ async fn run_local(a: RunArgs) -> anyhow::Result<ExitCode> {
             Digest::of(&bytes)
         }
     };
-    let sandbox = Sandbox::new(SandboxConfig { kube, secrets: secrets, pool_slots: 4, ..Default::default() })?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        kube,
+        secrets,
+        pool_slots: 4,
+        ..Default::default()
+    })?;
     let job = RunJob {
         run_id: "local".into(),
         recipe: manifest.name.clone(),
@@ -339,13 +423,26 @@ async fn run_local(a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_human(&result);
     }
-    Ok(if result.status == RunStatus::Ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if result.status == RunStatus::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_human(r: &RunResult) {
     let t = &r.timings;
-    println!("{} [{}] {}  (verify {} µs, compile {} µs, instantiate {} µs, run {} µs, memory {} KiB)",
-        r.recipe, r.status, r.digest.short(), t.verify_us, t.compile_us, t.instantiate_us, t.run_us, r.memory_peak_bytes / 1024);
+    println!(
+        "{} [{}] {}  (verify {} µs, compile {} µs, instantiate {} µs, run {} µs, memory {} KiB)",
+        r.recipe,
+        r.status,
+        r.digest.short(),
+        t.verify_us,
+        t.compile_us,
+        t.instantiate_us,
+        t.run_us,
+        r.memory_peak_bytes / 1024
+    );
     if !r.message.is_empty() {
         println!("  {}", r.message);
     }
@@ -353,7 +450,12 @@ fn print_human(r: &RunResult) {
         println!("  verdict: {:?}", a.verdict);
         println!("  summary: {}", a.summary);
         for f in &a.findings {
-            println!("  - [{:?}] {}: {}", f.severity, f.title, f.detail.replace('\n', "\n      "));
+            println!(
+                "  - [{:?}] {}: {}",
+                f.severity,
+                f.title,
+                f.detail.replace('\n', "\n      ")
+            );
         }
         for s in &a.actions {
             println!("  → suggest {} {} — {}", s.action, s.parameters, s.reason);

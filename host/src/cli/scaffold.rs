@@ -6,10 +6,15 @@ use euphrosyne::manifest::Kind;
 
 /// The files of a new recipe crate, relative to its directory.
 pub fn files(name: &str, kind: Kind, sdk: &Path) -> Vec<(&'static str, String)> {
-    let ty: String = name.split('-').map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-    }).collect();
+    let ty: String = name
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
     let cargo = format!(
         r#"[package]
 name = "{name}"

@@ -35,7 +35,7 @@ pub mod actor {
     });
 }
 
-use euphrosyne::recipe::{config, kubernetes, log, secrets, types};
+use self::euphrosyne::recipe::{config, kubernetes, log, secrets, types};
 
 /// Add the Euphrosyne host interfaces, WASI p2 and `wasi:http` to `linker`.
 pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
@@ -71,10 +71,13 @@ impl config::Host for RunState {
 
 impl secrets::Host for RunState {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, secrets::SecretError>> {
-        Ok(self.secrets.get(&name, &self.secret_grants, &self.denials).map_err(|e| match e {
-            SecretError::NotGranted(n) => secrets::SecretError::NotGranted(n),
-            SecretError::NotFound(n) => secrets::SecretError::NotFound(n),
-        }))
+        Ok(self
+            .secrets
+            .get(&name, &self.secret_grants, &self.denials)
+            .map_err(|e| match e {
+                SecretError::NotGranted(n) => secrets::SecretError::NotGranted(n),
+                SecretError::NotFound(n) => secrets::SecretError::NotFound(n),
+            }))
     }
 }
 
@@ -90,8 +93,18 @@ fn kerr(e: KubeError) -> kubernetes::KubeError {
 type KResult<T> = wasmtime::Result<Result<T, kubernetes::KubeError>>;
 
 impl kubernetes::Host for RunState {
-    async fn get(&mut self, api_version: String, kind: String, namespace: Option<String>, name: String) -> KResult<String> {
-        Ok(self.kube.get(&api_version, &kind, namespace.as_deref(), &name).await.map_err(kerr))
+    async fn get(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+    ) -> KResult<String> {
+        Ok(self
+            .kube
+            .get(&api_version, &kind, namespace.as_deref(), &name)
+            .await
+            .map_err(kerr))
     }
     async fn list(
         &mut self,
@@ -103,24 +116,72 @@ impl kubernetes::Host for RunState {
     ) -> KResult<String> {
         let r = self
             .kube
-            .list(&api_version, &kind, namespace.as_deref(), label_selector.as_deref(), field_selector.as_deref())
+            .list(
+                &api_version,
+                &kind,
+                namespace.as_deref(),
+                label_selector.as_deref(),
+                field_selector.as_deref(),
+            )
             .await;
         Ok(r.map_err(kerr))
     }
-    async fn pod_logs(&mut self, namespace: String, pod: String, container: Option<String>, tail_lines: Option<u32>, previous: bool) -> KResult<String> {
-        Ok(self.kube.pod_logs(&namespace, &pod, container.as_deref(), tail_lines, previous).await.map_err(kerr))
+    async fn pod_logs(
+        &mut self,
+        namespace: String,
+        pod: String,
+        container: Option<String>,
+        tail_lines: Option<u32>,
+        previous: bool,
+    ) -> KResult<String> {
+        Ok(self
+            .kube
+            .pod_logs(&namespace, &pod, container.as_deref(), tail_lines, previous)
+            .await
+            .map_err(kerr))
     }
     async fn events(&mut self, namespace: Option<String>, kind: String, name: String) -> KResult<String> {
         Ok(self.kube.events(namespace.as_deref(), &kind, &name).await.map_err(kerr))
     }
-    async fn patch(&mut self, api_version: String, kind: String, namespace: Option<String>, name: String, patch: String) -> KResult<String> {
-        Ok(self.kube.patch(&api_version, &kind, namespace.as_deref(), &name, &patch).await.map_err(kerr))
+    async fn patch(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+        patch: String,
+    ) -> KResult<String> {
+        Ok(self
+            .kube
+            .patch(&api_version, &kind, namespace.as_deref(), &name, &patch)
+            .await
+            .map_err(kerr))
     }
-    async fn create(&mut self, api_version: String, kind: String, namespace: Option<String>, object: String) -> KResult<String> {
-        Ok(self.kube.create(&api_version, &kind, namespace.as_deref(), &object).await.map_err(kerr))
+    async fn create(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        object: String,
+    ) -> KResult<String> {
+        Ok(self
+            .kube
+            .create(&api_version, &kind, namespace.as_deref(), &object)
+            .await
+            .map_err(kerr))
     }
-    async fn delete(&mut self, api_version: String, kind: String, namespace: Option<String>, name: String) -> KResult<()> {
-        Ok(self.kube.delete(&api_version, &kind, namespace.as_deref(), &name).await.map_err(kerr))
+    async fn delete(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        name: String,
+    ) -> KResult<()> {
+        Ok(self
+            .kube
+            .delete(&api_version, &kind, namespace.as_deref(), &name)
+            .await
+            .map_err(kerr))
     }
 }
 
@@ -192,8 +253,7 @@ impl From<types::Analysis> for model::Analysis {
                 .actions
                 .into_iter()
                 .map(|s| model::SuggestedAction {
-                    parameters: serde_json::from_str(&s.parameters)
-                        .unwrap_or(serde_json::Value::String(s.parameters)),
+                    parameters: serde_json::from_str(&s.parameters).unwrap_or(serde_json::Value::String(s.parameters)),
                     action: s.action,
                     reason: s.reason,
                 })
@@ -204,6 +264,10 @@ impl From<types::Analysis> for model::Analysis {
 
 impl From<types::Outcome> for model::Outcome {
     fn from(o: types::Outcome) -> Self {
-        model::Outcome { success: o.success, summary: o.summary, details: o.details }
+        model::Outcome {
+            success: o.success,
+            summary: o.summary,
+            details: o.details,
+        }
     }
 }

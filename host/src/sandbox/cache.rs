@@ -24,7 +24,11 @@ pub struct DiskCache {
 impl DiskCache {
     /// Open (create) `dir`; refuses a directory that others can write or that we do not own.
     pub fn open(dir: &Path, engine: &Engine) -> crate::Result<Self> {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| crate::Error::io(dir, e))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| crate::Error::io(dir, e))?;
         let meta = std::fs::metadata(dir).map_err(|e| crate::Error::io(dir, e))?;
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc_geteuid() };
@@ -36,7 +40,10 @@ impl DiskCache {
         }
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Ok(DiskCache { dir: dir.to_path_buf(), compat: h.finish() })
+        Ok(DiskCache {
+            dir: dir.to_path_buf(),
+            compat: h.finish(),
+        })
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
@@ -61,7 +68,10 @@ impl DiskCache {
         let Ok(bytes) = component.serialize() else { return };
         let path = self.path(digest);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+        if std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .is_err()
+        {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(cache = %self.dir.display(), "could not write the compile cache");
         }

@@ -9,7 +9,13 @@ use crate::manifest::{Capabilities, Kind};
 
 /// WASI interfaces every recipe may import: their contents are empty or inert by default
 /// (no env, no args, no preopens unless granted, no stdin, capped stdout/stderr).
-const ALWAYS: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+const ALWAYS: &[&str] = &[
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
 
 /// Split `ns:pkg/iface@version` into (`ns:pkg/iface`, version).
 fn split_version(name: &str) -> (&str, Option<&str>) {
@@ -20,7 +26,12 @@ fn split_version(name: &str) -> (&str, Option<&str>) {
 }
 
 /// Check every import name; `Err` is the status and the message for the run's result.
-pub fn check(imports: &[String], exports: &[String], kind: Kind, caps: &Capabilities) -> Result<(), (RunStatus, String)> {
+pub fn check(
+    imports: &[String],
+    exports: &[String],
+    kind: Kind,
+    caps: &Capabilities,
+) -> Result<(), (RunStatus, String)> {
     for name in imports.iter().chain(exports) {
         let (base, version) = split_version(name);
         if base.starts_with("euphrosyne:recipe/") && version != Some(WIT_VERSION) {
@@ -51,7 +62,10 @@ pub fn check(imports: &[String], exports: &[String], kind: Kind, caps: &Capabili
                 b if b.starts_with("wasi:sockets/") => "raw sockets are never granted; use wasi:http",
                 _ => "the host does not provide it",
             };
-            return Err((RunStatus::Denied, format!("the component imports `{name}`, which its manifest does not grant: {hint}")));
+            return Err((
+                RunStatus::Denied,
+                format!("the component imports `{name}`, which its manifest does not grant: {hint}"),
+            ));
         }
     }
     let wanted = match kind {
@@ -61,7 +75,11 @@ pub fn check(imports: &[String], exports: &[String], kind: Kind, caps: &Capabili
     if !exports.iter().any(|e| e == wanted) {
         return Err((
             RunStatus::InvalidModule,
-            format!("the component does not export `{wanted}` (exports: {}); is it a {} recipe?", exports.join(", "), if kind == Kind::Debug { "action" } else { "debug" }),
+            format!(
+                "the component does not export `{wanted}` (exports: {}); is it a {} recipe?",
+                exports.join(", "),
+                if kind == Kind::Debug { "action" } else { "debug" }
+            ),
         ));
     }
     Ok(())
@@ -78,17 +96,33 @@ mod tests {
 
     #[test]
     fn grants_decide() {
-        let caps = Capabilities { kubernetes: vec![KubeVerb::Get], ..Default::default() };
-        let base = s(&["wasi:cli/environment@0.2.6", "euphrosyne:recipe/types@0.1.0", "euphrosyne:recipe/kubernetes@0.1.0"]);
+        let caps = Capabilities {
+            kubernetes: vec![KubeVerb::Get],
+            ..Default::default()
+        };
+        let base = s(&[
+            "wasi:cli/environment@0.2.6",
+            "euphrosyne:recipe/types@0.1.0",
+            "euphrosyne:recipe/kubernetes@0.1.0",
+        ]);
         assert!(check(&base, &s(&["debug"]), Kind::Debug, &caps).is_ok());
         let mut with_http = base.clone();
         with_http.push("wasi:http/outgoing-handler@0.2.12".into());
         let (status, msg) = check(&with_http, &s(&["debug"]), Kind::Debug, &caps).unwrap_err();
         assert_eq!(status, RunStatus::Denied);
-        assert!(msg.contains("wasi:http/outgoing-handler@0.2.12") && msg.contains("capabilities.http"), "{msg}");
+        assert!(
+            msg.contains("wasi:http/outgoing-handler@0.2.12") && msg.contains("capabilities.http"),
+            "{msg}"
+        );
         let (status, _) = check(&s(&["wasi:sockets/tcp@0.2.0"]), &s(&["debug"]), Kind::Debug, &caps).unwrap_err();
         assert_eq!(status, RunStatus::Denied);
-        let (status, msg) = check(&s(&["euphrosyne:recipe/types@0.2.0"]), &s(&["debug"]), Kind::Debug, &caps).unwrap_err();
+        let (status, msg) = check(
+            &s(&["euphrosyne:recipe/types@0.2.0"]),
+            &s(&["debug"]),
+            Kind::Debug,
+            &caps,
+        )
+        .unwrap_err();
         assert_eq!(status, RunStatus::Incompatible);
         assert!(msg.contains("0.2.0") && msg.contains("0.1.0"), "{msg}");
         let (status, _) = check(&base, &s(&["debug"]), Kind::Action, &caps).unwrap_err();

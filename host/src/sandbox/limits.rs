@@ -18,7 +18,12 @@ pub struct Limiter {
 impl Limiter {
     /// A limiter with `memory_max` bytes of linear memory.
     pub fn new(memory_max: usize) -> Self {
-        Limiter { memory_max, table_elements_max: 100_000, peak_memory: 0, hit: None }
+        Limiter {
+            memory_max,
+            table_elements_max: 100_000,
+            peak_memory: 0,
+            hit: None,
+        }
     }
 }
 
@@ -40,7 +45,10 @@ impl ResourceLimiter for Limiter {
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.table_elements_max {
-            let msg = format!("table limit: {desired} elements requested, {} allowed", self.table_elements_max);
+            let msg = format!(
+                "table limit: {desired} elements requested, {} allowed",
+                self.table_elements_max
+            );
             self.hit = Some(msg.clone());
             return Err(wasmtime::format_err!(msg));
         }

@@ -246,7 +246,13 @@ pub struct SandboxConfig {
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        SandboxConfig { cache_dir: None, pool_slots: 128, dir_roots: vec![], kube: None, secrets: SecretStore::default() }
+        SandboxConfig {
+            cache_dir: None,
+            pool_slots: 128,
+            dir_roots: vec![],
+            kube: None,
+            secrets: SecretStore::default(),
+        }
     }
 }
 
@@ -297,7 +303,11 @@ impl Sandbox {
         let engine = Engine::new(&wt).map_err(|e| crate::Error::Sandbox(format!("engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         bindings::add_to_linker(&mut linker).map_err(|e| crate::Error::Sandbox(format!("linker: {e}")))?;
-        let disk = config.cache_dir.as_deref().map(|d| DiskCache::open(d, &engine)).transpose()?;
+        let disk = config
+            .cache_dir
+            .as_deref()
+            .map(|d| DiskCache::open(d, &engine))
+            .transpose()?;
         // The ticker holds a weak handle: it stops when the last engine clone is dropped.
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -310,7 +320,13 @@ impl Sandbox {
                 }
             })
             .map_err(|e| crate::Error::Sandbox(format!("epoch ticker: {e}")))?;
-        Ok(Sandbox { engine, linker, compiled: Mutex::new(HashMap::new()), disk, config })
+        Ok(Sandbox {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+            disk,
+            config,
+        })
     }
 
     /// The engine (for precompile checks and benchmarks).
@@ -369,17 +385,34 @@ impl Sandbox {
                         ),
                         Err(e) => (None, None, Some(format!("cannot link: {e:#}"))),
                     };
-                    Compiled { source: bytes.clone(), imports, exports, debugger, actor, invalid }
+                    Compiled {
+                        source: bytes.clone(),
+                        imports,
+                        exports,
+                        debugger,
+                        actor,
+                        invalid,
+                    }
                 }
             };
             (Arc::new(compiled), from)
         })
         .await;
         let (compiled, from) = result.unwrap_or_else(|e| {
-            let c = Compiled { source, imports: vec![], exports: vec![], debugger: None, actor: None, invalid: Some(format!("compiler panicked: {e}")) };
+            let c = Compiled {
+                source,
+                imports: vec![],
+                exports: vec![],
+                debugger: None,
+                actor: None,
+                invalid: Some(format!("compiler panicked: {e}")),
+            };
             (Arc::new(c), CacheUse::Compiled)
         });
-        self.compiled.lock().unwrap_or_else(|e| e.into_inner()).insert(digest, compiled.clone());
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, compiled.clone());
         (compiled, from)
     }
 
@@ -393,7 +426,12 @@ impl Sandbox {
         //    verified and compiled already (same allocation, immutable), in which case nothing
         //    looks at the bytes at all: the cached code for the pinned digest runs.
         let t = Instant::now();
-        let seen = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&job.digest).is_some_and(|c| Arc::ptr_eq(&c.source, &job.bytes));
+        let seen = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&job.digest)
+            .is_some_and(|c| Arc::ptr_eq(&c.source, &job.bytes));
         let verified = if seen { Ok(()) } else { job.digest.verify(&job.bytes) };
         result.timings.verify_us = t.elapsed().as_micros() as u64;
         if let Err(actual) = verified {
@@ -416,14 +454,23 @@ impl Sandbox {
         }
 
         // 3. Imports against grants, WIT version, the right export.
-        if let Err((status, why)) = imports::check(&compiled.imports, &compiled.exports, job.input.kind(), &job.capabilities) {
+        if let Err((status, why)) = imports::check(
+            &compiled.imports,
+            &compiled.exports,
+            job.input.kind(),
+            &job.capabilities,
+        ) {
             return result.fail(status, format!("recipe `{}`: {why}", job.recipe));
         }
         for d in &job.capabilities.dirs {
             if !self.config.dir_roots.iter().any(|root| d.host.starts_with(root)) {
                 return result.fail(
                     RunStatus::Denied,
-                    format!("recipe `{}`: directory grant {} is outside the host's allowed roots (sandbox dir_roots)", job.recipe, d.host.display()),
+                    format!(
+                        "recipe `{}`: directory grant {} is outside the host's allowed roots (sandbox dir_roots)",
+                        job.recipe,
+                        d.host.display()
+                    ),
                 );
             }
         }
@@ -443,22 +490,38 @@ impl Sandbox {
         let call = async {
             match &job.input {
                 RunInput::Debug(incident) => {
-                    let pre = compiled.debugger.as_ref().ok_or_else(|| wasmtime::format_err!("the component does not match the debugger world (export `debug` with the 0.1.0 types)"))?;
+                    let pre = compiled.debugger.as_ref().ok_or_else(|| {
+                        wasmtime::format_err!(
+                            "the component does not match the debugger world (export `debug` with the 0.1.0 types)"
+                        )
+                    })?;
                     let instance = pre.instantiate_async(&mut store).await?;
                     let inst_us = t.elapsed().as_micros() as u64;
                     let t_run = Instant::now();
                     let wit_incident = incident.into();
                     let r = instance.call_debug(&mut store, &wit_incident).await?;
-                    Ok::<_, wasmtime::Error>((inst_us, t_run.elapsed().as_micros() as u64, r.map(|a| Done::Analysis(a.into())).map_err(|e| e.message)))
+                    Ok::<_, wasmtime::Error>((
+                        inst_us,
+                        t_run.elapsed().as_micros() as u64,
+                        r.map(|a| Done::Analysis(a.into())).map_err(|e| e.message),
+                    ))
                 }
                 RunInput::Action(request) => {
-                    let pre = compiled.actor.as_ref().ok_or_else(|| wasmtime::format_err!("the component does not match the actor world (export `act` with the 0.1.0 types)"))?;
+                    let pre = compiled.actor.as_ref().ok_or_else(|| {
+                        wasmtime::format_err!(
+                            "the component does not match the actor world (export `act` with the 0.1.0 types)"
+                        )
+                    })?;
                     let instance = pre.instantiate_async(&mut store).await?;
                     let inst_us = t.elapsed().as_micros() as u64;
                     let t_run = Instant::now();
                     let wit_request = request.into();
                     let r = instance.call_act(&mut store, &wit_request).await?;
-                    Ok((inst_us, t_run.elapsed().as_micros() as u64, r.map(|o| Done::Outcome(o.into())).map_err(|e| e.message)))
+                    Ok((
+                        inst_us,
+                        t_run.elapsed().as_micros() as u64,
+                        r.map(|o| Done::Outcome(o.into())).map_err(|e| e.message),
+                    ))
                 }
             }
         };
@@ -479,19 +542,40 @@ impl Sandbox {
         match outcome {
             Err(_elapsed) => {
                 result.timings.run_us = total_us;
-                result = result.fail(RunStatus::TimedOut, format!("recipe `{}` did not finish within limits.timeout_ms = {} (a host call was still pending)", job.recipe, job.limits.timeout_ms));
+                result = result.fail(
+                    RunStatus::TimedOut,
+                    format!(
+                        "recipe `{}` did not finish within limits.timeout_ms = {} (a host call was still pending)",
+                        job.recipe, job.limits.timeout_ms
+                    ),
+                );
             }
             Ok(Err(e)) => {
                 result.timings.run_us = total_us;
                 let trap = e.downcast_ref::<Trap>().copied();
                 let (status, msg) = if trap == Some(Trap::Interrupt) {
-                    (RunStatus::TimedOut, format!("recipe `{}` ran past limits.timeout_ms = {} and was interrupted", job.recipe, job.limits.timeout_ms))
+                    (
+                        RunStatus::TimedOut,
+                        format!(
+                            "recipe `{}` ran past limits.timeout_ms = {} and was interrupted",
+                            job.recipe, job.limits.timeout_ms
+                        ),
+                    )
                 } else if let Some(limit) = limit_hit {
                     (RunStatus::LimitExceeded, format!("recipe `{}`: {limit}", job.recipe))
                 } else if trap == Some(Trap::StackOverflow) {
-                    (RunStatus::LimitExceeded, format!("recipe `{}`: wasm stack overflow (stack limit 1 MiB)", job.recipe))
+                    (
+                        RunStatus::LimitExceeded,
+                        format!("recipe `{}`: wasm stack overflow (stack limit 1 MiB)", job.recipe),
+                    )
                 } else if output_full || format!("{e:#}").contains("beyond capacity") {
-                    (RunStatus::LimitExceeded, format!("recipe `{}`: output limit: wrote more than limits.output_bytes = {out_cap} bytes to stdout/stderr", job.recipe))
+                    (
+                        RunStatus::LimitExceeded,
+                        format!(
+                            "recipe `{}`: output limit: wrote more than limits.output_bytes = {out_cap} bytes to stdout/stderr",
+                            job.recipe
+                        ),
+                    )
                 } else {
                     // A Rust guest's panic message: the `panicked at` line and the message after it.
                     let panic_line = result
@@ -501,8 +585,19 @@ impl Sandbox {
                         .take(2)
                         .collect::<Vec<_>>()
                         .join(" ");
-                    let panic_line = if panic_line.is_empty() { panic_line } else { format!(" — {panic_line}") };
-                    (RunStatus::Trapped, format!("recipe `{}` trapped: {}{panic_line}", job.recipe, trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"))))
+                    let panic_line = if panic_line.is_empty() {
+                        panic_line
+                    } else {
+                        format!(" — {panic_line}")
+                    };
+                    (
+                        RunStatus::Trapped,
+                        format!(
+                            "recipe `{}` trapped: {}{panic_line}",
+                            job.recipe,
+                            trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"))
+                        ),
+                    )
                 };
                 result = result.fail(status, msg);
             }
@@ -518,15 +613,27 @@ impl Sandbox {
         }
         if !result.denials.is_empty() && matches!(result.status, RunStatus::Ok | RunStatus::RecipeError) {
             let why = result.denials.join("; ");
-            let msg = if result.message.is_empty() { why } else { format!("{why} (recipe said: {})", result.message) };
+            let msg = if result.message.is_empty() {
+                why
+            } else {
+                format!("{why} (recipe said: {})", result.message)
+            };
             result = result.fail(RunStatus::Denied, msg);
         }
         // Cap the result itself before anyone publishes it.
-        let size = serde_json::to_vec(&(&result.analysis, &result.outcome, &result.message)).map(|v| v.len()).unwrap_or(0);
+        let size = serde_json::to_vec(&(&result.analysis, &result.outcome, &result.message))
+            .map(|v| v.len())
+            .unwrap_or(0);
         if size > out_cap {
             result.analysis = None;
             result.outcome = None;
-            result = result.fail(RunStatus::LimitExceeded, format!("recipe `{}`: result is {size} bytes, over limits.output_bytes = {out_cap}", job.recipe));
+            result = result.fail(
+                RunStatus::LimitExceeded,
+                format!(
+                    "recipe `{}`: result is {size} bytes, over limits.output_bytes = {out_cap}",
+                    job.recipe
+                ),
+            );
         }
         tracing::info!(status = %result.status, verify_us = result.timings.verify_us, compile_us = result.timings.compile_us,
             instantiate_us = result.timings.instantiate_us, run_us = result.timings.run_us, "run finished");
@@ -544,9 +651,15 @@ impl Sandbox {
             // cap-std: open the granted directory as a capability; nothing above it is reachable.
             cap_std::fs::Dir::open_ambient_dir(&d.host, cap_std::ambient_authority())
                 .map_err(|e| format!("granted directory {}: {e}", d.host.display()))?;
-            wasi.preopened_dir(&d.host, &d.guest, FsPerms::ReadOnly).map_err(|e| format!("granted directory {}: {e}", d.host.display()))?;
+            wasi.preopened_dir(&d.host, &d.guest, FsPerms::ReadOnly)
+                .map_err(|e| format!("granted directory {}: {e}", d.host.display()))?;
         }
-        let egress = EgressPolicy::new(&job.capabilities.http, cap.max(1 << 20), Duration::from_millis(job.limits.timeout_ms.min(10_000)), denials.clone());
+        let egress = EgressPolicy::new(
+            &job.capabilities.http,
+            cap.max(1 << 20),
+            Duration::from_millis(job.limits.timeout_ms.min(10_000)),
+            denials.clone(),
+        );
         let state = RunState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -557,7 +670,12 @@ impl Sandbox {
             config: job.config.clone(),
             secrets: self.config.secrets.clone(),
             secret_grants: job.capabilities.secrets.clone(),
-            kube: KubeAccess::new(self.config.kube.clone(), &job.capabilities.kubernetes, denials.clone(), cap),
+            kube: KubeAccess::new(
+                self.config.kube.clone(),
+                &job.capabilities.kubernetes,
+                denials.clone(),
+                cap,
+            ),
             denials,
             stdout,
             stderr,

@@ -26,7 +26,12 @@ pub fn target_dir() -> PathBuf {
         return PathBuf::from(t);
     }
     // …/target/<profile>/deps/<test-binary>
-    std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `euphrosyne` binary built beside this test.
@@ -36,7 +41,9 @@ pub fn euphrosyne_bin() -> PathBuf {
 
 /// A test guest component from `host/tests/guests/NAME`.
 pub fn guest(name: &str) -> Vec<u8> {
-    let path = target_dir().join("wasm32-wasip2/recipe").join(format!("{}.wasm", name.replace('-', "_")));
+    let path = target_dir()
+        .join("wasm32-wasip2/recipe")
+        .join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!("{}: {e}. Build the test guests first: cargo build --profile recipe --target wasm32-wasip2 -p hostile -p future-wit (scripts/test does)", path.display())
     })
@@ -47,7 +54,12 @@ pub fn bundled(name: &str) -> (Manifest, Vec<u8>) {
     let dir = repo().join("recipes").join(name);
     let manifest = Manifest::from_toml(&std::fs::read_to_string(dir.join("recipe.toml")).unwrap(), name).unwrap();
     let wasm = dir.join(format!("{name}.wasm"));
-    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}. Build the recipes first: euphrosyne recipe build recipes/{name} (scripts/test does)", wasm.display()));
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. Build the recipes first: euphrosyne recipe build recipes/{name} (scripts/test does)",
+            wasm.display()
+        )
+    });
     (manifest, bytes)
 }
 
@@ -93,7 +105,12 @@ pub fn debug(labels: &[(&str, &str)]) -> RunInput {
 
 /// Action input.
 pub fn act(action: &str, params: serde_json::Value) -> RunInput {
-    RunInput::Action(ActionRequest { incident: incident(&[("alertname", "Test")], &[]), action: action.into(), parameters: params, approved_by: "tester".into() })
+    RunInput::Action(ActionRequest {
+        incident: incident(&[("alertname", "Test")], &[]),
+        action: action.into(),
+        parameters: params,
+        approved_by: "tester".into(),
+    })
 }
 
 /// A loopback HTTP/1.1 server answering every request with `status` and `body`; counts requests.
@@ -114,7 +131,11 @@ impl HttpServer {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf);
-                let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
             }
         });
         HttpServer { port, hits }

@@ -19,13 +19,21 @@ impl Actor for CordonNode {
         let p: Params = request.params()?;
         let node = match kube::get("v1", "Node", None, &p.node) {
             Ok(n) => n,
-            Err(kube::KubeError::NotFound(_)) => return Ok(Outcome::failure(format!("node {} does not exist", p.node))),
+            Err(kube::KubeError::NotFound(_)) => {
+                return Ok(Outcome::failure(format!("node {} does not exist", p.node)));
+            }
             Err(e) => return Err(e.into()),
         };
         if node["spec"]["unschedulable"].as_bool() == Some(true) {
             return Ok(Outcome::success(format!("node {} was already cordoned", p.node)));
         }
-        kube::patch("v1", "Node", None, &p.node, &json!({ "spec": { "unschedulable": true } }))?;
+        kube::patch(
+            "v1",
+            "Node",
+            None,
+            &p.node,
+            &json!({ "spec": { "unschedulable": true } }),
+        )?;
         Ok(Outcome::success(format!("node {} cordoned", p.node))
             .details(format!("spec.unschedulable=true; approved by {}", request.approved_by)))
     }
@@ -43,7 +51,10 @@ mod tests {
         let h = Harness::new().kube_object("v1", "Node", None, "worker-1", json!({ "spec": {} }));
         let req = ActionRequest::new("cordon-node", json!({"node": "worker-1"}), "bob");
         assert!(h.act::<CordonNode>(req.clone()).unwrap().success);
-        assert_eq!(h.kube_object_now("v1", "Node", None, "worker-1").unwrap()["spec"]["unschedulable"], true);
+        assert_eq!(
+            h.kube_object_now("v1", "Node", None, "worker-1").unwrap()["spec"]["unschedulable"],
+            true
+        );
         let again = h.act::<CordonNode>(req).unwrap();
         assert!(again.summary.contains("already"));
         assert_eq!(h.kube_writes().len(), 1, "a second cordon writes nothing");

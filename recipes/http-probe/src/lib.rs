@@ -18,7 +18,11 @@ impl Debugger for HttpProbe {
             .alerts
             .iter()
             .find_map(|a| a.annotation(&annotation))
-            .ok_or_else(|| RecipeError::new(format!("no alert carries the `{annotation}` annotation with a URL to probe")))?
+            .ok_or_else(|| {
+                RecipeError::new(format!(
+                    "no alert carries the `{annotation}` annotation with a URL to probe"
+                ))
+            })?
             .to_string();
         let timeout = config::parse_or("timeout_ms", 3_000u64);
         let slow_ms = config::parse_or("slow_ms", 1_000u128);
@@ -26,10 +30,15 @@ impl Debugger for HttpProbe {
         let result = http::Request::get(&url).timeout_ms(timeout).send();
         let ms = started.elapsed().as_millis();
         Ok(match result {
-            Ok(r) if r.is_success() && ms <= slow_ms => Analysis::inconclusive(format!("{url} answers {} in {ms} ms from Euphrosyne", r.status))
-                .finding(Finding::info("HTTP status", format!("{} in {ms} ms", r.status))),
-            Ok(r) if r.is_success() => Analysis::identified(format!("{url} is slow: {} in {ms} ms (threshold {slow_ms} ms)", r.status))
-                .finding(Finding::warning("Slow response", format!("{ms} ms"))),
+            Ok(r) if r.is_success() && ms <= slow_ms => {
+                Analysis::inconclusive(format!("{url} answers {} in {ms} ms from Euphrosyne", r.status))
+                    .finding(Finding::info("HTTP status", format!("{} in {ms} ms", r.status)))
+            }
+            Ok(r) if r.is_success() => Analysis::identified(format!(
+                "{url} is slow: {} in {ms} ms (threshold {slow_ms} ms)",
+                r.status
+            ))
+            .finding(Finding::warning("Slow response", format!("{ms} ms"))),
             Ok(r) => {
                 let body: String = r.text().chars().take(500).collect();
                 Analysis::identified(format!("{url} answers {} in {ms} ms", r.status))
@@ -50,7 +59,8 @@ mod tests {
     use recipe_sdk::testing::Harness;
 
     fn incident() -> Incident {
-        let alert = Alert::firing(&[("alertname", "EndpointDown")]).with_annotation("probe_url", "http://shop.example/health");
+        let alert =
+            Alert::firing(&[("alertname", "EndpointDown")]).with_annotation("probe_url", "http://shop.example/health");
         Incident::from_alerts("inc", vec![alert])
     }
 
@@ -74,7 +84,9 @@ mod tests {
     fn unreachable_is_identified_and_missing_annotation_is_an_error() {
         let a = Harness::new().debug::<HttpProbe>(incident()).unwrap();
         assert!(a.summary.contains("unreachable"));
-        let err = Harness::new().debug::<HttpProbe>(Incident::from_labels("i", &[("alertname", "X")])).unwrap_err();
+        let err = Harness::new()
+            .debug::<HttpProbe>(Incident::from_labels("i", &[("alertname", "X")]))
+            .unwrap_err();
         assert!(err.message.contains("probe_url"));
     }
 }

@@ -22,7 +22,9 @@ impl Debugger for NodeNotReady {
         let node = match kube::get("v1", "Node", None, &node_name) {
             Ok(n) => n,
             Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Analysis::inconclusive(format!("node {node_name} is not registered any more")));
+                return Ok(Analysis::inconclusive(format!(
+                    "node {node_name} is not registered any more"
+                )));
             }
             Err(e) => return Err(e.into()),
         };
@@ -46,7 +48,10 @@ impl Debugger for NodeNotReady {
             }
             None => {
                 problems.push("no Ready condition".to_string());
-                findings.push(Finding::critical("NotReady", "the node has never reported a Ready condition"));
+                findings.push(Finding::critical(
+                    "NotReady",
+                    "the node has never reported a Ready condition",
+                ));
             }
         }
         for p in PRESSURES {
@@ -60,13 +65,24 @@ impl Debugger for NodeNotReady {
         let pods = kube::list("v1", "Pod", None, None, Some(&format!("spec.nodeName={node_name}"))).unwrap_or_default();
         let names: Vec<String> = pods
             .iter()
-            .map(|p| format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or("?"), p["metadata"]["name"].as_str().unwrap_or("?")))
+            .map(|p| {
+                format!(
+                    "{}/{}",
+                    p["metadata"]["namespace"].as_str().unwrap_or("?"),
+                    p["metadata"]["name"].as_str().unwrap_or("?")
+                )
+            })
             .collect();
-        findings.push(Finding::info(format!("{} pods on the node", names.len()), names.join(", ")));
+        findings.push(Finding::info(
+            format!("{} pods on the node", names.len()),
+            names.join(", "),
+        ));
         let unschedulable = node["spec"]["unschedulable"].as_bool().unwrap_or(false);
         if problems.is_empty() {
             return Ok(findings.into_iter().fold(
-                Analysis::inconclusive(format!("node {node_name} looks healthy now; the alert may have cleared")),
+                Analysis::inconclusive(format!(
+                    "node {node_name} looks healthy now; the alert may have cleared"
+                )),
                 Analysis::finding,
             ));
         }
@@ -77,7 +93,11 @@ impl Debugger for NodeNotReady {
             analysis = analysis.suggest(
                 "cordon-node",
                 json!({ "node": node_name }),
-                format!("stop scheduling onto a node that is {}; {} pods run there", problems.join(", "), names.len()),
+                format!(
+                    "stop scheduling onto a node that is {}; {} pods run there",
+                    problems.join(", "),
+                    names.len()
+                ),
             );
         }
         Ok(findings.into_iter().fold(analysis, Analysis::finding))
@@ -106,8 +126,20 @@ mod tests {
     fn harness(n: Value) -> Harness {
         Harness::new()
             .kube_object("v1", "Node", None, "worker-1", n)
-            .kube_object("v1", "Pod", Some("shop"), "web-1", json!({ "spec": { "nodeName": "worker-1" } }))
-            .kube_object("v1", "Pod", Some("shop"), "web-2", json!({ "spec": { "nodeName": "worker-2" } }))
+            .kube_object(
+                "v1",
+                "Pod",
+                Some("shop"),
+                "web-1",
+                json!({ "spec": { "nodeName": "worker-1" } }),
+            )
+            .kube_object(
+                "v1",
+                "Pod",
+                Some("shop"),
+                "web-2",
+                json!({ "spec": { "nodeName": "worker-2" } }),
+            )
     }
 
     fn incident() -> Incident {
@@ -116,31 +148,50 @@ mod tests {
 
     #[test]
     fn not_ready_node_is_cordoned() {
-        let a = harness(node("False", "True", false)).debug::<NodeNotReady>(incident()).unwrap();
+        let a = harness(node("False", "True", false))
+            .debug::<NodeNotReady>(incident())
+            .unwrap();
         assert_eq!(a.verdict, Verdict::Identified);
-        assert!(a.summary.contains("not Ready") && a.summary.contains("DiskPressure"), "{}", a.summary);
+        assert!(
+            a.summary.contains("not Ready") && a.summary.contains("DiskPressure"),
+            "{}",
+            a.summary
+        );
         assert_eq!(a.actions[0].action, "cordon-node");
         assert_eq!(a.actions[0].parameters, json!({"node": "worker-1"}));
-        assert!(a.findings.iter().any(|f| f.title == "1 pods on the node" && f.detail == "shop/web-1"));
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.title == "1 pods on the node" && f.detail == "shop/web-1")
+        );
     }
 
     #[test]
     fn cordoned_node_gets_no_second_cordon() {
-        let a = harness(node("False", "False", true)).debug::<NodeNotReady>(incident()).unwrap();
+        let a = harness(node("False", "False", true))
+            .debug::<NodeNotReady>(incident())
+            .unwrap();
         assert!(a.actions.is_empty());
     }
 
     #[test]
     fn healthy_node_is_inconclusive() {
-        let a = harness(node("True", "False", false)).debug::<NodeNotReady>(incident()).unwrap();
+        let a = harness(node("True", "False", false))
+            .debug::<NodeNotReady>(incident())
+            .unwrap();
         assert_eq!(a.verdict, Verdict::Inconclusive);
         assert!(a.actions.is_empty());
     }
 
     #[test]
     fn instance_label_works_too() {
-        let i = Incident::from_labels("inc", &[("alertname", "KubeNodeNotReady"), ("instance", "worker-1:9100")]);
-        let a = harness(node("Unknown", "False", false)).debug::<NodeNotReady>(i).unwrap();
+        let i = Incident::from_labels(
+            "inc",
+            &[("alertname", "KubeNodeNotReady"), ("instance", "worker-1:9100")],
+        );
+        let a = harness(node("Unknown", "False", false))
+            .debug::<NodeNotReady>(i)
+            .unwrap();
         assert_eq!(a.actions[0].action, "cordon-node");
     }
 }

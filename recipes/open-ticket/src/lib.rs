@@ -32,9 +32,14 @@ impl Actor for OpenTicket {
         let token = secrets::get("jira-token")?;
         let incident = &request.incident;
         let alertname = incident.label("alertname").unwrap_or("alert");
-        let summary = p.summary.unwrap_or_else(|| format!("[Euphrosyne] {alertname} ({})", incident.id));
+        let summary = p
+            .summary
+            .unwrap_or_else(|| format!("[Euphrosyne] {alertname} ({})", incident.id));
         let mut description = p.description.unwrap_or_default();
-        description.push_str(&format!("\n\nIncident {} — approved by {}.\n", incident.id, request.approved_by));
+        description.push_str(&format!(
+            "\n\nIncident {} — approved by {}.\n",
+            incident.id, request.approved_by
+        ));
         for a in &incident.alerts {
             let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             description.push_str(&format!("* {:?} {}\n", a.status, labels.join(", ")));
@@ -76,15 +81,27 @@ mod tests {
     fn creates_an_issue_and_returns_its_key() {
         let h = harness().http_response(
             "https://jira.example.com/rest/api/2/issue",
-            http::Response::new(201, r#"{"id":"10000","key":"SRE-42","self":"https://jira.example.com/rest/api/2/issue/10000"}"#),
+            http::Response::new(
+                201,
+                r#"{"id":"10000","key":"SRE-42","self":"https://jira.example.com/rest/api/2/issue/10000"}"#,
+            ),
         );
-        let out = h.act::<OpenTicket>(ActionRequest::new("open-ticket", json!({"summary": "web down"}), "carol")).unwrap();
+        let out = h
+            .act::<OpenTicket>(ActionRequest::new(
+                "open-ticket",
+                json!({"summary": "web down"}),
+                "carol",
+            ))
+            .unwrap();
         assert!(out.success);
         assert_eq!(out.summary, "opened SRE-42");
         assert_eq!(out.details, "https://jira.example.com/browse/SRE-42");
         let req = &h.http_requests()[0];
         assert_eq!(req.method, "POST");
-        assert!(req.headers.contains(&("authorization".into(), "Basic Ym90OnMzY3JldA==".into())));
+        assert!(
+            req.headers
+                .contains(&("authorization".into(), "Basic Ym90OnMzY3JldA==".into()))
+        );
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(body["fields"]["project"]["key"], "SRE");
         assert_eq!(body["fields"]["summary"], "web down");
@@ -93,15 +110,22 @@ mod tests {
 
     #[test]
     fn jira_error_is_a_failed_outcome() {
-        let h = harness().http_response("https://jira.example.com/", http::Response::new(400, r#"{"errors":{"project":"project is required"}}"#));
-        let out = h.act::<OpenTicket>(ActionRequest::new("open-ticket", json!({}), "carol")).unwrap();
+        let h = harness().http_response(
+            "https://jira.example.com/",
+            http::Response::new(400, r#"{"errors":{"project":"project is required"}}"#),
+        );
+        let out = h
+            .act::<OpenTicket>(ActionRequest::new("open-ticket", json!({}), "carol"))
+            .unwrap();
         assert!(!out.success);
         assert!(out.details.contains("project is required"));
     }
 
     #[test]
     fn missing_secret_is_an_error() {
-        let err = Harness::new().act::<OpenTicket>(ActionRequest::new("open-ticket", json!({}), "carol")).unwrap_err();
+        let err = Harness::new()
+            .act::<OpenTicket>(ActionRequest::new("open-ticket", json!({}), "carol"))
+            .unwrap_err();
         assert!(err.message.contains("jira-url"));
     }
 }

@@ -17,11 +17,27 @@ pub struct PodCrashloop;
 /// What the evidence says, most specific first.
 #[derive(Debug, PartialEq)]
 enum Cause {
-    OomKilled { container: String, limit: Option<String> },
-    ImagePull { container: String, reason: String, image: String },
-    ConfigError { container: String, detail: String },
-    FailingProbe { detail: String },
-    AppCrash { container: String, exit_code: i64, reason: String },
+    OomKilled {
+        container: String,
+        limit: Option<String>,
+    },
+    ImagePull {
+        container: String,
+        reason: String,
+        image: String,
+    },
+    ConfigError {
+        container: String,
+        detail: String,
+    },
+    FailingProbe {
+        detail: String,
+    },
+    AppCrash {
+        container: String,
+        exit_code: i64,
+        reason: String,
+    },
 }
 
 impl Debugger for PodCrashloop {
@@ -42,7 +58,10 @@ impl Debugger for PodCrashloop {
         };
         let events = kube::events(Some(&ns), "Pod", &pod_name).unwrap_or_default();
         let mut findings = Vec::new();
-        let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+        let statuses = pod["status"]["containerStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for s in &statuses {
             let name = s["name"].as_str().unwrap_or("?");
             findings.push(Finding::info(
@@ -66,11 +85,17 @@ impl Debugger for PodCrashloop {
         let crashed = statuses
             .iter()
             .max_by_key(|s| s["restartCount"].as_i64().unwrap_or(0))
-            .and_then(|s| s["name"].as_str().map(|n| (n.to_string(), s["restartCount"].as_i64().unwrap_or(0) > 0)));
+            .and_then(|s| {
+                s["name"]
+                    .as_str()
+                    .map(|n| (n.to_string(), s["restartCount"].as_i64().unwrap_or(0) > 0))
+            });
         if let Some((container, previous)) = &crashed {
             let tail = config::parse_or("log_tail_lines", 20u32);
             match kube::pod_logs(&ns, &pod_name, Some(container), Some(tail), *previous) {
-                Ok(log) if !log.trim().is_empty() => findings.push(Finding::info(format!("log tail of {container}"), log)),
+                Ok(log) if !log.trim().is_empty() => {
+                    findings.push(Finding::info(format!("log tail of {container}"), log))
+                }
                 Ok(_) => {}
                 Err(e) => log::warn(&format!("no log for {ns}/{pod_name}/{container}: {e}")),
             }
@@ -91,16 +116,28 @@ impl Debugger for PodCrashloop {
                 }
                 Analysis::identified(format!("{ns}/{pod_name}: {detail}"))
                     .finding(Finding::critical("OOMKilled", detail))
-                    .suggest("raise-memory-limit", params, format!(
-                        "the container exceeds its memory limit; raise it{}",
-                        suggested.map(|s| format!(" to {s}")).unwrap_or_default()
-                    ))
+                    .suggest(
+                        "raise-memory-limit",
+                        params,
+                        format!(
+                            "the container exceeds its memory limit; raise it{}",
+                            suggested.map(|s| format!(" to {s}")).unwrap_or_default()
+                        ),
+                    )
             }
-            Some(Cause::ImagePull { container, reason, image }) => {
+            Some(Cause::ImagePull {
+                container,
+                reason,
+                image,
+            }) => {
                 let detail = format!("container {container} cannot pull image {image} ({reason}).");
                 Analysis::identified(format!("{ns}/{pod_name}: {detail}"))
                     .finding(Finding::critical("Image pull failure", detail))
-                    .suggest("rollback-deployment", target.clone(), "the new image cannot be pulled; roll back to the last revision that ran")
+                    .suggest(
+                        "rollback-deployment",
+                        target.clone(),
+                        "the new image cannot be pulled; roll back to the last revision that ran",
+                    )
             }
             Some(Cause::ConfigError { container, detail }) => {
                 let detail = format!("container {container} cannot start: {detail}");
@@ -112,22 +149,42 @@ impl Debugger for PodCrashloop {
                         "a ConfigMap or Secret the pod needs is missing or invalid; a human must provide it",
                     )
             }
-            Some(Cause::FailingProbe { detail }) => Analysis::identified(format!("{ns}/{pod_name}: probes are failing"))
-                .finding(Finding::critical("Failing probe", detail))
-                .suggest("restart-workload", target.clone(), "the probes fail although the process runs; a rolling restart often clears a stuck state"),
-            Some(Cause::AppCrash { container, exit_code, reason }) => {
+            Some(Cause::FailingProbe { detail }) => {
+                Analysis::identified(format!("{ns}/{pod_name}: probes are failing"))
+                    .finding(Finding::critical("Failing probe", detail))
+                    .suggest(
+                        "restart-workload",
+                        target.clone(),
+                        "the probes fail although the process runs; a rolling restart often clears a stuck state",
+                    )
+            }
+            Some(Cause::AppCrash {
+                container,
+                exit_code,
+                reason,
+            }) => {
                 let detail = format!("container {container} exits with code {exit_code} ({reason}); see the log tail.");
                 Analysis::identified(format!("{ns}/{pod_name}: the application crashes"))
                     .finding(Finding::critical("Application crash", detail))
-                    .suggest("rollback-deployment", target.clone(), "the application crashes on start; roll back to the last revision that ran")
-                    .suggest("restart-workload", target.clone(), "if the crash is transient (a dependency was down), a restart is enough")
+                    .suggest(
+                        "rollback-deployment",
+                        target.clone(),
+                        "the application crashes on start; roll back to the last revision that ran",
+                    )
+                    .suggest(
+                        "restart-workload",
+                        target.clone(),
+                        "if the crash is transient (a dependency was down), a restart is enough",
+                    )
             }
-            None => Analysis::inconclusive(format!("{ns}/{pod_name}: no known crash pattern in the pod's state and events"))
-                .suggest(
-                    "open-ticket",
-                    json!({ "summary": format!("{ns}/{pod_name} crashlooping, cause unknown") }),
-                    "no automatic remedy fits; hand it to a human",
-                ),
+            None => Analysis::inconclusive(format!(
+                "{ns}/{pod_name}: no known crash pattern in the pod's state and events"
+            ))
+            .suggest(
+                "open-ticket",
+                json!({ "summary": format!("{ns}/{pod_name} crashlooping, cause unknown") }),
+                "no automatic remedy fits; hand it to a human",
+            ),
         };
         Ok(findings.into_iter().fold(analysis, Analysis::finding))
     }
@@ -149,7 +206,10 @@ fn describe_state(state: &Value) -> String {
 }
 
 fn classify(pod: &Value, events: &[Value]) -> Option<Cause> {
-    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+    let statuses = pod["status"]["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let limit_of = |container: &str| {
         pod["spec"]["containers"]
             .as_array()
@@ -160,7 +220,10 @@ fn classify(pod: &Value, events: &[Value]) -> Option<Cause> {
         let name = s["name"].as_str().unwrap_or("?").to_string();
         let terminated = [&s["state"]["terminated"], &s["lastState"]["terminated"]];
         if terminated.iter().any(|t| t["reason"] == "OOMKilled") {
-            return Some(Cause::OomKilled { limit: limit_of(&name), container: name });
+            return Some(Cause::OomKilled {
+                limit: limit_of(&name),
+                container: name,
+            });
         }
     }
     for s in &statuses {
@@ -168,11 +231,18 @@ fn classify(pod: &Value, events: &[Value]) -> Option<Cause> {
         let waiting = s["state"]["waiting"]["reason"].as_str().unwrap_or("");
         if matches!(waiting, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName") {
             let image = s["image"].as_str().unwrap_or("?").to_string();
-            return Some(Cause::ImagePull { container: name, reason: waiting.into(), image });
+            return Some(Cause::ImagePull {
+                container: name,
+                reason: waiting.into(),
+                image,
+            });
         }
         if matches!(waiting, "CreateContainerConfigError" | "CreateContainerError") {
             let detail = s["state"]["waiting"]["message"].as_str().unwrap_or(waiting).to_string();
-            return Some(Cause::ConfigError { container: name, detail });
+            return Some(Cause::ConfigError {
+                container: name,
+                detail,
+            });
         }
     }
     let missing = events.iter().find_map(|e| {
@@ -181,11 +251,17 @@ fn classify(pod: &Value, events: &[Value]) -> Option<Cause> {
         about_config.then(|| msg.to_string())
     });
     if let Some(detail) = missing {
-        let container = statuses.first().and_then(|s| s["name"].as_str()).unwrap_or("?").to_string();
+        let container = statuses
+            .first()
+            .and_then(|s| s["name"].as_str())
+            .unwrap_or("?")
+            .to_string();
         return Some(Cause::ConfigError { container, detail });
     }
     if let Some(e) = events.iter().rev().find(|e| e["reason"] == "Unhealthy") {
-        return Some(Cause::FailingProbe { detail: e["message"].as_str().unwrap_or("probe failed").to_string() });
+        return Some(Cause::FailingProbe {
+            detail: e["message"].as_str().unwrap_or("probe failed").to_string(),
+        });
     }
     statuses.iter().find_map(|s| {
         let t = &s["lastState"]["terminated"];
@@ -200,7 +276,10 @@ fn classify(pod: &Value, events: &[Value]) -> Option<Cause> {
 
 /// The workload that owns the pod: a ReplicaSet's Deployment, or a StatefulSet/DaemonSet.
 fn workload_of(pod: &Value, ns: &str) -> (String, String) {
-    let owner = pod["metadata"]["ownerReferences"].as_array().and_then(|o| o.first()).cloned();
+    let owner = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .and_then(|o| o.first())
+        .cloned();
     let Some(owner) = owner else {
         return ("Pod".into(), pod["metadata"]["name"].as_str().unwrap_or("?").into());
     };
@@ -213,7 +292,10 @@ fn workload_of(pod: &Value, ns: &str) -> (String, String) {
     if let Ok(rs) = kube::get("apps/v1", "ReplicaSet", Some(ns), &name)
         && let Some(dep) = rs["metadata"]["ownerReferences"].as_array().and_then(|o| o.first())
     {
-        return (dep["kind"].as_str().unwrap_or("Deployment").into(), dep["name"].as_str().unwrap_or(&name).into());
+        return (
+            dep["kind"].as_str().unwrap_or("Deployment").into(),
+            dep["name"].as_str().unwrap_or(&name).into(),
+        );
     }
     let base = name.rsplit_once('-').map(|(b, _)| b.to_string()).unwrap_or(name);
     ("Deployment".into(), base)
@@ -233,7 +315,14 @@ mod tests {
     use recipe_sdk::testing::Harness;
 
     fn incident() -> Incident {
-        Incident::from_labels("inc-1", &[("alertname", "KubePodCrashLooping"), ("namespace", "shop"), ("pod", "web-7d9f-abcde")])
+        Incident::from_labels(
+            "inc-1",
+            &[
+                ("alertname", "KubePodCrashLooping"),
+                ("namespace", "shop"),
+                ("pod", "web-7d9f-abcde"),
+            ],
+        )
     }
 
     fn pod(status: Value) -> Value {
@@ -247,9 +336,19 @@ mod tests {
     fn harness(status: Value) -> Harness {
         Harness::new()
             .kube_object("v1", "Pod", Some("shop"), "web-7d9f-abcde", pod(status))
-            .kube_object("apps/v1", "ReplicaSet", Some("shop"), "web-7d9f", json!({
-                "metadata": { "ownerReferences": [{ "kind": "Deployment", "name": "web" }] } }))
-            .pod_log("shop", "web-7d9f-abcde", "starting\nloading cache\nfatal: out of memory")
+            .kube_object(
+                "apps/v1",
+                "ReplicaSet",
+                Some("shop"),
+                "web-7d9f",
+                json!({
+                "metadata": { "ownerReferences": [{ "kind": "Deployment", "name": "web" }] } }),
+            )
+            .pod_log(
+                "shop",
+                "web-7d9f-abcde",
+                "starting\nloading cache\nfatal: out of memory",
+            )
     }
 
     #[test]
@@ -260,8 +359,14 @@ mod tests {
         let a = h.debug::<PodCrashloop>(incident()).unwrap();
         assert_eq!(a.verdict, Verdict::Identified);
         assert_eq!(a.actions[0].action, "raise-memory-limit");
-        assert_eq!(a.actions[0].parameters, json!({"namespace": "shop", "kind": "Deployment", "name": "web", "container": "app", "memory": "512Mi"}));
-        assert!(a.findings.iter().any(|f| f.detail.contains("fatal: out of memory")), "log tail is evidence");
+        assert_eq!(
+            a.actions[0].parameters,
+            json!({"namespace": "shop", "kind": "Deployment", "name": "web", "container": "app", "memory": "512Mi"})
+        );
+        assert!(
+            a.findings.iter().any(|f| f.detail.contains("fatal: out of memory")),
+            "log tail is evidence"
+        );
     }
 
     #[test]
@@ -286,7 +391,13 @@ mod tests {
     fn failing_probes_suggest_restart() {
         let h = harness(json!({ "name": "app", "restartCount": 2, "state": { "running": {} },
             "lastState": { "terminated": { "reason": "Error", "exitCode": 143 } } }))
-            .kube_event("shop", "Pod", "web-7d9f-abcde", "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500");
+        .kube_event(
+            "shop",
+            "Pod",
+            "web-7d9f-abcde",
+            "Unhealthy",
+            "Liveness probe failed: HTTP probe failed with statuscode: 500",
+        );
         let a = h.debug::<PodCrashloop>(incident()).unwrap();
         assert_eq!(a.actions[0].action, "restart-workload");
         assert_eq!(a.actions[0].parameters["name"], "web");
@@ -298,14 +409,19 @@ mod tests {
             "state": { "waiting": { "reason": "CrashLoopBackOff" } },
             "lastState": { "terminated": { "reason": "Error", "exitCode": 1 } } }));
         let a = h.debug::<PodCrashloop>(incident()).unwrap();
-        assert_eq!(a.actions.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["rollback-deployment", "restart-workload"]);
+        assert_eq!(
+            a.actions.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+            ["rollback-deployment", "restart-workload"]
+        );
     }
 
     #[test]
     fn gone_pod_is_inconclusive_and_missing_label_is_an_error() {
         let a = Harness::new().debug::<PodCrashloop>(incident()).unwrap();
         assert_eq!(a.verdict, Verdict::Inconclusive);
-        let err = Harness::new().debug::<PodCrashloop>(Incident::from_labels("i", &[("alertname", "X")])).unwrap_err();
+        let err = Harness::new()
+            .debug::<PodCrashloop>(Incident::from_labels("i", &[("alertname", "X")]))
+            .unwrap_err();
         assert!(err.message.contains("`pod`"));
     }
 

@@ -22,8 +22,13 @@ wit_bindgen::generate!({
 struct Future;
 
 impl Guest for Future {
-    fn debug(incident: euphrosyne::recipe::types::Incident) -> Result<euphrosyne::recipe::types::Analysis, euphrosyne::recipe::types::RecipeError> {
-        Ok(euphrosyne::recipe::types::Analysis { summary: incident.id, confidence: 100 })
+    fn debug(
+        incident: euphrosyne::recipe::types::Incident,
+    ) -> Result<euphrosyne::recipe::types::Analysis, euphrosyne::recipe::types::RecipeError> {
+        Ok(euphrosyne::recipe::types::Analysis {
+            summary: incident.id,
+            confidence: 100,
+        })
     }
 }
 

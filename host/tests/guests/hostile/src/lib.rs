@@ -76,8 +76,10 @@ impl Debugger for Hostile {
                 Err(e) => Err(e.into()),
             },
             "big-result" => Ok(Analysis::inconclusive("y".repeat(1 << 20))),
-            _ => Ok(Analysis::identified(format!("all good: {} alert(s)", incident.alerts.len()))
-                .finding(Finding::info("mode", mode))),
+            _ => Ok(
+                Analysis::identified(format!("all good: {} alert(s)", incident.alerts.len()))
+                    .finding(Finding::info("mode", mode)),
+            ),
         }
     }
 }
