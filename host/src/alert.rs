@@ -94,8 +94,32 @@ fn common_labels(alerts: &[Alert]) -> BTreeMap<String, String> {
     common
 }
 
+/// A parsed alert payload.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// Alertmanager's groupKey, when the payload is a webhook body.
+    pub group_key: Option<String>,
+    /// `alertmanager`, `grafana` or `generic`.
+    pub source: String,
+    /// The alerts, each with a fingerprint.
+    pub alerts: Vec<Alert>,
+    /// Labels all alerts share.
+    pub common_labels: BTreeMap<String, String>,
+}
+
 /// Parse a webhook body, one alert, or a generic alert into an incident with id `id`.
 pub fn incident_from_json(body: &[u8], id: &str, now_rfc3339: &str) -> Result<Incident, Error> {
+    let p = parse(body, now_rfc3339)?;
+    Ok(Incident {
+        id: id.into(),
+        source: p.source,
+        alerts: p.alerts,
+        common_labels: p.common_labels,
+    })
+}
+
+/// Parse a webhook body, one alert, or a generic alert.
+pub fn parse(body: &[u8], now_rfc3339: &str) -> Result<Payload, Error> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Error::Alert(format!("not JSON: {e}")))?;
     let obj = value
         .as_object()
@@ -130,8 +154,9 @@ pub fn incident_from_json(body: &[u8], id: &str, now_rfc3339: &str) -> Result<In
         } else {
             hook.common_labels
         };
-        return Ok(Incident {
-            id: id.into(),
+        let group_key = Some(hook.group_key).filter(|k| !k.is_empty());
+        return Ok(Payload {
+            group_key,
             source: source.into(),
             alerts,
             common_labels: common,
@@ -156,8 +181,8 @@ pub fn incident_from_json(body: &[u8], id: &str, now_rfc3339: &str) -> Result<In
         annotations: g.annotations,
     };
     let common = alert.labels.clone();
-    Ok(Incident {
-        id: id.into(),
+    Ok(Payload {
+        group_key: None,
         source: "generic".into(),
         alerts: vec![alert],
         common_labels: common,

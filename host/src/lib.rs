@@ -13,13 +13,20 @@
 //! The `euphrosyne` binary (`serve`, `sandbox`, `recipe …`) is a thin layer over these.
 
 pub mod alert;
+pub mod api;
 pub mod capability;
+pub mod config;
 pub mod digest;
+pub mod executor;
+pub mod incident;
 pub mod manifest;
 pub mod matcher;
+pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod pack;
 pub mod recipe;
+pub mod reconciler;
 pub mod sandbox;
 
 /// The WIT package version this host speaks (`euphrosyne:recipe@0.1.0`).

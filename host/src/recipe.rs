@@ -124,5 +124,8 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, Error> {
             Err(e) => bad.push((origin, e)),
         }
     }
-    Ok(Loaded { recipes: good, errors: bad })
+    Ok(Loaded {
+        recipes: good,
+        errors: bad,
+    })
 }

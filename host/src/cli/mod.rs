@@ -1,7 +1,8 @@
-//! Command line: `euphrosyne recipe new|build|pack|verify|run`.
+//! Command line: `euphrosyne serve` and `euphrosyne recipe new|build|pack|verify|run`.
 
 mod recipe;
 mod scaffold;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -12,7 +13,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "euphrosyne", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `euphrosyne=debug`.
-    #[arg(long, global = true, env = "EUPHROSYNE_LOG", default_value = "warn,wasmtime_wasi_http=error")]
+    #[arg(
+        long,
+        global = true,
+        env = "EUPHROSYNE_LOG",
+        default_value = "warn,wasmtime_wasi_http=error"
+    )]
     log: String,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "EUPHROSYNE_LOG_JSON")]
@@ -23,6 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the host: receive alerts, run recipes, serve the API.
+    Serve(serve::ServeArgs),
     /// Write, build, pack, verify and run recipes.
     #[command(subcommand)]
     Recipe(recipe::RecipeCommand),
@@ -55,6 +63,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Recipe(cmd) => recipe::run(cmd).await,
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -145,3 +145,5 @@ impl HttpServer {
         self.hits.load(Ordering::SeqCst)
     }
 }
+
+pub mod host;

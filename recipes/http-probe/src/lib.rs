@@ -41,17 +41,37 @@ impl Debugger for HttpProbe {
             .finding(Finding::warning("Slow response", format!("{ms} ms"))),
             Ok(r) => {
                 let body: String = r.text().chars().take(500).collect();
-                Analysis::identified(format!("{url} answers {} in {ms} ms", r.status))
+                let summary = format!("{url} answers {} in {ms} ms", r.status);
+                Analysis::identified(summary.clone())
                     .finding(Finding::critical("HTTP status", format!("{} in {ms} ms", r.status)))
                     .finding(Finding::info("Response body (first 500 chars)", body))
+                    .suggest(
+                        "open-ticket",
+                        ticket(&incident, &summary),
+                        "the endpoint is failing; hand it to its owners",
+                    )
             }
-            Err(e) => Analysis::identified(format!("{url} is unreachable: {}", e.message))
-                .finding(Finding::critical("Unreachable", format!("{} after {ms} ms", e.message))),
+            Err(e) => {
+                let summary = format!("{url} is unreachable: {}", e.message);
+                Analysis::identified(summary.clone())
+                    .finding(Finding::critical("Unreachable", format!("{} after {ms} ms", e.message)))
+                    .suggest(
+                        "open-ticket",
+                        ticket(&incident, &summary),
+                        "the endpoint is down; hand it to its owners",
+                    )
+            }
         })
     }
 }
 
 recipe_sdk::export_debugger!(HttpProbe);
+
+/// `open-ticket` parameters for a failing endpoint.
+fn ticket(incident: &Incident, summary: &str) -> serde_json::Value {
+    let alertname = incident.label("alertname").unwrap_or("EndpointDown");
+    serde_json::json!({ "summary": format!("{alertname}: {summary}"), "description": summary })
+}
 
 #[cfg(test)]
 mod tests {
@@ -70,6 +90,13 @@ mod tests {
         let a = h.debug::<HttpProbe>(incident()).unwrap();
         assert_eq!(a.verdict, Verdict::Identified);
         assert!(a.summary.contains("503"));
+        assert_eq!(a.actions[0].action, "open-ticket");
+        assert!(
+            a.actions[0].parameters["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("EndpointDown: http://shop.example/health answers 503")
+        );
         assert_eq!(h.http_requests()[0].url, "http://shop.example/health");
     }
 
@@ -78,6 +105,7 @@ mod tests {
         let h = Harness::new().http_response("http://shop.example/", http::Response::new(200, "ok"));
         let a = h.debug::<HttpProbe>(incident()).unwrap();
         assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert!(a.actions.is_empty());
     }
 
     #[test]

@@ -1,0 +1,173 @@
+//! `euphrosyne serve`: the host. Embedded by default: recipes from a directory of packed
+//! recipes, the in-process executor, in-memory incidents, listening on 127.0.0.1:8080.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use euphrosyne::api::{Api, Auth};
+use euphrosyne::capability::secrets::SecretStore;
+use euphrosyne::config::ServeConfig;
+use euphrosyne::executor::InProcess;
+use euphrosyne::metrics::Metrics;
+use euphrosyne::notify::{LogNotifier, Notifier};
+use euphrosyne::reconciler::{RecipeErrorInfo, Reconciler};
+use euphrosyne::sandbox::{Sandbox, SandboxConfig};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML; see examples/euphrosyne.toml). Flags and EUPHROSYNE_* variables override it.
+    #[arg(long, env = "EUPHROSYNE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "EUPHROSYNE_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory of packed recipes (ConfigMap YAML from `recipe pack`) [default: build/recipes].
+    #[arg(long, env = "EUPHROSYNE_RECIPES")]
+    pub recipes: Option<PathBuf>,
+    /// On-disk compile cache (created mode 0700).
+    #[arg(long, env = "EUPHROSYNE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Directory of secret files for recipes (one file per secret name).
+    #[arg(long, env = "EUPHROSYNE_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Kubeconfig for the recipes' kubernetes capability.
+    #[arg(long, env = "EUPHROSYNE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = match &a.config {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(v) = a.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = a.recipes {
+        cfg.recipes = v;
+    }
+    if a.cache_dir.is_some() {
+        cfg.cache_dir = a.cache_dir;
+    }
+    if a.secrets_dir.is_some() {
+        cfg.secrets_dir = a.secrets_dir;
+    }
+    if a.kubeconfig.is_some() {
+        cfg.kubeconfig = a.kubeconfig;
+    }
+    cfg.validate()?;
+
+    let loaded = euphrosyne::recipe::load_dir(&cfg.recipes).with_context(|| {
+        format!(
+            "loading recipes from {} (build the bundled ones with scripts/build-wasm, or pass --recipes DIR)",
+            cfg.recipes.display()
+        )
+    })?;
+    let kube = match &cfg.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let c = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .context("kubeconfig")?;
+            Some(kube::Client::try_from(c).context("Kubernetes client")?)
+        }
+        None => None,
+    };
+    let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+        cache_dir: cfg.cache_dir.clone(),
+        pool_slots: (cfg.max_concurrent_runs as u32).max(4),
+        dir_roots: cfg.dir_roots.clone(),
+        kube,
+        secrets: SecretStore::load(cfg.secrets_dir.as_deref())?,
+    })?);
+    let metrics = Arc::new(Metrics::default());
+    let executor = InProcess::new(sandbox, cfg.max_concurrent_runs, metrics.clone());
+    let auth = Auth::load(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+
+    println!("euphrosyne {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+    println!("  POST http://{addr}/webhook        alerts (Alertmanager webhook, generic JSON)");
+    println!("  GET  http://{addr}/api/status     incidents, runs, recipes");
+    println!("  GET  http://{addr}/api/openapi.json");
+    println!("  GET  http://{addr}/metrics");
+    println!("recipes from {}:", cfg.recipes.display());
+    for r in &loaded.recipes {
+        println!(
+            "  {:<18} {:<6} {} {}",
+            r.name(),
+            r.manifest.kind.to_string(),
+            r.manifest.version,
+            r.digest
+        );
+    }
+    for (origin, e) in &loaded.errors {
+        println!("  SKIPPED {origin}: {e}");
+        tracing::warn!(origin = %origin, "recipe skipped: {e}");
+    }
+    if loaded.recipes.is_empty() {
+        println!("  (none loaded: alerts will be recorded but nothing will analyse them)");
+    }
+    if !auth.has_tokens() {
+        println!(
+            "no API tokens configured: reads are open, approvals are refused (set EUPHROSYNE_OPERATOR_TOKEN or `tokens` in the config)"
+        );
+    }
+    let errors = loaded
+        .errors
+        .iter()
+        .map(|(o, e)| RecipeErrorInfo {
+            origin: o.clone(),
+            error: e.to_string(),
+        })
+        .collect();
+    let max_body = cfg.max_body_bytes;
+    let notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
+    let reconciler = Reconciler::start(cfg, loaded.recipes, errors, executor, notifiers, metrics);
+    let app = euphrosyne::api::router(
+        Arc::new(Api {
+            reconciler: reconciler.clone(),
+            auth,
+        }),
+        max_body,
+    );
+    let shutdown_reconciler = reconciler.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: refusing new alerts, letting runs finish");
+            // Refuse alerts at once (503), while the server drains connections.
+            shutdown_reconciler.shutdown_intake();
+        })
+        .await
+        .context("HTTP server")?;
+    reconciler.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,236 @@
+//! `euphrosyne serve` configuration: a TOML file (see `examples/euphrosyne.toml`), overridden by
+//! `EUPHROSYNE_*` environment variables and command-line flags. Secrets (tokens, passwords) are
+//! never written in the file itself: each is read from an environment variable or a file, named
+//! by `*_env` / `*_file`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+use crate::matcher::Matchers;
+
+/// A role an API token carries. Each includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read everything.
+    Viewer,
+    /// Also approve suggested actions.
+    Approver,
+    /// Also run a named action that was not suggested.
+    Operator,
+}
+
+/// A secret value named by where to read it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// Environment variable holding it.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// File holding it (trailing newline trimmed), e.g. a mounted Kubernetes Secret.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl SecretRef {
+    /// Read the value; `what` names it in errors (never the value).
+    pub fn read(&self, what: &str) -> Result<String, Error> {
+        let err = |m: String| Error::Manifest {
+            path: "config".into(),
+            message: format!("{what}: {m}"),
+        };
+        let value = match (&self.env, &self.file) {
+            (Some(var), None) => {
+                std::env::var(var).map_err(|_| err(format!("environment variable {var} is not set")))?
+            }
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| err(format!("{}: {e}", f.display())))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+            _ => return Err(err("give exactly one of `env` or `file`".into())),
+        };
+        if value.is_empty() {
+            return Err(err("is empty".into()));
+        }
+        Ok(value)
+    }
+}
+
+/// An API token entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in the event log; never the token).
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Where the token is.
+    pub token: SecretRef,
+}
+
+/// How Alertmanager authenticates to `/webhook` (what its `http_config` can send).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAuthConfig {
+    /// `Authorization: Bearer …` (Alertmanager `http_config.authorization.credentials`).
+    #[serde(default)]
+    pub bearer: Option<SecretRef>,
+    /// Basic auth user (Alertmanager `http_config.basic_auth`).
+    #[serde(default)]
+    pub basic_username: Option<String>,
+    /// Basic auth password.
+    #[serde(default)]
+    pub basic_password: Option<SecretRef>,
+}
+
+/// When to react to a group of alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriggerPolicy {
+    /// Firing alert notifications (after dedup) needed before the debuggers run.
+    pub min_occurrences: u32,
+    /// Collect alerts arriving together: wait this long after the last new alert (each new alert
+    /// resets the window). 0 reacts at once.
+    pub wait_for_more_ms: u64,
+    /// After an analysis, do not analyse the same group again for this long.
+    pub cooldown_ms: u64,
+}
+
+impl Default for TriggerPolicy {
+    fn default() -> Self {
+        TriggerPolicy {
+            min_occurrences: 1,
+            wait_for_more_ms: 0,
+            cooldown_ms: 300_000,
+        }
+    }
+}
+
+/// A route: alerts whose group labels match get this trigger policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Alertmanager matchers on the group's common labels.
+    pub matchers: Vec<String>,
+    /// The policy.
+    #[serde(flatten)]
+    pub policy: TriggerPolicy,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Directory of packed recipes (ConfigMap YAML), for the embedded registry.
+    pub recipes: PathBuf,
+    /// On-disk compile cache (mode 0700, this process only). Empty: memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Directory of secret files for recipes (one file per secret).
+    pub secrets_dir: Option<PathBuf>,
+    /// Kubeconfig for the recipes' kubernetes capability (in-process runs).
+    pub kubeconfig: Option<PathBuf>,
+    /// Host directories under which manifests may grant read-only dirs.
+    pub dir_roots: Vec<PathBuf>,
+    /// Largest accepted webhook/API body, bytes.
+    pub max_body_bytes: usize,
+    /// Alert batches waiting for the reconciler; when full, `/webhook` answers 503.
+    pub queue_capacity: usize,
+    /// Recipe runs at once, across incidents.
+    pub max_concurrent_runs: usize,
+    /// An analysis is complete when every debugger reported or this passes (late runs: timed-out).
+    pub incident_deadline_ms: u64,
+    /// On shutdown, let runs finish for up to this long.
+    pub shutdown_grace_ms: u64,
+    /// Labels that group generic alerts into incidents (Alertmanager's own groupKey wins).
+    pub group_by: Vec<String>,
+    /// Default trigger policy.
+    pub trigger: TriggerPolicy,
+    /// Per-route trigger policies, first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// At most this many runs of the same action on the same target per window…
+    pub breaker_max: u32,
+    /// …of this many milliseconds.
+    pub breaker_window_ms: u64,
+    /// Incidents kept in memory (oldest resolved/analysed dropped first).
+    pub max_incidents: usize,
+    /// Alert notifications remembered for deduplication.
+    pub dedup_capacity: usize,
+    /// API tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Webhook authentication; none configured means `/webhook` is open (bind to loopback!).
+    pub webhook_auth: WebhookAuthConfig,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            recipes: PathBuf::from("build/recipes"),
+            cache_dir: None,
+            secrets_dir: None,
+            kubeconfig: None,
+            dir_roots: vec![],
+            max_body_bytes: 1 << 20,
+            queue_capacity: 10_000,
+            max_concurrent_runs: 64,
+            incident_deadline_ms: 60_000,
+            shutdown_grace_ms: 30_000,
+            group_by: vec!["alertname".into()],
+            trigger: TriggerPolicy::default(),
+            routes: vec![],
+            breaker_max: 3,
+            breaker_window_ms: 3_600_000,
+            max_incidents: 10_000,
+            dedup_capacity: 200_000,
+            tokens: vec![],
+            webhook_auth: WebhookAuthConfig::default(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Read a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: ServeConfig = toml::from_str(&text).map_err(|e| Error::Manifest {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check what can be checked before starting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let err = |m: String| Error::Manifest {
+            path: "config".into(),
+            message: m,
+        };
+        for r in &self.routes {
+            Matchers::parse(&r.matchers)?;
+        }
+        if self.queue_capacity == 0 || self.max_concurrent_runs == 0 {
+            return Err(err("queue_capacity and max_concurrent_runs must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The trigger policy for a group with these common labels.
+    pub fn policy_for(&self, labels: &std::collections::BTreeMap<String, String>) -> TriggerPolicy {
+        self.routes
+            .iter()
+            .find(|r| Matchers::parse(&r.matchers).map(|m| m.matches(labels)).unwrap_or(false))
+            .map(|r| r.policy)
+            .unwrap_or(self.trigger)
+    }
+
+    /// Incident deadline.
+    pub fn incident_deadline(&self) -> Duration {
+        Duration::from_millis(self.incident_deadline_ms)
+    }
+}

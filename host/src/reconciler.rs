@@ -1,0 +1,918 @@
+//! The reconciler: alerts in, incidents out. It groups alerts into incidents, deduplicates
+//! retries, applies the trigger limiter (min occurrences, wait-for-more window, cooldown), fans
+//! out every matching debugger in parallel, merges their analyses, notifies, and runs approved
+//! actions through the actor recipes — once per approval, under a circuit breaker.
+//!
+//! The webhook only parses, deduplicates and enqueues (bounded queue; full → 503): it never
+//! waits for a recipe. One worker task applies alert batches in order; runs are their own tasks.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::alert::Payload;
+use crate::config::{Role, ServeConfig};
+use crate::executor::InProcess;
+use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState, RunRecord, action_id, merge};
+use crate::metrics::Metrics;
+use crate::model::{ActionRequest, Alert, now_rfc3339};
+use crate::notify::Notifier;
+use crate::recipe::Recipe;
+use crate::sandbox::{RunInput, RunResult, RunStatus};
+
+/// A batch of new alert notifications for one group.
+#[derive(Debug, Clone)]
+pub struct AlertBatch {
+    group_key: String,
+    source: String,
+    alerts: Vec<Alert>,
+}
+
+enum Msg {
+    Alerts(AlertBatch),
+    WindowElapsed { incident: String, generation: u64 },
+}
+
+/// What `/webhook` answers with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    /// Alerts queued.
+    pub accepted: usize,
+    /// Alerts dropped as retries of ones already accepted.
+    pub duplicates: usize,
+}
+
+/// Why an alert body was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Bad payload (400).
+    #[error(transparent)]
+    Invalid(#[from] crate::Error),
+    /// The queue is full (503 with Retry-After).
+    #[error("the alert queue is full ({0} batches); retry later")]
+    QueueFull(usize),
+    /// Shutting down (503).
+    #[error("the host is shutting down; retry against another replica")]
+    ShuttingDown,
+}
+
+/// A caller of the approval API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Token name.
+    pub token: String,
+    /// Role.
+    pub role: Role,
+    /// Channel (`api`, `web`, `webex`, `slack`).
+    pub channel: String,
+}
+
+/// An approval request (the native body of `POST /api/actions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Incident id.
+    pub incident: String,
+    /// Action name, or a suggestion id (`act-…`).
+    pub action: String,
+    /// Parameters; omit to take the suggestion's.
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+    /// Who approves (a person).
+    pub approver: String,
+}
+
+/// Why an approval was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproveError {
+    /// 404.
+    #[error("unknown incident `{0}`")]
+    UnknownIncident(String),
+    /// 422.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 429.
+    #[error("{0}")]
+    Breaker(String),
+}
+
+/// Counts and lists for `/api/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    /// Incidents by state.
+    pub incidents: std::collections::BTreeMap<String, usize>,
+    /// Runs executing now.
+    pub runs_in_flight: u64,
+    /// Alert batches queued.
+    pub queue_depth: usize,
+    /// Loaded recipes.
+    pub recipes: Vec<RecipeInfo>,
+    /// Recipes that did not load, with why.
+    pub recipe_errors: Vec<RecipeErrorInfo>,
+}
+
+/// One loaded recipe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecipeInfo {
+    /// Name.
+    pub name: String,
+    /// `debug` or `action`.
+    pub kind: String,
+    /// Version.
+    pub version: String,
+    /// Pinned digest.
+    pub digest: String,
+    /// Matchers (debug) or action names (action).
+    pub handles: Vec<String>,
+}
+
+/// A recipe that did not load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecipeErrorInfo {
+    /// File or ConfigMap.
+    pub origin: String,
+    /// Why.
+    pub error: String,
+}
+
+/// A bounded memory of accepted alert notifications.
+struct Dedup {
+    seen: HashSet<(String, String, bool)>,
+    order: VecDeque<(String, String, bool)>,
+    cap: usize,
+}
+
+impl Dedup {
+    fn key(a: &Alert) -> (String, String, bool) {
+        (
+            a.fingerprint.clone(),
+            a.starts_at.clone(),
+            a.status == crate::model::AlertStatus::Firing,
+        )
+    }
+    fn insert(&mut self, k: (String, String, bool)) {
+        if self.seen.insert(k.clone()) {
+            self.order.push_back(k);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    incidents: HashMap<String, IncidentRecord>,
+    order: VecDeque<String>,
+    open_by_group: HashMap<String, String>,
+    last_analysis: HashMap<String, Instant>,
+    actions: HashMap<String, ActionRun>,
+    breaker: HashMap<String, VecDeque<Instant>>,
+    window_gen: HashMap<String, u64>,
+}
+
+/// The host loop.
+pub struct Reconciler {
+    config: ServeConfig,
+    recipes: RwLock<Arc<Vec<Recipe>>>,
+    recipe_errors: RwLock<Vec<RecipeErrorInfo>>,
+    executor: InProcess,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    metrics: Arc<Metrics>,
+    inner: Mutex<Inner>,
+    dedup: Mutex<Dedup>,
+    intake: mpsc::Sender<Msg>,
+    timers: mpsc::UnboundedSender<Msg>,
+    shutting_down: AtomicBool,
+    tasks: tokio_util_tasks::Tracker,
+}
+
+/// A minimal task tracker: count of spawned run tasks still alive, for graceful shutdown.
+mod tokio_util_tasks {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default, Clone)]
+    pub struct Tracker(Arc<AtomicUsize>);
+
+    pub struct Guard(Arc<AtomicUsize>);
+
+    impl Tracker {
+        pub fn enter(&self) -> Guard {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.0.clone())
+        }
+        pub fn active(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Reconciler {
+    /// Build the reconciler and start its worker. `recipes` are the loaded recipes; `errors`
+    /// the ones that did not load (shown on `/api/status`).
+    pub fn start(
+        config: ServeConfig,
+        recipes: Vec<Recipe>,
+        errors: Vec<RecipeErrorInfo>,
+        executor: InProcess,
+        notifiers: Vec<Arc<dyn Notifier>>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        let dedup = Dedup {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            cap: config.dedup_capacity,
+        };
+        let r = Arc::new(Reconciler {
+            config,
+            recipes: RwLock::new(Arc::new(recipes)),
+            recipe_errors: RwLock::new(errors),
+            executor,
+            notifiers,
+            metrics,
+            inner: Mutex::new(Inner::default()),
+            dedup: Mutex::new(dedup),
+            intake: tx,
+            timers,
+            shutting_down: AtomicBool::new(false),
+            tasks: Default::default(),
+        });
+        tokio::spawn(r.clone().work(rx, timer_rx));
+        r
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The loaded recipes.
+    pub fn recipes(&self) -> Arc<Vec<Recipe>> {
+        self.recipes.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Is the host accepting alerts?
+    pub fn ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Alert batches waiting.
+    pub fn queue_depth(&self) -> usize {
+        self.intake.max_capacity() - self.intake.capacity()
+    }
+
+    // ---------------------------------------------------------------- intake
+
+    /// Accept a webhook body: parse, drop retries, enqueue. Never waits for recipes.
+    pub fn accept(&self, body: &[u8]) -> Result<Accepted, IntakeError> {
+        if !self.ready() {
+            return Err(IntakeError::ShuttingDown);
+        }
+        let Payload {
+            group_key,
+            source,
+            alerts,
+            common_labels,
+        } = crate::alert::parse(body, &now_rfc3339())?;
+        let total = alerts.len();
+        let group_key = group_key.unwrap_or_else(|| {
+            let parts: Vec<String> = self
+                .config
+                .group_by
+                .iter()
+                .map(|l| format!("{l}={:?}", common_labels.get(l).map(String::as_str).unwrap_or("")))
+                .collect();
+            format!("{source}:{{{}}}", parts.join(","))
+        });
+        let fresh: Vec<Alert> = {
+            let dedup = lock(&self.dedup);
+            let mut in_body = HashSet::new();
+            alerts
+                .into_iter()
+                .filter(|a| {
+                    let k = Dedup::key(a);
+                    !dedup.seen.contains(&k) && in_body.insert(k)
+                })
+                .collect()
+        };
+        let duplicates = total - fresh.len();
+        self.metrics.alerts_received.fetch_add(total as u64, Ordering::Relaxed);
+        self.metrics
+            .alerts_deduplicated
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
+        if fresh.is_empty() {
+            return Ok(Accepted {
+                accepted: 0,
+                duplicates,
+            });
+        }
+        let keys: Vec<_> = fresh.iter().map(Dedup::key).collect();
+        let accepted = fresh.len();
+        match self.intake.try_send(Msg::Alerts(AlertBatch {
+            group_key,
+            source,
+            alerts: fresh,
+        })) {
+            Ok(()) => {
+                // Only what was queued counts as seen: a refused batch is retried and accepted then.
+                let mut dedup = lock(&self.dedup);
+                for k in keys {
+                    dedup.insert(k);
+                }
+                Ok(Accepted { accepted, duplicates })
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(IntakeError::QueueFull(self.config.queue_capacity)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(IntakeError::ShuttingDown),
+        }
+    }
+
+    async fn work(self: Arc<Self>, mut rx: mpsc::Receiver<Msg>, mut timers: mpsc::UnboundedReceiver<Msg>) {
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                m = timers.recv() => m,
+            };
+            match msg {
+                Some(Msg::Alerts(batch)) => self.ingest(batch),
+                Some(Msg::WindowElapsed { incident, generation }) => self.window_elapsed(&incident, generation),
+                None => break,
+            }
+        }
+    }
+
+    fn ingest(self: &Arc<Self>, batch: AlertBatch) {
+        let now = now_rfc3339();
+        let mut inner = lock(&self.inner);
+        let id = match inner.open_by_group.get(&batch.group_key) {
+            Some(id) => id.clone(),
+            None => {
+                let id = format!("inc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                let rec = IncidentRecord::new(id.clone(), batch.group_key.clone(), batch.source.clone(), &now);
+                inner.incidents.insert(id.clone(), rec);
+                inner.order.push_back(id.clone());
+                inner.open_by_group.insert(batch.group_key.clone(), id.clone());
+                self.evict(&mut inner);
+                id
+            }
+        };
+        let Some(rec) = inner.incidents.get_mut(&id) else {
+            return;
+        };
+        let mut news = false;
+        for alert in batch.alerts {
+            let what = format!(
+                "{} {}",
+                alert.labels.get("alertname").map(String::as_str).unwrap_or("alert"),
+                alert.fingerprint
+            );
+            let firing = rec.upsert_alert(alert);
+            rec.log(
+                &now,
+                if firing { "alert-received" } else { "alert-resolved" },
+                what,
+                None,
+                None,
+            );
+            news |= firing;
+        }
+        if rec.all_resolved() {
+            rec.state = IncidentState::Resolved;
+            rec.log(&now, "resolved", "every alert resolved", None, None);
+            inner.open_by_group.remove(&batch.group_key);
+            tracing::info!(incident_id = %id, "incident resolved");
+            return;
+        }
+        if !news || rec.state == IncidentState::Analyzing {
+            return;
+        }
+        let policy = self.config.policy_for(&rec.model().common_labels);
+        if rec.occurrences < policy.min_occurrences {
+            let detail = format!(
+                "{} of {} occurrences needed before reacting",
+                rec.occurrences, policy.min_occurrences
+            );
+            rec.log(&now, "waiting", detail, None, None);
+            return;
+        }
+        if let Some(last) = inner.last_analysis.get(&batch.group_key)
+            && last.elapsed() < Duration::from_millis(policy.cooldown_ms)
+        {
+            let detail = format!(
+                "analysed {}s ago; cooldown is {}s",
+                last.elapsed().as_secs(),
+                policy.cooldown_ms / 1000
+            );
+            if let Some(rec) = inner.incidents.get_mut(&id) {
+                rec.log(&now, "suppressed", detail, None, None);
+            }
+            return;
+        }
+        if policy.wait_for_more_ms > 0 {
+            let generation = {
+                let g = inner.window_gen.entry(id.clone()).or_insert(0);
+                *g += 1;
+                *g
+            };
+            let timers = self.timers.clone();
+            let wait = Duration::from_millis(policy.wait_for_more_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = timers.send(Msg::WindowElapsed {
+                    incident: id,
+                    generation,
+                });
+            });
+            return;
+        }
+        self.start_analysis(&mut inner, &id, &now);
+    }
+
+    fn window_elapsed(self: &Arc<Self>, incident: &str, generation: u64) {
+        let now = now_rfc3339();
+        let mut inner = lock(&self.inner);
+        if inner.window_gen.get(incident) != Some(&generation) {
+            return; // a newer alert restarted the window
+        }
+        let collecting = inner
+            .incidents
+            .get(incident)
+            .is_some_and(|r| r.state == IncidentState::Collecting || r.state == IncidentState::Analyzed);
+        if collecting {
+            self.start_analysis(&mut inner, incident, &now);
+        }
+    }
+
+    /// Drop the oldest incidents that are no longer open, past `max_incidents`.
+    fn evict(&self, inner: &mut Inner) {
+        while inner.incidents.len() > self.config.max_incidents {
+            let Some(pos) = inner.order.iter().position(|id| {
+                inner
+                    .incidents
+                    .get(id)
+                    .is_none_or(|r| matches!(r.state, IncidentState::Resolved | IncidentState::Analyzed))
+            }) else {
+                break;
+            };
+            if let Some(id) = inner.order.remove(pos)
+                && let Some(rec) = inner.incidents.remove(&id)
+            {
+                for a in rec.actions {
+                    inner.actions.remove(&a);
+                }
+            }
+        }
+    }
+
+    fn start_analysis(self: &Arc<Self>, inner: &mut Inner, id: &str, now: &str) {
+        let recipes = self.recipes();
+        let Some(rec) = inner.incidents.get_mut(id) else { return };
+        let model = rec.model();
+        let selected: Vec<&Recipe> = recipes
+            .iter()
+            .filter(|r| {
+                model
+                    .alerts
+                    .iter()
+                    .any(|a| a.status == crate::model::AlertStatus::Firing && r.selects(&a.labels))
+            })
+            .collect();
+        rec.state = IncidentState::Analyzing;
+        let mut jobs = Vec::new();
+        for r in selected {
+            let run_id = format!("run-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            rec.runs.push(RunRecord {
+                run_id: run_id.clone(),
+                recipe: r.name().into(),
+                digest: r.digest.to_string(),
+                status: "pending".into(),
+                result: None,
+            });
+            rec.log(
+                now,
+                "run-started",
+                format!("{} {} pinned {}", r.name(), run_id, r.digest),
+                None,
+                None,
+            );
+            jobs.push(r.job(run_id, RunInput::Debug(model.clone())));
+        }
+        let group = rec.group_key.clone();
+        inner.last_analysis.insert(group, Instant::now());
+        tracing::info!(incident_id = %id, runs = jobs.len(), "fan-out");
+        let this = self.clone();
+        let id = id.to_string();
+        let guard = self.tasks.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            this.analyze(id, jobs).await;
+        });
+    }
+
+    async fn analyze(self: Arc<Self>, id: String, jobs: Vec<crate::sandbox::RunJob>) {
+        let mut set = tokio::task::JoinSet::new();
+        let pending = jobs.clone();
+        for job in jobs {
+            let this = self.clone();
+            set.spawn(async move { this.executor.run(job).await });
+        }
+        let deadline = tokio::time::Instant::now() + self.config.incident_deadline();
+        loop {
+            match tokio::time::timeout_at(deadline, set.join_next()).await {
+                Ok(Some(Ok(result))) => self.record_run(&id, result),
+                Ok(Some(Err(e))) => tracing::error!(incident_id = %id, "a run task failed: {e}"),
+                Ok(None) => break,
+                Err(_) => {
+                    set.abort_all();
+                    break;
+                }
+            }
+        }
+        // Whatever did not report by now is closed, never left pending.
+        for job in pending {
+            let msg = format!(
+                "did not report within the incident deadline ({} ms)",
+                self.config.incident_deadline_ms
+            );
+            self.record_run(&id, RunResult::closed(&job, RunStatus::TimedOut, msg));
+        }
+        let now = now_rfc3339();
+        let snapshot = {
+            let mut inner = lock(&self.inner);
+            let Some(rec) = inner.incidents.get_mut(&id) else {
+                return;
+            };
+            let analysis = merge(&id, &rec.runs);
+            let detail = format!(
+                "{:?}: {} ({} suggested actions)",
+                analysis.verdict,
+                analysis.summary,
+                analysis.actions.len()
+            );
+            rec.analysis = Some(analysis);
+            if rec.state == IncidentState::Analyzing {
+                rec.state = IncidentState::Analyzed;
+            }
+            rec.log(&now, "analysis-complete", detail, None, None);
+            rec.clone()
+        };
+        for n in &self.notifiers {
+            let (kind, detail) = match n.analysis(&snapshot).await {
+                Ok(()) => ("analysis-sent", format!("sent to {}", n.name())),
+                Err(e) => ("notify-failed", format!("{}: {e}", n.name())),
+            };
+            if let Some(rec) = lock(&self.inner).incidents.get_mut(&id) {
+                rec.log(&now_rfc3339(), kind, detail, None, Some(n.name()));
+            }
+        }
+    }
+
+    /// Record a run's result, exactly once per run id (later duplicates are ignored).
+    fn record_run(&self, id: &str, result: RunResult) {
+        let now = now_rfc3339();
+        let mut inner = lock(&self.inner);
+        let Some(rec) = inner.incidents.get_mut(id) else { return };
+        let Some(run) = rec.runs.iter_mut().find(|r| r.run_id == result.run_id) else {
+            return;
+        };
+        if run.result.is_some() {
+            return;
+        }
+        run.status = result.status.as_str().into();
+        let detail = format!(
+            "{} {} {}{}",
+            run.recipe,
+            run.run_id,
+            result.status,
+            if result.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", result.message)
+            }
+        );
+        tracing::info!(incident_id = %id, run_id = %result.run_id, recipe = %result.recipe, status = %result.status, "run recorded");
+        run.result = Some(result);
+        rec.log(&now, "run-finished", detail, None, None);
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    /// Approve an action. Returns the action run and whether it is new (false: approved before,
+    /// nothing runs again).
+    pub fn approve(self: &Arc<Self>, req: Approval, caller: &Caller) -> Result<(ActionRun, bool), ApproveError> {
+        let now = now_rfc3339();
+        let who = format!("{} (token {})", req.approver, caller.token);
+        let mut inner = lock(&self.inner);
+        let rec = inner
+            .incidents
+            .get_mut(&req.incident)
+            .ok_or_else(|| ApproveError::UnknownIncident(req.incident.clone()))?;
+        let suggestions = rec.analysis.as_ref().map(|a| a.actions.clone()).unwrap_or_default();
+        let by_id = suggestions.iter().find(|s| s.id == req.action);
+        let (action, params, suggested) = match (by_id, &req.params) {
+            (Some(s), _) => (s.action.clone(), s.parameters.clone(), true),
+            (None, Some(p)) => {
+                let hit = suggestions.iter().any(|s| s.action == req.action && &s.parameters == p);
+                (req.action.clone(), p.clone(), hit)
+            }
+            (None, None) => {
+                let same: Vec<_> = suggestions.iter().filter(|s| s.action == req.action).collect();
+                match same.as_slice() {
+                    [one] => (one.action.clone(), one.parameters.clone(), true),
+                    [] => (req.action.clone(), serde_json::json!({}), false),
+                    many => {
+                        let ids: Vec<&str> = many.iter().map(|s| s.id.as_str()).collect();
+                        return Err(ApproveError::Unprocessable(format!(
+                            "`{}` was suggested {} times with different parameters; approve one by id ({}) or give `params`",
+                            req.action,
+                            many.len(),
+                            ids.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        if !crate::manifest::is_dns_label(&action) {
+            return Err(ApproveError::Unprocessable(format!("`{action}` is not an action name")));
+        }
+        if !suggested && caller.role < Role::Operator {
+            let msg = format!(
+                "`{action}` with {params} was not suggested for this incident; only an operator token may run an unsuggested action"
+            );
+            rec.log(&now, "action-refused", msg.clone(), Some(who), Some(&caller.channel));
+            return Err(ApproveError::Unprocessable(msg));
+        }
+        let id = action_id(&req.incident, &action, &params);
+        if let Some(existing) = inner.actions.get(&id) {
+            let existing = existing.clone();
+            if let Some(rec) = inner.incidents.get_mut(&req.incident) {
+                rec.log(
+                    &now,
+                    "action-duplicate",
+                    format!("{id} approved again; it runs once"),
+                    Some(who),
+                    Some(&caller.channel),
+                );
+            }
+            return Ok((existing, false));
+        }
+        let target = format!("{action} {params}");
+        let window = Duration::from_millis(self.config.breaker_window_ms);
+        let history = inner.breaker.entry(target.clone()).or_default();
+        while history.front().is_some_and(|t| t.elapsed() > window) {
+            history.pop_front();
+        }
+        if history.len() >= self.config.breaker_max as usize {
+            let msg = format!(
+                "circuit breaker: `{target}` already ran {} times in the last {} s; refusing",
+                history.len(),
+                window.as_secs()
+            );
+            if let Some(rec) = inner.incidents.get_mut(&req.incident) {
+                rec.log(&now, "action-refused", msg.clone(), Some(who), Some(&caller.channel));
+            }
+            return Err(ApproveError::Breaker(msg));
+        }
+        history.push_back(Instant::now());
+        let recipes = self.recipes();
+        let actor = recipes.iter().find(|r| r.implements(&action));
+        let mut run = ActionRun {
+            id: id.clone(),
+            incident: req.incident.clone(),
+            action: action.clone(),
+            parameters: params.clone(),
+            suggested,
+            approved_by: req.approver.clone(),
+            token: caller.token.clone(),
+            channel: caller.channel.clone(),
+            status: ActionStatus::Pending,
+            recipe: actor.map(|r| r.name().to_string()),
+            error: None,
+            result: None,
+            created_at: now.clone(),
+        };
+        let rec = inner
+            .incidents
+            .get_mut(&req.incident)
+            .ok_or_else(|| ApproveError::UnknownIncident(req.incident.clone()))?;
+        rec.actions.push(id.clone());
+        rec.log(
+            &now,
+            "action-approved",
+            format!(
+                "{id} {action} {params}{}",
+                if suggested { "" } else { " (not suggested; operator)" }
+            ),
+            Some(who),
+            Some(&caller.channel),
+        );
+        let Some(actor) = actor else {
+            let names: Vec<String> = recipes.iter().flat_map(|r| r.manifest.actions.clone()).collect();
+            let msg = format!(
+                "no action recipe implements `{action}` (actions available: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            );
+            run.status = ActionStatus::Failed;
+            run.error = Some(msg.clone());
+            rec.log(&now, "action-finished", format!("{id} failed: {msg}"), None, None);
+            let snapshot = rec.clone();
+            inner.actions.insert(id, run.clone());
+            self.metrics.action_finished(&action, "failed");
+            let this = self.clone();
+            let done = run.clone();
+            tokio::spawn(async move { this.notify_outcome(snapshot, done).await });
+            return Ok((run, true));
+        };
+        let job = actor.job(
+            format!("run-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            RunInput::Action(ActionRequest {
+                incident: rec.model(),
+                action: action.clone(),
+                parameters: params,
+                approved_by: req.approver.clone(),
+            }),
+        );
+        inner.actions.insert(id.clone(), run.clone());
+        drop(inner);
+        let this = self.clone();
+        let guard = self.tasks.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            this.run_action(id, job).await;
+        });
+        Ok((run, true))
+    }
+
+    async fn run_action(self: Arc<Self>, id: String, job: crate::sandbox::RunJob) {
+        if let Some(a) = lock(&self.inner).actions.get_mut(&id) {
+            a.status = ActionStatus::Running;
+        }
+        let result = self.executor.run(job).await;
+        let now = now_rfc3339();
+        let (snapshot, run) = {
+            let mut inner = lock(&self.inner);
+            let Some(a) = inner.actions.get_mut(&id) else { return };
+            let ok = result.status == RunStatus::Ok && result.outcome.as_ref().is_some_and(|o| o.success);
+            a.status = if ok {
+                ActionStatus::Succeeded
+            } else {
+                ActionStatus::Failed
+            };
+            let detail = match &result.outcome {
+                Some(o) => format!("{id} {}: {}", if o.success { "succeeded" } else { "failed" }, o.summary),
+                None => format!("{id} failed: {} {}", result.status, result.message),
+            };
+            if !ok && result.outcome.is_none() {
+                a.error = Some(format!("{}: {}", result.status, result.message));
+            }
+            a.result = Some(result);
+            let run = a.clone();
+            self.metrics
+                .action_finished(&run.action, if ok { "succeeded" } else { "failed" });
+            let incident = run.incident.clone();
+            let Some(rec) = inner.incidents.get_mut(&incident) else {
+                return;
+            };
+            rec.log(&now, "action-finished", detail, None, None);
+            (rec.clone(), run)
+        };
+        self.notify_outcome(snapshot, run).await;
+    }
+
+    async fn notify_outcome(&self, incident: IncidentRecord, run: ActionRun) {
+        for n in &self.notifiers {
+            let (kind, detail) = match n.outcome(&incident, &run).await {
+                Ok(()) => ("outcome-sent", format!("{} sent to {}", run.id, n.name())),
+                Err(e) => ("notify-failed", format!("{}: {e}", n.name())),
+            };
+            if let Some(rec) = lock(&self.inner).incidents.get_mut(&incident.id) {
+                rec.log(&now_rfc3339(), kind, detail, None, Some(n.name()));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// `/api/status`.
+    pub fn status(&self) -> Status {
+        let inner = lock(&self.inner);
+        let mut incidents: std::collections::BTreeMap<String, usize> =
+            IncidentState::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
+        for r in inner.incidents.values() {
+            *incidents.entry(r.state.as_str().into()).or_insert(0) += 1;
+        }
+        drop(inner);
+        let recipes = self
+            .recipes()
+            .iter()
+            .map(|r| RecipeInfo {
+                name: r.name().into(),
+                kind: r.manifest.kind.to_string(),
+                version: r.manifest.version.clone(),
+                digest: r.digest.to_string(),
+                handles: if r.manifest.kind == crate::manifest::Kind::Debug {
+                    r.manifest.matchers.clone()
+                } else {
+                    r.manifest.actions.clone()
+                },
+            })
+            .collect();
+        Status {
+            incidents,
+            runs_in_flight: self.metrics.runs_in_flight.load(Ordering::Relaxed),
+            queue_depth: self.queue_depth(),
+            recipes,
+            recipe_errors: self.recipe_errors.read().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    /// Incidents, newest first, optionally filtered by state and by one `label=value`.
+    pub fn incidents(&self, state: Option<IncidentState>, label: Option<(&str, &str)>) -> Vec<IncidentRecord> {
+        let inner = lock(&self.inner);
+        let mut out: Vec<IncidentRecord> = inner
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| inner.incidents.get(id))
+            .filter(|r| state.is_none_or(|s| r.state == s))
+            .filter(|r| label.is_none_or(|(k, v)| r.has_label(k, v)))
+            .cloned()
+            .collect();
+        for r in &mut out {
+            r.events.clear(); // the list is a summary; the full log is at /api/incidents/{id}
+            for run in &mut r.runs {
+                run.result = None;
+            }
+        }
+        out
+    }
+
+    /// One incident, with its runs, analysis, actions and event log.
+    pub fn incident(&self, id: &str) -> Option<(IncidentRecord, Vec<ActionRun>)> {
+        let inner = lock(&self.inner);
+        let rec = inner.incidents.get(id)?.clone();
+        let actions = rec
+            .actions
+            .iter()
+            .filter_map(|a| inner.actions.get(a).cloned())
+            .collect();
+        Some((rec, actions))
+    }
+
+    /// One approved action.
+    pub fn action(&self, id: &str) -> Option<ActionRun> {
+        lock(&self.inner).actions.get(id).cloned()
+    }
+
+    /// Incidents per state, for metrics.
+    pub fn incidents_by_state(&self) -> Vec<(&'static str, usize)> {
+        let inner = lock(&self.inner);
+        IncidentState::ALL
+            .iter()
+            .map(|s| (s.as_str(), inner.incidents.values().filter(|r| r.state == *s).count()))
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- shutdown
+
+    /// Refuse new alerts from now on (`/webhook` answers 503, `/readyz` is not ready).
+    pub fn shutdown_intake(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Stop accepting alerts, then wait (up to the grace period) for runs to finish.
+    pub async fn shutdown(&self) {
+        self.shutdown_intake();
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        let started = Instant::now();
+        while self.tasks.active() > 0 && started.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.tasks.active();
+        if left > 0 {
+            tracing::warn!(left, "shutdown grace period over; abandoning runs still in flight");
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A real `euphrosyne serve` process for tests: packed recipes in a temp directory, a config
+//! with three API tokens, the address read from its first line of output.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use euphrosyne::manifest::Manifest;
+
+pub const VIEWER: &str = "viewer-secret-1";
+pub const APPROVER: &str = "approver-secret-2";
+pub const OPERATOR: &str = "operator-secret-3";
+
+/// A running host; killed on drop.
+pub struct Host {
+    pub child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// Pack bundled recipe `name` into `dir`, letting `edit` change its manifest (grants, config).
+pub fn pack_into(dir: &std::path::Path, name: &str, edit: impl FnOnce(&mut Manifest)) {
+    let (mut m, bytes) = super::bundled(name);
+    edit(&mut m);
+    let yaml = euphrosyne::pack::pack(&m, &bytes).unwrap();
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+}
+
+impl Host {
+    /// Start a host. `recipes(dir)` packs what it should load; `config` is extra TOML.
+    pub fn start(recipes: impl FnOnce(&std::path::Path), config: &str, secrets: &[(&str, &str)]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let rdir = dir.path().join("recipes");
+        std::fs::create_dir(&rdir).unwrap();
+        recipes(&rdir);
+        let sdir = dir.path().join("secrets");
+        std::fs::create_dir(&sdir).unwrap();
+        for (k, v) in secrets {
+            std::fs::write(sdir.join(k), v).unwrap();
+        }
+        for (name, token) in [("viewer", VIEWER), ("approver", APPROVER), ("operator", OPERATOR)] {
+            std::fs::write(dir.path().join(format!("{name}.token")), format!("{token}\n")).unwrap();
+        }
+        let d = dir.path().display();
+        let config = config.replace("{dir}", &d.to_string());
+        let cfg = format!(
+            r#"listen = "127.0.0.1:0"
+recipes = "{d}/recipes"
+secrets_dir = "{d}/secrets"
+incident_deadline_ms = 20000
+shutdown_grace_ms = 5000
+{config}
+[[tokens]]
+name = "viewer-bot"
+role = "viewer"
+token = {{ file = "{d}/viewer.token" }}
+[[tokens]]
+name = "approver-bot"
+role = "approver"
+token = {{ file = "{d}/approver.token" }}
+[[tokens]]
+name = "operator-bot"
+role = "operator"
+token = {{ file = "{d}/operator.token" }}
+"#
+        );
+        let cfg_path: PathBuf = dir.path().join("euphrosyne.toml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let mut child = Command::new(super::euphrosyne_bin())
+            .args(["serve", "--config"])
+            .arg(&cfg_path)
+            .env_remove("EUPHROSYNE_OPERATOR_TOKEN")
+            .env("EUPHROSYNE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("serve printed nothing").unwrap();
+        let url = first
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .trim()
+            .to_string();
+        // Keep draining stdout so the host never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Host {
+            child,
+            url,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.get(format!("{}{path}", self.url));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.post(format!("{}{path}", self.url));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// GET as the viewer and parse JSON.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path, Some(VIEWER)).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Poll `path` until `done` holds (10 s at most).
+    pub async fn wait_for(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let v = self.json(path).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "timed out waiting on {path}: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The single incident, once it is analysed.
+    pub async fn analysed_incident(&self) -> serde_json::Value {
+        let list = self
+            .wait_for("/api/incidents?state=analyzed", |v| {
+                v["incidents"].as_array().is_some_and(|a| !a.is_empty())
+            })
+            .await;
+        let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+        self.json(&format!("/api/incidents/{id}")).await
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An Alertmanager webhook body (version 4) with one alert.
+pub fn alertmanager_body(
+    group: &str,
+    status: &str,
+    labels: serde_json::Value,
+    annotations: serde_json::Value,
+    starts_at: &str,
+    fingerprint: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": "4", "groupKey": group, "truncatedAlerts": 0, "status": status, "receiver": "euphrosyne",
+        "groupLabels": {"alertname": labels["alertname"]}, "commonLabels": labels, "commonAnnotations": annotations,
+        "externalURL": "http://alertmanager.test:9093",
+        "alerts": [{"status": status, "labels": labels, "annotations": annotations, "startsAt": starts_at,
+                    "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.test/graph", "fingerprint": fingerprint}],
+    })
+}
