@@ -25,7 +25,9 @@ impl Notifier for Signal {
     }
     async fn analysis(&self, incident: &IncidentRecord) -> Result<(), String> {
         let ok = incident.runs.iter().filter(|r| r.status == "ok").count();
-        let _ = self.0.send((incident.alerts[0].labels["alertname"].clone(), Instant::now(), ok));
+        let _ = self
+            .0
+            .send((incident.alerts[0].labels["alertname"].clone(), Instant::now(), ok));
         Ok(())
     }
     async fn outcome(&self, _: &IncidentRecord, _: &ActionRun) -> Result<(), String> {
@@ -40,7 +42,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let target = std::env::var("CARGO_TARGET_DIR").expect("CARGO_TARGET_DIR");
-    let bytes = std::fs::read(format!("{target}/wasm32-wasip2/recipe/hostile.wasm")).expect("build the test guests first");
+    let bytes =
+        std::fs::read(format!("{target}/wasm32-wasip2/recipe/hostile.wasm")).expect("build the test guests first");
     let digest = euphrosyne::digest::Digest::of(&bytes);
     let recipes: Vec<Recipe> = (1..=5)
         .map(|i| {
@@ -50,7 +53,14 @@ async fn main() {
             Recipe::new(Manifest::from_toml(&toml, "bench").unwrap(), bytes.clone(), "bench").unwrap()
         })
         .collect();
-    let config = ServeConfig { trigger: TriggerPolicy { min_occurrences: 1, wait_for_more_ms: 0, cooldown_ms: 0 }, ..Default::default() };
+    let config = ServeConfig {
+        trigger: TriggerPolicy {
+            min_occurrences: 1,
+            wait_for_more_ms: 0,
+            cooldown_ms: 0,
+        },
+        ..Default::default()
+    };
     let metrics = Arc::new(Metrics::default());
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
     let executor = InProcess::new(sandbox, config.max_concurrent_runs, metrics.clone());
@@ -70,5 +80,9 @@ async fn main() {
     lat.sort();
     println!("| alert → complete analysis, 5 debuggers in-process (1000 incidents, sequential) | p50 | p99 |");
     println!("|---|---|---|");
-    println!("| accept() → merged analysis at the notifier | {:.2} ms | {:.2} ms |", pct(&lat, 0.5).as_secs_f64() * 1e3, pct(&lat, 0.99).as_secs_f64() * 1e3);
+    println!(
+        "| accept() → merged analysis at the notifier | {:.2} ms | {:.2} ms |",
+        pct(&lat, 0.5).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3
+    );
 }

@@ -27,11 +27,18 @@ impl Drop for Alertmanager {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_alertmanager(webhook: &str, token: &str) -> Alertmanager {
-    assert!(std::path::Path::new(ALERTMANAGER).exists(), "{ALERTMANAGER} is missing: apt-get install prometheus-alertmanager (.ci/run does)");
+    assert!(
+        std::path::Path::new(ALERTMANAGER).exists(),
+        "{ALERTMANAGER} is missing: apt-get install prometheus-alertmanager (.ci/run does)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         r#"route:
@@ -53,7 +60,10 @@ receivers:
     std::fs::write(dir.path().join("alertmanager.yml"), config).unwrap();
     let port = free_port();
     let child = Command::new(ALERTMANAGER)
-        .arg(format!("--config.file={}", dir.path().join("alertmanager.yml").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("alertmanager.yml").display()
+        ))
         .arg(format!("--storage.path={}", dir.path().join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--cluster.listen-address=")
@@ -61,17 +71,32 @@ receivers:
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Alertmanager { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
+    Alertmanager {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    }
 }
 
 async fn post_alerts(am: &Alertmanager, alerts: Value) {
     let client = reqwest::Client::new();
     let started = Instant::now();
     loop {
-        match client.post(format!("{}/api/v2/alerts", am.url)).json(&alerts).send().await {
+        match client
+            .post(format!("{}/api/v2/alerts", am.url))
+            .json(&alerts)
+            .send()
+            .await
+        {
             Ok(r) if r.status().is_success() => return,
-            Ok(r) => panic!("alertmanager refused the alerts: {} {}", r.status(), r.text().await.unwrap_or_default()),
-            Err(_) if started.elapsed() < Duration::from_secs(15) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(r) => panic!(
+                "alertmanager refused the alerts: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ),
+            Err(_) if started.elapsed() < Duration::from_secs(15) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             Err(e) => panic!("alertmanager did not come up: {e}"),
         }
     }
@@ -80,43 +105,86 @@ async fn post_alerts(am: &Alertmanager, alerts: Value) {
 #[tokio::test]
 async fn a_real_alertmanager_drives_the_whole_loop() {
     let endpoint = HttpServer::start(502, "bad gateway");
-    let jira = HttpServer::start(201, r#"{"id":"10002","key":"OPS-8","self":"http://jira.test/rest/api/2/issue/10002"}"#);
+    let jira = HttpServer::start(
+        201,
+        r#"{"id":"10002","key":"OPS-8","self":"http://jira.test/rest/api/2/issue/10002"}"#,
+    );
     let (ep, jp) = (endpoint.port, jira.port);
     let host = Host::start(
         |dir| {
-            pack_into(dir, "http-probe", |m| m.capabilities.http = vec![format!("127.0.0.1:{ep}")]);
-            pack_into(dir, "open-ticket", |m| m.capabilities.http = vec![format!("127.0.0.1:{jp}")]);
+            pack_into(dir, "http-probe", |m| {
+                m.capabilities.http = vec![format!("127.0.0.1:{ep}")]
+            });
+            pack_into(dir, "open-ticket", |m| {
+                m.capabilities.http = vec![format!("127.0.0.1:{jp}")]
+            });
             pack_into(dir, "pod-crashloop", |_| {});
         },
         "[webhook_auth]\nbearer = { file = \"{dir}/secrets/webhook-token\" }",
-        &[("jira-url", &format!("http://127.0.0.1:{jp}")), ("jira-user", "bot"), ("jira-token", "t"), ("webhook-token", "am-credential")],
+        &[
+            ("jira-url", &format!("http://127.0.0.1:{jp}")),
+            ("jira-user", "bot"),
+            ("jira-token", "t"),
+            ("webhook-token", "am-credential"),
+        ],
     );
     let am = start_alertmanager(&format!("{}/webhook", host.url), "am-credential");
     let labels = json!({"alertname": "EndpointDown", "service": "checkout", "severity": "critical"});
     let annotations = json!({"summary": "checkout is down", "probe_url": format!("http://127.0.0.1:{ep}/healthz")});
-    post_alerts(&am, json!([{"labels": labels, "annotations": annotations, "generatorURL": "http://prometheus.test/graph"}])).await;
+    post_alerts(
+        &am,
+        json!([{"labels": labels, "annotations": annotations, "generatorURL": "http://prometheus.test/graph"}]),
+    )
+    .await;
 
     let v = host.analysed_incident().await;
     let inc = &v["incident"];
     let id = inc["id"].as_str().unwrap().to_string();
     assert_eq!(inc["source"], "alertmanager");
-    assert_eq!(inc["group_key"], "{}:{alertname=\"EndpointDown\"}", "Alertmanager's own groupKey");
+    assert_eq!(
+        inc["group_key"], "{}:{alertname=\"EndpointDown\"}",
+        "Alertmanager's own groupKey"
+    );
     assert_eq!(inc["alerts"][0]["labels"]["service"], "checkout");
-    assert_eq!(inc["alerts"][0]["fingerprint"].as_str().unwrap().len(), 16, "Alertmanager's fingerprint");
+    assert_eq!(
+        inc["alerts"][0]["fingerprint"].as_str().unwrap().len(),
+        16,
+        "Alertmanager's fingerprint"
+    );
     assert_eq!(inc["runs"][0]["recipe"], "http-probe");
-    assert!(inc["analysis"]["summary"].as_str().unwrap().contains("answers 502"), "{:#}", inc["analysis"]);
+    assert!(
+        inc["analysis"]["summary"].as_str().unwrap().contains("answers 502"),
+        "{:#}",
+        inc["analysis"]
+    );
     assert_eq!(inc["analysis"]["actions"][0]["action"], "open-ticket");
 
-    let r = host.post("/api/actions", Some(APPROVER)).json(&json!({"incident": id, "action": "open-ticket", "approver": "oncall@example.com"})).send().await.unwrap();
+    let r = host
+        .post("/api/actions", Some(APPROVER))
+        .json(&json!({"incident": id, "action": "open-ticket", "approver": "oncall@example.com"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
     let action_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
-    let action = host.wait_for(&format!("/api/actions/{action_id}"), |a| a["status"] == "succeeded" || a["status"] == "failed").await;
+    let action = host
+        .wait_for(&format!("/api/actions/{action_id}"), |a| {
+            a["status"] == "succeeded" || a["status"] == "failed"
+        })
+        .await;
     assert_eq!(action["status"], "succeeded", "{action:#}");
     assert_eq!(action["result"]["outcome"]["summary"], "opened OPS-8");
 
     // Resolve it in Alertmanager: it notifies the host, which resolves the incident.
-    post_alerts(&am, json!([{"labels": labels, "annotations": annotations, "endsAt": "2020-01-01T00:00:00Z"}])).await;
-    host.wait_for(&format!("/api/incidents/{id}"), |v| v["incident"]["state"] == "resolved").await;
+    post_alerts(
+        &am,
+        json!([{"labels": labels, "annotations": annotations, "endsAt": "2020-01-01T00:00:00Z"}]),
+    )
+    .await;
+    host.wait_for(&format!("/api/incidents/{id}"), |v| {
+        v["incident"]["state"] == "resolved"
+    })
+    .await;
     assert_eq!(endpoint.hits(), 1, "Alertmanager's notifications ran the probe once");
     assert_eq!(jira.hits(), 1);
 }

@@ -1,0 +1,81 @@
+//! Intake edge cases that are hard to force over HTTP: a full queue, shutdown, Grafana's body.
+
+use std::sync::Arc;
+
+use euphrosyne::config::ServeConfig;
+use euphrosyne::executor::InProcess;
+use euphrosyne::metrics::Metrics;
+use euphrosyne::reconciler::{IntakeError, Reconciler};
+use euphrosyne::sandbox::{Sandbox, SandboxConfig};
+
+fn reconciler(queue_capacity: usize) -> Arc<Reconciler> {
+    let config = ServeConfig {
+        queue_capacity,
+        ..Default::default()
+    };
+    let metrics = Arc::new(Metrics::default());
+    let executor = InProcess::new(
+        Arc::new(
+            Sandbox::new(SandboxConfig {
+                pool_slots: 4,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        4,
+        metrics.clone(),
+    );
+    Reconciler::start(config, vec![], vec![], executor, vec![], metrics)
+}
+
+fn alert(name: &str) -> String {
+    format!(r#"{{"labels": {{"alertname": "{name}"}}}}"#)
+}
+
+// current_thread: the worker cannot drain the queue between two synchronous calls.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_queue_refuses_and_loses_nothing() {
+    let r = reconciler(1);
+    assert_eq!(r.accept(alert("A").as_bytes()).unwrap().accepted, 1);
+    let err = r.accept(alert("B").as_bytes()).unwrap_err();
+    assert!(matches!(err, IntakeError::QueueFull(1)), "{err}");
+    assert!(err.to_string().contains("retry later"));
+    // The refused alert was not remembered as seen: its retry is accepted once there is room.
+    tokio::task::yield_now().await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(r.accept(alert("B").as_bytes()).unwrap().accepted, 1);
+    assert_eq!(r.queue_depth(), 1);
+}
+
+#[tokio::test]
+async fn shutting_down_refuses_new_alerts() {
+    let r = reconciler(10);
+    assert!(r.ready());
+    r.shutdown_intake();
+    assert!(!r.ready());
+    assert!(matches!(
+        r.accept(alert("A").as_bytes()),
+        Err(IntakeError::ShuttingDown)
+    ));
+}
+
+#[tokio::test]
+async fn grafana_webhooks_are_understood() {
+    // Grafana Alerting's webhook contact point: Alertmanager's shape plus its own fields.
+    let body = serde_json::json!({
+        "receiver": "euphrosyne", "status": "firing", "orgId": 1, "version": "4", "truncatedAlerts": 0,
+        "groupKey": "{}/{}:{alertname=\"HighLatency\"}", "groupLabels": {"alertname": "HighLatency"},
+        "commonLabels": {"alertname": "HighLatency", "grafana_folder": "shop"}, "commonAnnotations": {},
+        "externalURL": "http://grafana.test/", "title": "[FIRING:1] HighLatency", "state": "alerting", "message": "latency high",
+        "alerts": [{"status": "firing", "labels": {"alertname": "HighLatency", "grafana_folder": "shop"}, "annotations": {"summary": "p99 2s"},
+                    "startsAt": "2026-11-24T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://grafana.test/alerting/1/edit",
+                    "fingerprint": "c6eadffa33fcdf37", "silenceURL": "http://grafana.test/alerting/silence/new", "dashboardURL": "http://grafana.test/d/1",
+                    "panelURL": "http://grafana.test/d/1?viewPanel=2", "values": {"B": 2.1}, "valueString": "[ var='B' value=2.1 ]"}]
+    });
+    let p = euphrosyne::alert::parse(body.to_string().as_bytes(), "now").unwrap();
+    assert_eq!(p.source, "grafana");
+    assert_eq!(p.group_key.as_deref(), Some("{}/{}:{alertname=\"HighLatency\"}"));
+    assert_eq!(p.alerts[0].fingerprint, "c6eadffa33fcdf37");
+    let r = reconciler(10);
+    assert_eq!(r.accept(body.to_string().as_bytes()).unwrap().accepted, 1);
+}
