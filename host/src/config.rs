@@ -164,6 +164,14 @@ pub struct ServeConfig {
     pub tokens: Vec<TokenConfig>,
     /// Webhook authentication; none configured means `/webhook` is open (bind to loopback!).
     pub webhook_auth: WebhookAuthConfig,
+    /// Webex approvals.
+    pub webex: Option<crate::chat::webex::WebexConfig>,
+    /// Slack approvals.
+    pub slack: Option<crate::chat::slack::SlackConfig>,
+    /// Plain webhook notifiers.
+    pub notify_webhooks: Vec<crate::chat::webhook::WebhookConfig>,
+    /// Message templates.
+    pub templates: crate::chat::Templates,
 }
 
 impl Default for ServeConfig {
@@ -189,6 +197,10 @@ impl Default for ServeConfig {
             dedup_capacity: 200_000,
             tokens: vec![],
             webhook_auth: WebhookAuthConfig::default(),
+            webex: None,
+            slack: None,
+            notify_webhooks: vec![],
+            templates: Default::default(),
         }
     }
 }

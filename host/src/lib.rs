@@ -15,6 +15,7 @@
 pub mod alert;
 pub mod api;
 pub mod capability;
+pub mod chat;
 pub mod config;
 pub mod digest;
 pub mod executor;

@@ -813,6 +813,13 @@ impl Reconciler {
         }
     }
 
+    /// Append an event to an incident's log (chat integrations record refusals and rejections).
+    pub fn note(&self, incident: &str, kind: &str, detail: &str, by: Option<String>, channel: &str) {
+        if let Some(rec) = lock(&self.inner).incidents.get_mut(incident) {
+            rec.log(&now_rfc3339(), kind, detail, by, Some(channel));
+        }
+    }
+
     // ---------------------------------------------------------------- reads
 
     /// `/api/status`.

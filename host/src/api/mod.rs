@@ -60,6 +60,10 @@ pub struct Api {
     pub reconciler: Arc<Reconciler>,
     /// Credentials.
     pub auth: Auth,
+    /// Webex approvals, when configured.
+    pub webex: Option<Arc<crate::chat::webex::Webex>>,
+    /// Slack approvals, when configured.
+    pub slack: Option<Arc<crate::chat::slack::Slack>>,
 }
 
 /// Every route, in one place.
@@ -82,6 +86,48 @@ pub const ROUTES: &[Route] = &[
             (503, "queue full or shutting down; Retry-After says when to retry"),
         ],
         handler: || post(webhook),
+    },
+    Route {
+        method: "POST",
+        path: "/webhook/webex",
+        operation: "postWebexCallback",
+        summary: "Webex attachmentActions webhook: a click on an Approve/Reject card button",
+        access: Access::Open,
+        query: &[],
+        body: Some(
+            "Webex webhook envelope; verified by X-Spark-Signature (HMAC-SHA1 of the body with the webhook secret) before parsing",
+        ),
+        responses: &[
+            (200, "handled"),
+            (401, "bad signature"),
+            (403, "the person is not an allowed approver"),
+            (404, "Webex is not configured"),
+            (409, "replayed callback"),
+            (422, "approval refused"),
+            (502, "the Webex API failed"),
+        ],
+        handler: || post(webex_callback),
+    },
+    Route {
+        method: "POST",
+        path: "/webhook/slack",
+        operation: "postSlackInteraction",
+        summary: "Slack interactivity: a click on an Approve/Reject button",
+        access: Access::Open,
+        query: &[],
+        body: Some(
+            "application/x-www-form-urlencoded `payload`; verified by X-Slack-Signature (v0 HMAC-SHA256) and a 5-minute timestamp window before parsing",
+        ),
+        responses: &[
+            (200, "handled"),
+            (401, "bad signature or stale timestamp"),
+            (403, "the user is not an allowed approver"),
+            (404, "Slack is not configured"),
+            (409, "replayed request"),
+            (422, "approval refused"),
+            (502, "the Slack API failed"),
+        ],
+        handler: || post(slack_callback),
     },
     Route {
         method: "GET",
@@ -258,6 +304,30 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             r
         }
+    }
+}
+
+async fn webex_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(webex) = &api.webex else {
+        return error(StatusCode::NOT_FOUND, "Webex is not configured on this host");
+    };
+    let (code, msg) = webex.callback(&api.reconciler, &headers, &body).await;
+    if code.is_success() {
+        (code, axum::Json(json!({ "result": msg }))).into_response()
+    } else {
+        error(code, msg)
+    }
+}
+
+async fn slack_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(slack) = &api.slack else {
+        return error(StatusCode::NOT_FOUND, "Slack is not configured on this host");
+    };
+    let (code, msg) = slack.callback(&api.reconciler, &headers, &body).await;
+    if code.is_success() {
+        (code, axum::Json(json!({ "result": msg }))).into_response()
+    } else {
+        error(code, msg)
     }
 }
 

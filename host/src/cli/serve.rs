@@ -9,6 +9,9 @@ use clap::Args;
 
 use euphrosyne::api::{Api, Auth};
 use euphrosyne::capability::secrets::SecretStore;
+use euphrosyne::chat::slack::Slack;
+use euphrosyne::chat::webex::Webex;
+use euphrosyne::chat::webhook::WebhookNotifier;
 use euphrosyne::config::ServeConfig;
 use euphrosyne::executor::InProcess;
 use euphrosyne::metrics::Metrics;
@@ -128,12 +131,39 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         })
         .collect();
     let max_body = cfg.max_body_bytes;
-    let notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
+    let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
+    let webex = cfg
+        .webex
+        .clone()
+        .map(|c| Webex::new(c, cfg.templates.clone()))
+        .transpose()?;
+    let slack = cfg
+        .slack
+        .clone()
+        .map(|c| Slack::new(c, cfg.templates.clone()))
+        .transpose()?;
+    if let Some(w) = &webex {
+        notifiers.push(w.clone());
+        if let Err(e) = w.register_webhook().await {
+            println!("Webex webhook registration failed: {e}");
+            tracing::warn!("Webex webhook registration failed: {e}");
+        }
+        println!("Webex approvals: POST http://{addr}/webhook/webex");
+    }
+    if let Some(s) = &slack {
+        notifiers.push(s.clone());
+        println!("Slack approvals: POST http://{addr}/webhook/slack");
+    }
+    for w in &cfg.notify_webhooks {
+        notifiers.push(Arc::new(WebhookNotifier::new(w.clone(), cfg.templates.clone())?));
+    }
     let reconciler = Reconciler::start(cfg, loaded.recipes, errors, executor, notifiers, metrics);
     let app = euphrosyne::api::router(
         Arc::new(Api {
             reconciler: reconciler.clone(),
             auth,
+            webex,
+            slack,
         }),
         max_body,
     );

@@ -113,10 +113,15 @@ pub fn act(action: &str, params: serde_json::Value) -> RunInput {
     })
 }
 
-/// A loopback HTTP/1.1 server answering every request with `status` and `body`; counts requests.
+/// Requests a [`HttpServer`] received: (head, body).
+pub type Requests = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A loopback HTTP/1.1 server answering every request with `status` and `body`; counts and
+/// keeps the requests (head and body).
 pub struct HttpServer {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
+    pub requests: Requests,
 }
 
 impl HttpServer {
@@ -124,13 +129,44 @@ impl HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
+        let requests: Requests = Default::default();
+        let (counter, log) = (hits.clone(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
                 counter.fetch_add(1, Ordering::SeqCst);
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Read the head, then as much body as content-length says.
+                let (head, body_start) = loop {
+                    let Ok(n) = s.read(&mut chunk) else {
+                        break (String::new(), 0);
+                    };
+                    if n == 0 {
+                        break (String::from_utf8_lossy(&buf).into_owned(), buf.len());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&buf[..i]).into_owned(), i + 4);
+                    }
+                };
+                let len = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    })
+                    .unwrap_or(0);
+                while buf.len() < body_start + len {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push((head, buf[body_start.min(buf.len())..].to_vec()));
                 let _ = write!(
                     s,
                     "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -138,7 +174,7 @@ impl HttpServer {
                 );
             }
         });
-        HttpServer { port, hits }
+        HttpServer { port, hits, requests }
     }
 
     pub fn hits(&self) -> usize {
@@ -146,4 +182,5 @@ impl HttpServer {
     }
 }
 
+pub mod chat;
 pub mod host;

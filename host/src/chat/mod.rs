@@ -1,0 +1,267 @@
+//! Chat approval: analyses go to chat with one button per suggested action, a click approves
+//! through the same path as `POST /api/actions`, and the outcome comes back in the thread.
+//!
+//! - [`webex`]: Webex messages with an Adaptive Card; `attachmentActions` webhooks verified by
+//!   `X-Spark-Signature` (HMAC-SHA1);
+//! - [`slack`]: `chat.postMessage` with Block Kit buttons; interactivity verified by
+//!   `X-Slack-Signature` (v0, HMAC-SHA256, 5-minute timestamp window);
+//! - [`webhook`]: a plain JSON POST of analyses and outcomes, optionally HMAC-signed, in our format
+//!   or the original Euphrosyne bot's `/api/analysis` format.
+//!
+//! Shared here: the approver allow-list, the replay guard, message templates and the HTTP sender
+//! that honours 429 `Retry-After` and retries 5xx with backoff. Tokens and secrets come from the
+//! environment or files and are never logged.
+
+pub mod slack;
+pub mod webex;
+pub mod webhook;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+
+use crate::incident::{ActionRun, IncidentRecord};
+
+/// Who may approve from chat: exact emails, or `@domain` for everyone at a domain.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Approvers(pub Vec<String>);
+
+impl Approvers {
+    /// Is `email` allowed? (Case-insensitive; an empty list allows nobody.)
+    pub fn allows(&self, email: &str) -> bool {
+        let email = email.trim().to_ascii_lowercase();
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.0.iter().any(|entry| {
+            let entry = entry.trim().to_ascii_lowercase();
+            match entry.strip_prefix('@') {
+                Some(d) => d == domain,
+                None => entry == email,
+            }
+        })
+    }
+}
+
+/// Remembers callback ids already handled, to refuse replays (bounded).
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
+}
+
+impl ReplayGuard {
+    /// True the first time `id` is seen.
+    pub fn first(&self, id: &str) -> bool {
+        let mut g = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if !g.0.insert(id.to_string()) {
+            return false;
+        }
+        g.1.push_back(id.to_string());
+        if g.1.len() > 100_000
+            && let Some(old) = g.1.pop_front()
+        {
+            g.0.remove(&old);
+        }
+        true
+    }
+}
+
+/// Constant-time equality of two byte strings.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Hex HMAC-SHA1 (Webex).
+pub fn hmac_sha1_hex(secret: &[u8], body: &[u8]) -> String {
+    let mut m = Hmac::<sha1::Sha1>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(body);
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// Hex HMAC-SHA256 (Slack, plain webhooks).
+pub fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(body);
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// Message templates operators may override. Placeholders: `{incident}`, `{verdict}`,
+/// `{summary}`, `{findings}` (one line each), `{actions}` (one line each), `{action}`,
+/// `{status}`, `{outcome}`, `{approver}`, `{channel}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Templates {
+    /// The analysis message (Markdown).
+    pub analysis: String,
+    /// The outcome reply (Markdown).
+    pub outcome: String,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates {
+            analysis: "**Incident {incident}** — {verdict}\n\n{summary}\n\n{findings}\n\nSuggested:\n{actions}".into(),
+            outcome:
+                "**{action}** on incident {incident}: **{status}** — {outcome} (approved by {approver} via {channel})"
+                    .into(),
+        }
+    }
+}
+
+impl Templates {
+    /// Render the analysis message of `rec`.
+    pub fn analysis(&self, rec: &IncidentRecord) -> String {
+        let Some(a) = &rec.analysis else {
+            return format!("Incident {}: no analysis", rec.id);
+        };
+        let findings: Vec<String> = a
+            .findings
+            .iter()
+            .take(10)
+            .map(|f| {
+                format!(
+                    "- [{:?}] {}: {}",
+                    f.finding.severity,
+                    f.finding.title,
+                    truncate(&f.finding.detail, 300)
+                )
+            })
+            .collect();
+        let actions: Vec<String> = a
+            .actions
+            .iter()
+            .map(|s| format!("- `{}` {} — {}", s.action, s.parameters, s.reasons.join("; ")))
+            .collect();
+        self.analysis
+            .replace("{incident}", &rec.id)
+            .replace("{verdict}", &format!("{:?}", a.verdict).to_lowercase())
+            .replace("{summary}", &a.summary)
+            .replace("{findings}", &findings.join("\n"))
+            .replace(
+                "{actions}",
+                &if actions.is_empty() {
+                    "- none".to_string()
+                } else {
+                    actions.join("\n")
+                },
+            )
+    }
+
+    /// Render the outcome reply of `run`.
+    pub fn outcome(&self, run: &ActionRun) -> String {
+        let outcome = run
+            .result
+            .as_ref()
+            .and_then(|r| r.outcome.as_ref())
+            .map(|o| {
+                if o.details.is_empty() {
+                    o.summary.clone()
+                } else {
+                    format!("{} ({})", o.summary, o.details)
+                }
+            })
+            .or_else(|| run.error.clone())
+            .unwrap_or_default();
+        self.outcome
+            .replace("{incident}", &run.incident)
+            .replace("{action}", &run.action)
+            .replace("{status}", &format!("{:?}", run.status).to_lowercase())
+            .replace("{outcome}", &outcome)
+            .replace("{approver}", &run.approved_by)
+            .replace("{channel}", &run.channel)
+    }
+}
+
+/// Cut `s` to at most `n` characters.
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// Send a request built by `build`, honouring 429 `Retry-After` (capped at 30 s) and retrying
+/// 5xx and connection errors with exponential backoff; `attempts` tries in all.
+pub async fn send(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    attempts: u32,
+    what: &str,
+) -> Result<reqwest::Response, String> {
+    let mut backoff = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        match build().send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                let wait = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                last = format!("{what}: 429 Too Many Requests (Retry-After {wait})");
+                tracing::warn!("{last}; attempt {attempt}/{attempts}");
+                if attempt < attempts {
+                    tokio::time::sleep(Duration::from_secs(wait.min(30))).await;
+                }
+            }
+            Ok(r) if r.status().is_server_error() => {
+                last = format!("{what}: {}", r.status());
+                tracing::warn!("{last}; attempt {attempt}/{attempts}");
+                if attempt < attempts {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+            Ok(r) if r.status().is_success() => return Ok(r),
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                return Err(format!("{what}: {status}: {}", truncate(&body, 300)));
+            }
+            Err(e) => {
+                last = format!("{what}: {e}");
+                if attempt < attempts {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+    }
+    Err(format!("{last} — gave up after {attempts} attempts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approver_allow_list() {
+        let a = Approvers(vec!["alice@example.com".into(), "@sre.example.com".into()]);
+        assert!(a.allows("Alice@Example.com"));
+        assert!(a.allows("bob@sre.example.com"));
+        assert!(!a.allows("bob@example.com"));
+        assert!(!a.allows("mallory@evil-sre.example.com"));
+        assert!(!a.allows("not-an-email"));
+        assert!(!Approvers::default().allows("alice@example.com"));
+    }
+
+    #[test]
+    fn signatures_match_published_examples() {
+        // RFC 2202 test case 2 (HMAC-SHA1) and RFC 4231 test case 2 (HMAC-SHA256).
+        assert_eq!(
+            hmac_sha1_hex(b"Jefe", b"what do ya want for nothing?"),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let g = ReplayGuard::default();
+        assert!(g.first("x") && !g.first("x"));
+    }
+}

@@ -1,0 +1,325 @@
+//! Slack: the analysis as a `chat.postMessage` with Block Kit buttons, approvals from the
+//! interactivity request URL, decisions and outcomes written into the same message
+//! (`chat.update`).
+//!
+//! Slack API used (base URL configurable): `chat.postMessage`, `chat.update`, `users.info` (the
+//! clicker's email, scope `users:read.email`). Requests from Slack are verified with the signing
+//! secret: `X-Slack-Signature: v0=hex(HMAC-SHA256("v0:" + X-Slack-Request-Timestamp + ":" + body))`,
+//! and refused when the timestamp is more than 5 minutes off.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Approvers, ReplayGuard, Templates, same, send};
+use crate::config::{Role, SecretRef};
+use crate::incident::{ActionRun, IncidentRecord};
+use crate::notify::Notifier;
+use crate::reconciler::{Approval, Caller, Reconciler};
+
+/// `[slack]` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// API base URL.
+    #[serde(default = "default_base")]
+    pub api_base: String,
+    /// Channel id analyses go to.
+    pub channel: String,
+    /// Bot token (`xoxb-…`).
+    pub token: SecretRef,
+    /// The app's signing secret.
+    pub signing_secret: SecretRef,
+    /// Who may approve.
+    pub approvers: Approvers,
+}
+
+fn default_base() -> String {
+    "https://slack.com/api".into()
+}
+
+struct Posted {
+    channel: String,
+    ts: String,
+    blocks: Vec<Value>,
+    lines: Vec<String>,
+}
+
+/// The Slack integration.
+pub struct Slack {
+    cfg: SlackConfig,
+    token: String,
+    signing_secret: String,
+    http: reqwest::Client,
+    templates: Templates,
+    posted: Mutex<HashMap<String, Posted>>,
+    replays: ReplayGuard,
+}
+
+/// How far a request's timestamp may be from now.
+const MAX_SKEW_SECS: i64 = 300;
+
+#[derive(Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: String,
+    user: SlackUser,
+    #[serde(default)]
+    actions: Vec<SlackAction>,
+}
+
+#[derive(Deserialize)]
+struct SlackUser {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct SlackAction {
+    action_id: String,
+    #[serde(default)]
+    value: String,
+}
+
+impl Slack {
+    /// Read the secrets and build the client.
+    pub fn new(cfg: SlackConfig, templates: Templates) -> crate::Result<Arc<Self>> {
+        let token = cfg.token.read("slack.token")?;
+        let signing_secret = cfg.signing_secret.read("slack.signing_secret")?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .map_err(|e| crate::Error::Sandbox(e.to_string()))?;
+        Ok(Arc::new(Slack {
+            cfg,
+            token,
+            signing_secret,
+            http,
+            templates,
+            posted: Mutex::default(),
+            replays: ReplayGuard::default(),
+        }))
+    }
+
+    /// Call a Web API method; Slack answers 200 with `ok: false` on errors.
+    async fn call(&self, method: &str, body: &Value) -> Result<Value, String> {
+        let url = format!("{}/{method}", self.cfg.api_base.trim_end_matches('/'));
+        let r = send(|| self.http.post(&url).bearer_auth(&self.token).json(body), 4, method).await?;
+        let v: Value = r.json().await.map_err(|e| format!("{method}: {e}"))?;
+        if v["ok"] != true {
+            return Err(format!("{method}: {}", v["error"].as_str().unwrap_or("not ok")));
+        }
+        Ok(v)
+    }
+
+    async fn email_of(&self, user: &str) -> Result<String, String> {
+        let url = format!("{}/users.info", self.cfg.api_base.trim_end_matches('/'));
+        let r = send(
+            || self.http.get(&url).bearer_auth(&self.token).query(&[("user", user)]),
+            4,
+            "users.info",
+        )
+        .await?;
+        let v: Value = r.json().await.map_err(|e| format!("users.info: {e}"))?;
+        if v["ok"] != true {
+            return Err(format!("users.info: {}", v["error"].as_str().unwrap_or("not ok")));
+        }
+        v["user"]["profile"]["email"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "users.info: no email (the app needs users:read.email)".into())
+    }
+
+    /// The blocks for an analysis: the text, then one button per suggested action and Reject.
+    pub fn blocks(&self, rec: &IncidentRecord) -> Vec<Value> {
+        let mut buttons: Vec<Value> = rec
+            .analysis
+            .iter()
+            .flat_map(|a| a.actions.iter())
+            .map(|s| {
+                json!({"type": "button", "style": "primary", "action_id": format!("approve:{}", s.id),
+                       "text": {"type": "plain_text", "text": super::truncate(&format!("Approve {}", s.action), 70)},
+                       "value": json!({"incident": rec.id, "suggestion": s.id}).to_string()})
+            })
+            .collect();
+        buttons.push(json!({"type": "button", "style": "danger", "action_id": "reject", "text": {"type": "plain_text", "text": "Reject"}, "value": json!({"incident": rec.id}).to_string()}));
+        vec![
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": super::truncate(&self.templates.analysis(rec).replace("**", "*"), 2900)}}),
+            json!({"type": "actions", "block_id": format!("euphrosyne:{}", rec.id), "elements": buttons}),
+        ]
+    }
+
+    /// Add a line under the incident's message and update it.
+    async fn annotate(&self, incident: &str, line: String) -> Result<(), String> {
+        let body = {
+            let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = posted.get_mut(incident) else {
+                return Err(format!("no Slack message for incident {incident}"));
+            };
+            p.lines.push(line);
+            let mut blocks = p.blocks.clone();
+            blocks.push(json!({"type": "context", "elements": p.lines.iter().map(|l| json!({"type": "mrkdwn", "text": l})).collect::<Vec<_>>()}));
+            json!({"channel": p.channel, "ts": p.ts, "text": p.lines.last().cloned().unwrap_or_default(), "blocks": blocks})
+        };
+        self.call("chat.update", &body).await.map(|_| ())
+    }
+
+    /// Handle an interactivity request. Signature and timestamp are checked before parsing.
+    pub async fn callback(
+        self: &Arc<Self>,
+        reconciler: &Arc<Reconciler>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> (StatusCode, String) {
+        let ts = headers
+            .get("x-slack-request-timestamp")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let sig = headers
+            .get("x-slack-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Ok(when) = ts.parse::<i64>() else {
+            return (StatusCode::UNAUTHORIZED, "missing X-Slack-Request-Timestamp".into());
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if (now - when).abs() > MAX_SKEW_SECS {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "X-Slack-Request-Timestamp is more than 5 minutes off; refused".into(),
+            );
+        }
+        let mut base = format!("v0:{ts}:").into_bytes();
+        base.extend_from_slice(body);
+        let expected = format!("v0={}", super::hmac_sha256_hex(self.signing_secret.as_bytes(), &base));
+        if !same(sig.as_bytes(), expected.as_bytes()) {
+            return (StatusCode::UNAUTHORIZED, "bad or missing X-Slack-Signature".into());
+        }
+        if !self.replays.first(sig) {
+            return (
+                StatusCode::CONFLICT,
+                "this request was already handled; replay refused".into(),
+            );
+        }
+        let payload = form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned());
+        let Some(payload) = payload else {
+            return (StatusCode::BAD_REQUEST, "no `payload` form field".into());
+        };
+        let interaction: Interaction = match serde_json::from_str(&payload) {
+            Ok(i) => i,
+            Err(e) => return (StatusCode::BAD_REQUEST, format!("payload: {e}")),
+        };
+        if interaction.kind != "block_actions" {
+            return (StatusCode::OK, format!("ignored {}", interaction.kind));
+        }
+        let Some(action) = interaction.actions.first() else {
+            return (StatusCode::BAD_REQUEST, "no action in the payload".into());
+        };
+        let value: Value = serde_json::from_str(&action.value).unwrap_or(Value::Null);
+        let incident = value["incident"].as_str().unwrap_or_default().to_string();
+        if incident.is_empty() {
+            return (StatusCode::BAD_REQUEST, "the button carries no incident".into());
+        }
+        let email = match self.email_of(&interaction.user.id).await {
+            Ok(e) => e,
+            Err(e) => return (StatusCode::BAD_GATEWAY, e),
+        };
+        let this = self.clone();
+        if !self.cfg.approvers.allows(&email) {
+            let msg = format!("{email} is not on the Slack approver allow-list");
+            reconciler.note(&incident, "action-refused", &msg, Some(email.clone()), "slack");
+            let (inc, line) = (incident.clone(), format!(":no_entry: {msg}; nothing was run."));
+            tokio::spawn(async move { this.annotate(&inc, line).await });
+            return (StatusCode::FORBIDDEN, msg);
+        }
+        if action.action_id == "reject" {
+            reconciler.note(
+                &incident,
+                "rejected",
+                "the suggested actions were rejected",
+                Some(email.clone()),
+                "slack",
+            );
+            let (inc, line) = (
+                incident.clone(),
+                format!(":x: rejected by {email}; no action will run."),
+            );
+            tokio::spawn(async move { this.annotate(&inc, line).await });
+            return (StatusCode::OK, "rejected".into());
+        }
+        let suggestion = value["suggestion"].as_str().unwrap_or_default().to_string();
+        let caller = Caller {
+            token: "slack".into(),
+            role: Role::Approver,
+            channel: "slack".into(),
+        };
+        match reconciler.approve(
+            Approval {
+                incident: incident.clone(),
+                action: suggestion,
+                params: None,
+                approver: email.clone(),
+            },
+            &caller,
+        ) {
+            Ok((run, true)) => {
+                let (inc, line) = (
+                    incident.clone(),
+                    format!(":white_check_mark: `{}` approved by {email}; running.", run.action),
+                );
+                tokio::spawn(async move { this.annotate(&inc, line).await });
+                (StatusCode::OK, format!("approved {}", run.id))
+            }
+            Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
+            Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for Slack {
+    fn name(&self) -> &str {
+        "slack"
+    }
+
+    async fn analysis(&self, rec: &IncidentRecord) -> Result<(), String> {
+        let blocks = self.blocks(rec);
+        let text = format!(
+            "Incident {}: {}",
+            rec.id,
+            rec.analysis.as_ref().map(|a| a.summary.as_str()).unwrap_or("")
+        );
+        let v = self
+            .call(
+                "chat.postMessage",
+                &json!({"channel": self.cfg.channel, "text": super::truncate(&text, 300), "blocks": blocks}),
+            )
+            .await?;
+        let posted = Posted {
+            channel: v["channel"].as_str().unwrap_or(&self.cfg.channel).to_string(),
+            ts: v["ts"]
+                .as_str()
+                .ok_or("chat.postMessage: no ts in the answer")?
+                .to_string(),
+            blocks,
+            lines: vec![],
+        };
+        self.posted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rec.id.clone(), posted);
+        Ok(())
+    }
+
+    async fn outcome(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {
+        self.annotate(&rec.id, self.templates.outcome(run).replace("**", "*"))
+            .await
+    }
+}
