@@ -16,46 +16,28 @@ const BOT_TOKEN: &str = "bot-token-xyz";
 const WEBEX_SECRET: &str = "webex-webhook-secret";
 const SLACK_SECRET: &str = "slack-signing-secret";
 
-struct World {
-    host: Host,
+struct ChatWorld {
+    w: World,
     emu: std::sync::Arc<Emu>,
-    endpoint: HttpServer,
-    jira: HttpServer,
 }
 
-async fn world(chat: &str) -> World {
+impl std::ops::Deref for ChatWorld {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
+    }
+}
+
+async fn world(chat: &str) -> ChatWorld {
     let (emu, base) = common::chat::start(BOT_TOKEN).await;
-    let endpoint = HttpServer::start(503, "upstream down");
-    let jira = HttpServer::start(
-        201,
-        r#"{"id":"10001","key":"OPS-7","self":"http://jira.test/rest/api/2/issue/10001"}"#,
-    );
-    let (ep, jp) = (endpoint.port, jira.port);
-    let config = chat.replace("{base}", &base);
-    let host = Host::start(
-        |dir| {
-            pack_into(dir, "http-probe", |m| {
-                m.capabilities.http = vec![format!("127.0.0.1:{ep}")]
-            });
-            pack_into(dir, "open-ticket", |m| {
-                m.capabilities.http = vec![format!("127.0.0.1:{jp}")]
-            });
-        },
-        &config,
-        &[
-            ("jira-url", &format!("http://127.0.0.1:{jp}")),
-            ("jira-user", "bot"),
-            ("jira-token", "t"),
-            ("bot-token", BOT_TOKEN),
-            ("webex-secret", WEBEX_SECRET),
-            ("slack-secret", SLACK_SECRET),
-        ],
-    );
-    World {
-        host,
+    let secrets = [
+        ("bot-token", BOT_TOKEN),
+        ("webex-secret", WEBEX_SECRET),
+        ("slack-secret", SLACK_SECRET),
+    ];
+    ChatWorld {
+        w: World::start(&chat.replace("{base}", &base), &[], &secrets),
         emu,
-        endpoint,
-        jira,
     }
 }
 
@@ -105,7 +87,14 @@ approvers = ["alice@example.com", "@sre.example.com"]
 "#;
 
 /// Webex's webhook call for attachment action `id`, signed with `secret`.
-fn webex_click(w: &World, id: &str, person: &str, email: &str, inputs: Value, secret: &str) -> reqwest::RequestBuilder {
+fn webex_click(
+    w: &ChatWorld,
+    id: &str,
+    person: &str,
+    email: &str,
+    inputs: Value,
+    secret: &str,
+) -> reqwest::RequestBuilder {
     w.emu.attachment_actions.lock().unwrap().insert(id.into(), json!({"id": id, "type": "submit", "messageId": "msg-1", "personId": person, "roomId": "room-1", "inputs": inputs, "created": "2026-11-24T09:00:00.000Z"}));
     w.emu.people.lock().unwrap().insert(
         person.into(),
@@ -356,7 +345,7 @@ approvers = ["@example.com"]
 "#;
 
 fn slack_click(
-    w: &World,
+    w: &ChatWorld,
     user: &str,
     email: &str,
     action_id: &str,

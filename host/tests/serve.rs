@@ -5,55 +5,14 @@
 mod common;
 
 use common::host::*;
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-struct World {
-    host: Host,
-    endpoint: HttpServer,
-    jira: HttpServer,
-}
-
 fn world(config: &str) -> World {
-    let endpoint = HttpServer::start(503, "upstream down");
-    let jira = HttpServer::start(
-        201,
-        r#"{"id":"10001","key":"OPS-7","self":"http://jira.test/rest/api/2/issue/10001"}"#,
-    );
-    let (ep, jp) = (endpoint.port, jira.port);
-    let jira_url = format!("http://127.0.0.1:{jp}");
-    let host = Host::start(
-        |dir| {
-            pack_into(dir, "http-probe", |m| {
-                m.capabilities.http = vec![format!("127.0.0.1:{ep}")]
-            });
-            pack_into(dir, "open-ticket", |m| {
-                m.capabilities.http = vec![format!("127.0.0.1:{jp}")]
-            });
-            pack_into(dir, "cordon-node", |_| {});
-            pack_into(dir, "pod-crashloop", |_| {});
-        },
+    World::start(
         config,
-        &[
-            ("jira-url", &jira_url),
-            ("jira-user", "bot"),
-            ("jira-token", "s3cret"),
-            ("webhook-token", "hook-token"),
-            ("webhook-password", "pa55"),
-        ],
-    );
-    World { host, endpoint, jira }
-}
-
-fn endpoint_alert(port: u16, fingerprint: &str) -> Value {
-    alertmanager_body(
-        "{}:{alertname=\"EndpointDown\"}",
-        "firing",
-        json!({"alertname": "EndpointDown", "service": "shop", "severity": "critical"}),
-        json!({"summary": "shop is down", "probe_url": format!("http://127.0.0.1:{port}/health")}),
-        "2026-11-24T08:00:00Z",
-        fingerprint,
+        &["cordon-node", "pod-crashloop"],
+        &[("webhook-token", "hook-token"), ("webhook-password", "pa55")],
     )
 }
 
@@ -61,7 +20,7 @@ fn endpoint_alert(port: u16, fingerprint: &str) -> Value {
 async fn alert_to_analysis_to_approved_action_over_http() {
     let w = world("");
     let h = &w.host;
-    let body = endpoint_alert(w.endpoint.port, "fp-endpoint-1");
+    let body = w.endpoint_alert("fp-endpoint-1");
 
     // Accepted at once; Alertmanager's retry of the same notification is counted, not re-run.
     let r = h.post("/webhook", None).json(&body).send().await.unwrap();
@@ -189,7 +148,7 @@ async fn alert_to_analysis_to_approved_action_over_http() {
     assert!(metrics.contains("euphrosyne_run_duration_seconds_bucket{recipe=\"http-probe\""));
 
     // A resolved notification resolves the incident.
-    let mut resolved = endpoint_alert(w.endpoint.port, "fp-endpoint-1");
+    let mut resolved = w.endpoint_alert("fp-endpoint-1");
     resolved["status"] = json!("resolved");
     resolved["alerts"][0]["status"] = json!("resolved");
     let r = h.post("/webhook", None).json(&resolved).send().await.unwrap();
@@ -225,7 +184,7 @@ async fn every_route_refuses_bad_input_clearly() {
     let (s, e) = err(post("/webhook", None, "{not json").await.unwrap()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(e.contains("not JSON"), "{e}");
-    let mut bad = endpoint_alert(1, "fp");
+    let mut bad = w.endpoint_alert("fp");
     bad["alerts"][0]["status"] = json!("burning");
     let (s, e) = err(post("/webhook", None, &bad.to_string()).await.unwrap()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -285,7 +244,7 @@ async fn every_route_refuses_bad_input_clearly() {
     );
 
     // An incident to approve things on.
-    post("/webhook", None, &endpoint_alert(w.endpoint.port, "fp-2").to_string())
+    post("/webhook", None, &w.endpoint_alert("fp-2").to_string())
         .await
         .unwrap();
     let v = h.analysed_incident().await;
@@ -442,7 +401,7 @@ async fn webhook_authentication_bearer_and_basic() {
         "[webhook_auth]\nbearer = { file = \"{dir}/secrets/webhook-token\" }\nbasic_username = \"alertmanager\"\nbasic_password = { file = \"{dir}/secrets/webhook-password\" }",
     );
     let h = &w.host;
-    let body = endpoint_alert(w.endpoint.port, "fp-auth").to_string();
+    let body = w.endpoint_alert("fp-auth").to_string();
     let send = |rb: reqwest::RequestBuilder| rb.header("content-type", "application/json").body(body.clone()).send();
     assert_eq!(
         send(h.post("/webhook", None)).await.unwrap().status(),
@@ -481,11 +440,7 @@ async fn webhook_authentication_bearer_and_basic() {
 async fn trigger_limiter_min_occurrences_window_and_cooldown() {
     let w = world("[trigger]\nmin_occurrences = 2\nwait_for_more_ms = 300\ncooldown_ms = 600000");
     let h = &w.host;
-    let send = |fp: &str| {
-        h.post("/webhook", None)
-            .json(&endpoint_alert(w.endpoint.port, fp))
-            .send()
-    };
+    let send = |fp: &str| h.post("/webhook", None).json(&w.endpoint_alert(fp)).send();
     send("fp-a").await.unwrap();
     let list = h
         .wait_for("/api/incidents", |v| {

@@ -14,6 +14,17 @@ use kube::core::{ApiResource, GroupVersionKind};
 use super::Denials;
 use crate::manifest::KubeVerb;
 
+/// A client from a kubeconfig file (its current context), for the recipes' kubernetes
+/// capability in `serve` and `recipe run`.
+pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Client, String> {
+    let kc =
+        kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+    kube::Client::try_from(cfg).map_err(|e| format!("building the Kubernetes client from {}: {e}", path.display()))
+}
+
 /// Why a call failed (mirrors the WIT `kube-error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeError {

@@ -176,6 +176,14 @@ impl Templates {
     }
 }
 
+/// The HTTP client every integration uses (15 s timeout per request).
+pub fn client() -> crate::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| crate::Error::Sandbox(format!("HTTP client: {e}")))
+}
+
 /// Cut `s` to at most `n` characters.
 pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {

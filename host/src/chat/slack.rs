@@ -88,10 +88,7 @@ impl Slack {
     pub fn new(cfg: SlackConfig, templates: Templates) -> crate::Result<Arc<Self>> {
         let token = cfg.token.read("slack.token")?;
         let signing_secret = cfg.signing_secret.read("slack.signing_secret")?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| crate::Error::Sandbox(e.to_string()))?;
+        let http = super::client()?;
         Ok(Arc::new(Slack {
             cfg,
             token,

@@ -87,10 +87,7 @@ impl Webex {
     pub fn new(cfg: WebexConfig, templates: Templates) -> crate::Result<Arc<Self>> {
         let token = cfg.token.read("webex.token")?;
         let secret = cfg.webhook_secret.read("webex.webhook_secret")?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| crate::Error::Sandbox(e.to_string()))?;
+        let http = super::client()?;
         Ok(Arc::new(Webex {
             cfg,
             token,

@@ -55,10 +55,7 @@ impl WebhookNotifier {
             .as_ref()
             .map(|s| s.read("notify_webhooks.secret"))
             .transpose()?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| crate::Error::Sandbox(e.to_string()))?;
+        let http = super::client()?;
         let name = format!("webhook {}", cfg.url);
         Ok(WebhookNotifier {
             cfg,

@@ -365,14 +365,11 @@ async fn run_local(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let secrets = SecretStore::load(a.secrets_dir.as_deref())?.with_values(extra);
     let kube = match &a.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        Some(path) => Some(
+            euphrosyne::capability::kube::client_from_kubeconfig(path)
                 .await
-                .context("kubeconfig")?;
-            Some(kube::Client::try_from(cfg).context("building the Kubernetes client")?)
-        }
+                .map_err(anyhow::Error::msg)?,
+        ),
         None => None,
     };
     let input = match manifest.kind {

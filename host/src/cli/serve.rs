@@ -70,14 +70,11 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         )
     })?;
     let kube = match &cfg.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            let c = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        Some(path) => Some(
+            euphrosyne::capability::kube::client_from_kubeconfig(path)
                 .await
-                .context("kubeconfig")?;
-            Some(kube::Client::try_from(c).context("Kubernetes client")?)
-        }
+                .map_err(anyhow::Error::msg)?,
+        ),
         None => None,
     };
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {

@@ -170,3 +170,54 @@ pub fn alertmanager_body(
                     "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.test/graph", "fingerprint": fingerprint}],
     })
 }
+
+/// A host whose `http-probe` may reach a failing endpoint (503) and whose `open-ticket` may reach
+/// a loopback stand-in for Jira's REST API (`POST /rest/api/2/issue` → 201 `{"key": "OPS-7"}`),
+/// with the Jira secrets given; plus the bundled recipes in `more` and `secrets`.
+pub struct World {
+    pub host: Host,
+    pub endpoint: super::HttpServer,
+    pub jira: super::HttpServer,
+}
+
+impl World {
+    pub fn start(config: &str, more: &[&str], secrets: &[(&str, &str)]) -> World {
+        let endpoint = super::HttpServer::start(503, "upstream down");
+        let jira = super::HttpServer::start(
+            201,
+            r#"{"id":"10001","key":"OPS-7","self":"http://jira.test/rest/api/2/issue/10001"}"#,
+        );
+        let (ep, jp) = (endpoint.port, jira.port);
+        let jira_url = format!("http://127.0.0.1:{jp}");
+        let mut all: Vec<(&str, &str)> = vec![("jira-url", &jira_url), ("jira-user", "bot"), ("jira-token", "s3cret")];
+        all.extend_from_slice(secrets);
+        let host = Host::start(
+            |dir| {
+                pack_into(dir, "http-probe", |m| {
+                    m.capabilities.http = vec![format!("127.0.0.1:{ep}")]
+                });
+                pack_into(dir, "open-ticket", |m| {
+                    m.capabilities.http = vec![format!("127.0.0.1:{jp}")]
+                });
+                for name in more {
+                    pack_into(dir, name, |_| {});
+                }
+            },
+            config,
+            &all,
+        );
+        World { host, endpoint, jira }
+    }
+
+    /// An Alertmanager body whose alert points http-probe at the failing endpoint.
+    pub fn endpoint_alert(&self, fingerprint: &str) -> serde_json::Value {
+        alertmanager_body(
+            "{}:{alertname=\"EndpointDown\"}",
+            "firing",
+            serde_json::json!({"alertname": "EndpointDown", "service": "shop", "severity": "critical"}),
+            serde_json::json!({"summary": "shop is down", "probe_url": format!("http://127.0.0.1:{}/health", self.endpoint.port)}),
+            "2026-11-24T08:00:00Z",
+            fingerprint,
+        )
+    }
+}
