@@ -172,6 +172,8 @@ struct Inner {
     order: VecDeque<String>,
     open_by_group: HashMap<String, String>,
     last_analysis: HashMap<String, Instant>,
+    /// Insertion order of `last_analysis`, to bound it (oldest groups forget their cooldown first).
+    analysis_order: VecDeque<(String, Instant)>,
     actions: HashMap<String, ActionRun>,
     breaker: HashMap<String, VecDeque<Instant>>,
     window_gen: HashMap<String, u64>,
@@ -362,8 +364,14 @@ impl Reconciler {
     fn ingest(self: &Arc<Self>, batch: AlertBatch) {
         let now = now_rfc3339();
         let mut inner = lock(&self.inner);
-        let id = match inner.open_by_group.get(&batch.group_key) {
-            Some(id) => id.clone(),
+        // The group's open incident, or a new one (also when the open one was evicted).
+        let open = inner
+            .open_by_group
+            .get(&batch.group_key)
+            .filter(|id| inner.incidents.contains_key(*id))
+            .cloned();
+        let id = match open {
+            Some(id) => id,
             None => {
                 let id = format!("inc-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
                 let rec = IncidentRecord::new(id.clone(), batch.group_key.clone(), batch.source.clone(), &now);
@@ -470,7 +478,7 @@ impl Reconciler {
                     .get(id)
                     .is_none_or(|r| matches!(r.state, IncidentState::Resolved | IncidentState::Analyzed))
             }) else {
-                break;
+                break; // everything kept is still open: keep it rather than lose alerts
             };
             if let Some(id) = inner.order.remove(pos)
                 && let Some(rec) = inner.incidents.remove(&id)
@@ -478,6 +486,10 @@ impl Reconciler {
                 for a in rec.actions {
                     inner.actions.remove(&a);
                 }
+                if inner.open_by_group.get(&rec.group_key) == Some(&id) {
+                    inner.open_by_group.remove(&rec.group_key);
+                }
+                inner.window_gen.remove(&id);
             }
         }
     }
@@ -516,7 +528,18 @@ impl Reconciler {
             jobs.push(r.job(run_id, RunInput::Debug(model.clone())));
         }
         let group = rec.group_key.clone();
-        inner.last_analysis.insert(group, Instant::now());
+        let now_i = Instant::now();
+        inner.last_analysis.insert(group.clone(), now_i);
+        inner.analysis_order.push_back((group, now_i));
+        // Remember cooldowns for at most this many groups: bounded memory under any traffic.
+        let cap = (4 * self.config.max_incidents).max(1_000);
+        while inner.analysis_order.len() > cap {
+            if let Some((g, t)) = inner.analysis_order.pop_front()
+                && inner.last_analysis.get(&g) == Some(&t)
+            {
+                inner.last_analysis.remove(&g);
+            }
+        }
         tracing::info!(incident_id = %id, runs = jobs.len(), "fan-out");
         let this = self.clone();
         let id = id.to_string();
@@ -692,6 +715,11 @@ impl Reconciler {
             return Err(ApproveError::Breaker(msg));
         }
         history.push_back(Instant::now());
+        if inner.breaker.len() > 10_000 {
+            inner
+                .breaker
+                .retain(|_, h| h.back().is_some_and(|t| t.elapsed() < window));
+        }
         let recipes = self.recipes();
         let actor = recipes.iter().find(|r| r.implements(&action));
         let mut run = ActionRun {

@@ -9,10 +9,13 @@ use euphrosyne::reconciler::{IntakeError, Reconciler};
 use euphrosyne::sandbox::{Sandbox, SandboxConfig};
 
 fn reconciler(queue_capacity: usize) -> Arc<Reconciler> {
-    let config = ServeConfig {
+    reconciler_with(ServeConfig {
         queue_capacity,
         ..Default::default()
-    };
+    })
+}
+
+fn reconciler_with(config: ServeConfig) -> Arc<Reconciler> {
     let metrics = Arc::new(Metrics::default());
     let executor = InProcess::new(
         Arc::new(
@@ -78,4 +81,52 @@ async fn grafana_webhooks_are_understood() {
     assert_eq!(p.alerts[0].fingerprint, "c6eadffa33fcdf37");
     let r = reconciler(10);
     assert_eq!(r.accept(body.to_string().as_bytes()).unwrap().accepted, 1);
+}
+
+#[tokio::test]
+async fn evicted_incidents_never_swallow_new_alerts() {
+    let r = reconciler_with(ServeConfig {
+        max_incidents: 2,
+        ..Default::default()
+    });
+    let wait = |n: usize, with_a: bool| {
+        let r = r.clone();
+        async move {
+            for _ in 0..500 {
+                let all = r.incidents(None, None);
+                let has_a = all.iter().any(|i| i.group_key.contains("\"A\""));
+                let settled = all
+                    .iter()
+                    .all(|i| i.state != euphrosyne::incident::IncidentState::Analyzing);
+                if all.len() == n && has_a == with_a && settled {
+                    return all;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            panic!(
+                "never settled at {n} incidents: {:?}",
+                r.incidents(None, None)
+                    .iter()
+                    .map(|i| (&i.group_key, i.state))
+                    .collect::<Vec<_>>()
+            );
+        }
+    };
+    for name in ["A", "B", "C"] {
+        r.accept(alert(name).as_bytes()).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = wait(2, false).await; // the oldest closed incident (A) was evicted
+    // A new alert for A's group opens a new incident rather than vanishing.
+    r.accept(br#"{"labels": {"alertname": "A", "instance": "db-2"}}"#)
+        .unwrap();
+    let kept = wait(2, true).await;
+    let a = kept
+        .iter()
+        .find(|i| i.group_key.contains("\"A\""))
+        .expect("A's new alert has an incident");
+    assert_eq!(a.alerts[0].labels["instance"], "db-2");
+    // Its group was analysed moments ago, so the cooldown holds the debuggers back, visibly.
+    let (full, _) = r.incident(&a.id).unwrap();
+    assert!(full.events.iter().any(|e| e.kind == "suppressed"), "{:?}", full.events);
 }

@@ -47,6 +47,8 @@
 //! assert_eq!(analysis.actions[0].action, "restart-workload");
 //! ```
 
+#![deny(missing_docs)]
+
 extern crate self as recipe_sdk;
 
 mod types;

@@ -418,8 +418,12 @@ impl Sandbox {
 
     /// Run one recipe call. Never panics and never returns an error: every failure is a status.
     pub async fn run(&self, job: &RunJob) -> RunResult {
+        use tracing::Instrument;
         let span = tracing::info_span!("run", run_id = %job.run_id, recipe = %job.recipe);
-        let _enter = span.enter();
+        self.run_in_span(job).instrument(span).await
+    }
+
+    async fn run_in_span(&self, job: &RunJob) -> RunResult {
         let mut result = RunResult::new(job);
 
         // 1. Verify before anything else looks at the bytes — unless this exact buffer was
