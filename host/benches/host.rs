@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use euphrosyne::config::{ServeConfig, TriggerPolicy};
-use euphrosyne::executor::InProcess;
+use euphrosyne::executor::{Executor, InProcess};
 use euphrosyne::incident::{ActionRun, IncidentRecord};
 use euphrosyne::manifest::Manifest;
 use euphrosyne::metrics::Metrics;
@@ -63,7 +63,7 @@ async fn main() {
     };
     let metrics = Arc::new(Metrics::default());
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
-    let executor = InProcess::new(sandbox, config.max_concurrent_runs, metrics.clone());
+    let executor: Arc<dyn Executor> = Arc::new(InProcess::new(sandbox, config.max_concurrent_runs));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let r = Reconciler::start(config, recipes, vec![], executor, vec![Arc::new(Signal(tx))], metrics);
     let mut lat = Vec::new();

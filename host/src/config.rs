@@ -172,6 +172,8 @@ pub struct ServeConfig {
     pub notify_webhooks: Vec<crate::chat::webhook::WebhookConfig>,
     /// Message templates.
     pub templates: crate::chat::Templates,
+    /// Prefix of every Redis key (with `--redis`).
+    pub redis_prefix: String,
 }
 
 impl Default for ServeConfig {
@@ -201,6 +203,7 @@ impl Default for ServeConfig {
             slack: None,
             notify_webhooks: vec![],
             templates: Default::default(),
+            redis_prefix: "euphrosyne".into(),
         }
     }
 }

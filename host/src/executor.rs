@@ -1,42 +1,264 @@
-//! Executors run recipe jobs. Today: in-process, in the host's own wasmtime engine, under a
-//! global concurrency bound. (The Kubernetes Job executor is issue 5; it will sit beside this one
-//! behind a trait when it exists.)
+//! Executors run recipe jobs; the reconciler does not care where:
+//!
+//! - [`InProcess`]: in the host's own wasmtime engine (the embedded default);
+//! - [`Subprocess`]: one `euphrosyne sandbox` process per run, which reads its input from Redis,
+//!   runs the same sandbox and publishes its result to the Redis bus, where the host collects it
+//!   (what a Kubernetes Job does, without the cluster).
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
-use crate::metrics::Metrics;
-use crate::sandbox::{RunJob, RunResult, Sandbox};
+use crate::bus::{Bus, RunSpec};
+use crate::sandbox::{RunJob, RunResult, RunStatus, Sandbox};
 
-/// Runs jobs in this process.
+/// Something that runs recipe jobs and always returns a result.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync {
+    /// Run one job. Every failure (including the executor's own) is a result with a status.
+    async fn run(&self, job: RunJob) -> RunResult;
+}
+
+/// Runs jobs in this process, at most `max_concurrent` at once.
 pub struct InProcess {
     sandbox: Arc<Sandbox>,
-    slots: Arc<Semaphore>,
-    metrics: Arc<Metrics>,
+    slots: Semaphore,
 }
 
 impl InProcess {
-    /// An executor running at most `max_concurrent` jobs at once.
-    pub fn new(sandbox: Arc<Sandbox>, max_concurrent: usize, metrics: Arc<Metrics>) -> Self {
+    /// An in-process executor.
+    pub fn new(sandbox: Arc<Sandbox>, max_concurrent: usize) -> Self {
         InProcess {
             sandbox,
-            slots: Arc::new(Semaphore::new(max_concurrent)),
-            metrics,
+            slots: Semaphore::new(max_concurrent),
         }
     }
+}
 
-    /// Run one job (waits for a slot first). The sandbox turns every failure into a status.
-    pub async fn run(&self, job: RunJob) -> RunResult {
+#[async_trait::async_trait]
+impl Executor for InProcess {
+    async fn run(&self, job: RunJob) -> RunResult {
         let _slot = self.slots.acquire().await;
-        self.metrics.runs_in_flight.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let result = self.sandbox.run(&job).await;
-        self.metrics.runs_in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.metrics
-            .run_finished(&job.recipe, result.status.as_str(), started.elapsed().as_secs_f64());
-        result
+        self.sandbox.run(&job).await
+    }
+}
+
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<RunResult>>>>;
+
+/// Runs each job as an `euphrosyne sandbox` subprocess that publishes through Redis.
+pub struct Subprocess {
+    bus: Bus,
+    redis_url: String,
+    prefix: String,
+    binary: PathBuf,
+    workdir: PathBuf,
+    waiters: Waiters,
+    slots: Semaphore,
+    secrets_dir: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+}
+
+/// What a sandbox subprocess may see of the host: where its granted secrets and the cluster are.
+#[derive(Debug, Clone, Default)]
+pub struct SubprocessGrants {
+    /// The host's secrets directory (the sandbox still gives a recipe only the names it is granted).
+    pub secrets_dir: Option<PathBuf>,
+    /// Kubeconfig for the kubernetes capability.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Subprocess {
+    /// Connect to the bus, make sure the consumer group exists, and start collecting results as
+    /// `consumer` (stable across restarts of this host, so its unacknowledged results are
+    /// re-read). Components are written to `workdir` (created 0700) for the subprocesses.
+    pub async fn start(
+        redis_url: &str,
+        prefix: &str,
+        consumer: &str,
+        binary: PathBuf,
+        workdir: PathBuf,
+        max_concurrent: usize,
+        grants: SubprocessGrants,
+    ) -> Result<Arc<Self>, crate::bus::BusError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&workdir);
+        let bus = Bus::connect(redis_url, prefix, Duration::from_secs(5)).await?;
+        bus.ensure_group().await?;
+        let reader = Bus::connect(redis_url, prefix, Duration::from_secs(10)).await?;
+        let waiters: Waiters = Arc::default();
+        tokio::spawn(collect(reader, consumer.to_string(), waiters.clone()));
+        Ok(Arc::new(Subprocess {
+            bus,
+            redis_url: redis_url.into(),
+            prefix: prefix.into(),
+            binary,
+            workdir,
+            waiters,
+            slots: Semaphore::new(max_concurrent),
+            secrets_dir: grants.secrets_dir,
+            kubeconfig: grants.kubeconfig,
+        }))
+    }
+
+    fn component_file(&self, job: &RunJob) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.workdir.join(format!("{}.wasm", job.digest.hex()));
+        if !path.exists() {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?
+                .write_all(&job.bytes)?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(path)
+    }
+
+    fn forget(&self, run_id: &str) {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(run_id);
+    }
+}
+
+/// Hand each result to the run waiting for it, then acknowledge it. Re-reads this consumer's
+/// unacknowledged entries first; on Redis errors, backs off and goes on.
+async fn collect(bus: Bus, consumer: String, waiters: Waiters) {
+    let mut pending = true;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bus.read(&consumer, pending, Duration::from_secs(1)).await {
+            Ok(batch) => {
+                backoff = Duration::from_millis(100);
+                if pending && batch.is_empty() {
+                    pending = false;
+                }
+                let mut done = Vec::new();
+                for d in batch {
+                    match d.result {
+                        Ok(result) => {
+                            let waiter = waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&result.run_id);
+                            match waiter {
+                                Some(tx) => {
+                                    let _ = tx.send(result);
+                                }
+                                None => {
+                                    tracing::warn!(run_id = %result.run_id, "result for a run nobody waits for (late, duplicate, or from before a restart); dropped")
+                                }
+                            }
+                        }
+                        Err(why) => tracing::warn!("unreadable result on the bus, dropped: {why}"),
+                    }
+                    done.push(d.entry);
+                }
+                if let Err(e) = bus.ack(&done).await {
+                    tracing::warn!("acknowledging results: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("reading results from Redis: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for Subprocess {
+    async fn run(&self, job: RunJob) -> RunResult {
+        let _slot = self.slots.acquire().await;
+        let budget = Duration::from_millis(job.limits.timeout_ms) + Duration::from_secs(10);
+        let file = match self.component_file(&job) {
+            Ok(f) => f,
+            Err(e) => {
+                return RunResult::closed(
+                    &job,
+                    RunStatus::InvalidModule,
+                    format!("writing the component for the sandbox: {e}"),
+                );
+            }
+        };
+        let spec = RunSpec::of(&job, budget);
+        if let Err(e) = self.bus.put_run(&spec, budget + Duration::from_secs(60)).await {
+            return RunResult::closed(
+                &job,
+                RunStatus::TimedOut,
+                format!("could not store the run's input in Redis: {e}"),
+            );
+        }
+        let (tx, mut rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.run_id.clone(), tx);
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.args(["sandbox", "--run", &job.run_id, "--prefix", &self.prefix, "--recipe"])
+            .arg(&file)
+            // Nothing of the host's environment but what this run needs; the URL may carry a
+            // password, so it goes in the environment, not on the command line.
+            .env_clear()
+            .env("EUPHROSYNE_REDIS_URL", &self.redis_url);
+        if let Some(d) = &self.secrets_dir {
+            cmd.env("EUPHROSYNE_SECRETS_DIR", d);
+        }
+        if let Some(k) = &self.kubeconfig {
+            cmd.env("EUPHROSYNE_KUBECONFIG", k);
+        }
+        for name in &job.capabilities.secrets {
+            let var = format!("EUPHROSYNE_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"));
+            if let Ok(v) = std::env::var(&var) {
+                cmd.env(var, v);
+            }
+        }
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                self.forget(&job.run_id);
+                return RunResult::closed(
+                    &job,
+                    RunStatus::TimedOut,
+                    format!("could not start {} sandbox: {e}", self.binary.display()),
+                );
+            }
+        };
+        let deadline = tokio::time::sleep(budget);
+        tokio::pin!(deadline);
+        tokio::select! {
+            r = &mut rx => {
+                let _ = child.wait().await;
+                return r.unwrap_or_else(|_| RunResult::closed(&job, RunStatus::TimedOut, "result channel closed"));
+            }
+            status = child.wait() => {
+                // It exited: its result may still be on its way through the stream.
+                if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), &mut rx).await {
+                    return r;
+                }
+                self.forget(&job.run_id);
+                let mut err = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let _ = s.read_to_string(&mut err).await;
+                }
+                let tail: String = err.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+                RunResult::closed(&job, RunStatus::TimedOut, format!("the sandbox process exited ({}) without a result on the bus: {tail}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())))
+            }
+            _ = &mut deadline => {
+                let _ = child.kill().await;
+                self.forget(&job.run_id);
+                RunResult::closed(&job, RunStatus::TimedOut, format!("no result within {} s; the sandbox process was killed", budget.as_secs()))
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod bus;
 pub mod capability;
 pub mod chat;
 pub mod config;

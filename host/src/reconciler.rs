@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::alert::Payload;
 use crate::config::{Role, ServeConfig};
-use crate::executor::InProcess;
+use crate::executor::Executor;
 use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState, RunRecord, action_id, merge};
 use crate::metrics::Metrics;
 use crate::model::{ActionRequest, Alert, now_rfc3339};
@@ -184,7 +184,7 @@ pub struct Reconciler {
     config: ServeConfig,
     recipes: RwLock<Arc<Vec<Recipe>>>,
     recipe_errors: RwLock<Vec<RecipeErrorInfo>>,
-    executor: InProcess,
+    executor: Arc<dyn Executor>,
     notifiers: Vec<Arc<dyn Notifier>>,
     metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
@@ -233,7 +233,7 @@ impl Reconciler {
         config: ServeConfig,
         recipes: Vec<Recipe>,
         errors: Vec<RecipeErrorInfo>,
-        executor: InProcess,
+        executor: Arc<dyn Executor>,
         notifiers: Vec<Arc<dyn Notifier>>,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
@@ -555,7 +555,7 @@ impl Reconciler {
         let pending = jobs.clone();
         for job in jobs {
             let this = self.clone();
-            set.spawn(async move { this.executor.run(job).await });
+            set.spawn(async move { this.run_job(job).await });
         }
         let deadline = tokio::time::Instant::now() + self.config.incident_deadline();
         loop {
@@ -606,6 +606,18 @@ impl Reconciler {
                 rec.log(&now_rfc3339(), kind, detail, None, Some(n.name()));
             }
         }
+    }
+
+    /// Run a job on the executor, with the in-flight gauge and the run metrics.
+    async fn run_job(&self, job: crate::sandbox::RunJob) -> RunResult {
+        self.metrics.runs_in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let recipe = job.recipe.clone();
+        let result = self.executor.run(job).await;
+        self.metrics.runs_in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .run_finished(&recipe, result.status.as_str(), started.elapsed().as_secs_f64());
+        result
     }
 
     /// Record a run's result, exactly once per run id (later duplicates are ignored).
@@ -797,7 +809,7 @@ impl Reconciler {
         if let Some(a) = lock(&self.inner).actions.get_mut(&id) {
             a.status = ActionStatus::Running;
         }
-        let result = self.executor.run(job).await;
+        let result = self.run_job(job).await;
         let now = now_rfc3339();
         let (snapshot, run) = {
             let mut inner = lock(&self.inner);

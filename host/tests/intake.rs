@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use euphrosyne::config::ServeConfig;
-use euphrosyne::executor::InProcess;
+use euphrosyne::executor::{Executor, InProcess};
 use euphrosyne::metrics::Metrics;
 use euphrosyne::reconciler::{IntakeError, Reconciler};
 use euphrosyne::sandbox::{Sandbox, SandboxConfig};
@@ -17,7 +17,7 @@ fn reconciler(queue_capacity: usize) -> Arc<Reconciler> {
 
 fn reconciler_with(config: ServeConfig) -> Arc<Reconciler> {
     let metrics = Arc::new(Metrics::default());
-    let executor = InProcess::new(
+    let executor: Arc<dyn Executor> = Arc::new(InProcess::new(
         Arc::new(
             Sandbox::new(SandboxConfig {
                 pool_slots: 4,
@@ -26,8 +26,7 @@ fn reconciler_with(config: ServeConfig) -> Arc<Reconciler> {
             .unwrap(),
         ),
         4,
-        metrics.clone(),
-    );
+    ));
     Reconciler::start(config, vec![], vec![], executor, vec![], metrics)
 }
 

@@ -1,6 +1,7 @@
-//! Command line: `euphrosyne serve` and `euphrosyne recipe new|build|pack|verify|run`.
+//! Command line: `euphrosyne serve`, `euphrosyne sandbox` and `euphrosyne recipe new|build|pack|verify|run`.
 
 mod recipe;
+mod sandbox;
 mod scaffold;
 mod serve;
 
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the host: receive alerts, run recipes, serve the API.
     Serve(serve::ServeArgs),
+    /// Run one recipe call for the host: input from Redis, result published to Redis.
+    Sandbox(sandbox::SandboxArgs),
     /// Write, build, pack, verify and run recipes.
     #[command(subcommand)]
     Recipe(recipe::RecipeCommand),
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Recipe(cmd) => recipe::run(cmd).await,
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Sandbox(args) => sandbox::run(args).await,
         }
     });
     match result {

@@ -13,7 +13,7 @@ use euphrosyne::chat::slack::Slack;
 use euphrosyne::chat::webex::Webex;
 use euphrosyne::chat::webhook::WebhookNotifier;
 use euphrosyne::config::ServeConfig;
-use euphrosyne::executor::InProcess;
+use euphrosyne::executor::{Executor, InProcess, Subprocess, SubprocessGrants};
 use euphrosyne::metrics::Metrics;
 use euphrosyne::notify::{LogNotifier, Notifier};
 use euphrosyne::reconciler::{RecipeErrorInfo, Reconciler};
@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// Kubeconfig for the recipes' kubernetes capability.
     #[arg(long, env = "EUPHROSYNE_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS): runs become
+    /// `euphrosyne sandbox` subprocesses that publish their results through Redis. Prefer the
+    /// environment variable: a password on the command line is visible to other users.
+    #[arg(long, env = "EUPHROSYNE_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
@@ -85,7 +90,42 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         secrets: SecretStore::load(cfg.secrets_dir.as_deref())?,
     })?);
     let metrics = Arc::new(Metrics::default());
-    let executor = InProcess::new(sandbox, cfg.max_concurrent_runs, metrics.clone());
+    let mut runs_note = "runs: in-process (wasmtime in this process), incidents in memory".to_string();
+    let executor: Arc<dyn Executor> = match &a.redis {
+        None => Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs)),
+        Some(url) => {
+            let binary = std::env::current_exe().context("locating this binary for the sandbox subprocesses")?;
+            let workdir = std::env::temp_dir().join(format!("euphrosyne-{}", std::process::id()));
+            let consumer = format!(
+                "host-{}",
+                std::env::var("HOSTNAME")
+                    .ok()
+                    .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                    .unwrap_or_else(|| "local".into())
+                    .trim()
+            );
+            let grants = SubprocessGrants {
+                secrets_dir: cfg.secrets_dir.clone(),
+                kubeconfig: cfg.kubeconfig.clone(),
+            };
+            let sub = Subprocess::start(
+                url,
+                &cfg.redis_prefix,
+                &consumer,
+                binary,
+                workdir,
+                cfg.max_concurrent_runs,
+                grants,
+            )
+            .await
+            .context("connecting to Redis (check --redis / EUPHROSYNE_REDIS_URL)")?;
+            runs_note = format!(
+                "runs: `euphrosyne sandbox` subprocesses, results through Redis (prefix `{}`, consumer `{consumer}`)",
+                cfg.redis_prefix
+            );
+            sub
+        }
+    };
     let auth = Auth::load(&cfg)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -97,6 +137,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     println!("  GET  http://{addr}/api/status     incidents, runs, recipes");
     println!("  GET  http://{addr}/api/openapi.json");
     println!("  GET  http://{addr}/metrics");
+    println!("{runs_note}");
     println!("recipes from {}:", cfg.recipes.display());
     for r in &loaded.recipes {
         println!(

@@ -31,6 +31,16 @@ pub fn pack_into(dir: &std::path::Path, name: &str, edit: impl FnOnce(&mut Manif
 impl Host {
     /// Start a host. `recipes(dir)` packs what it should load; `config` is extra TOML.
     pub fn start(recipes: impl FnOnce(&std::path::Path), config: &str, secrets: &[(&str, &str)]) -> Host {
+        Self::start_with_env(recipes, config, secrets, &[])
+    }
+
+    /// [`Host::start`] with extra environment variables for the host process.
+    pub fn start_with_env(
+        recipes: impl FnOnce(&std::path::Path),
+        config: &str,
+        secrets: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let rdir = dir.path().join("recipes");
         std::fs::create_dir(&rdir).unwrap();
@@ -73,6 +83,7 @@ token = {{ file = "{d}/operator.token" }}
             .arg(&cfg_path)
             .env_remove("EUPHROSYNE_OPERATOR_TOKEN")
             .env("EUPHROSYNE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -182,6 +193,11 @@ pub struct World {
 
 impl World {
     pub fn start(config: &str, more: &[&str], secrets: &[(&str, &str)]) -> World {
+        Self::start_with_env(config, more, secrets, &[])
+    }
+
+    /// [`World::start`] with extra environment variables for the host process.
+    pub fn start_with_env(config: &str, more: &[&str], secrets: &[(&str, &str)], env: &[(&str, &str)]) -> World {
         let endpoint = super::HttpServer::start(503, "upstream down");
         let jira = super::HttpServer::start(
             201,
@@ -191,7 +207,7 @@ impl World {
         let jira_url = format!("http://127.0.0.1:{jp}");
         let mut all: Vec<(&str, &str)> = vec![("jira-url", &jira_url), ("jira-user", "bot"), ("jira-token", "s3cret")];
         all.extend_from_slice(secrets);
-        let host = Host::start(
+        let host = Host::start_with_env(
             |dir| {
                 pack_into(dir, "http-probe", |m| {
                     m.capabilities.http = vec![format!("127.0.0.1:{ep}")]
@@ -205,6 +221,7 @@ impl World {
             },
             config,
             &all,
+            env,
         );
         World { host, endpoint, jira }
     }

@@ -184,3 +184,4 @@ impl HttpServer {
 
 pub mod chat;
 pub mod host;
+pub mod redis;

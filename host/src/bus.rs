@@ -1,0 +1,254 @@
+//! The Redis result bus: run inputs stored under their run id, results published to a stream.
+//!
+//! - A run's input (`RunSpec`: recipe, pinned digest, grants, limits, config, input, deadline) is
+//!   `SET {prefix}:run:{id}` with a TTL, so a sandbox needs only its run id and the Redis address.
+//! - A sandbox publishes its result with `XADD {prefix}:results` — durable first, and the same
+//!   entry wakes the host's blocking `XREADGROUP` within milliseconds.
+//! - Hosts read the stream through the consumer group `hosts`; an entry is acknowledged only
+//!   after it was handed on, and a host first re-reads its own unacknowledged entries, so a result
+//!   published while no host listened, or while one restarted, is still collected. Results are
+//!   idempotent by run id: the collector hands each run's result on once and drops duplicates.
+//!
+//! URLs: `redis://[:password@]host:port[/db]`, `rediss://…` for TLS.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::manifest::{Capabilities, Limits};
+use crate::sandbox::{RunInput, RunJob, RunResult};
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Redis refused or is unreachable.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A stored value is not what we wrote.
+    #[error("redis: malformed {what}: {why}")]
+    Malformed {
+        /// Which value.
+        what: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// What a sandbox needs to run: everything of a [`RunJob`] but the bytes, plus a deadline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Run id.
+    pub run_id: String,
+    /// Recipe.
+    pub recipe: String,
+    /// The digest pinned at fan-out; the sandbox verifies the bytes it loads against it.
+    pub digest: Digest,
+    /// Grants.
+    pub capabilities: Capabilities,
+    /// Limits.
+    pub limits: Limits,
+    /// Config.
+    pub config: std::collections::BTreeMap<String, String>,
+    /// Input.
+    pub input: RunInput,
+    /// Unix milliseconds after which nobody waits for the result (publishing stops retrying).
+    pub deadline_unix_ms: u64,
+}
+
+impl RunSpec {
+    /// The spec of `job`, due `within` from now.
+    pub fn of(job: &RunJob, within: Duration) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        RunSpec {
+            run_id: job.run_id.clone(),
+            recipe: job.recipe.clone(),
+            digest: job.digest,
+            capabilities: job.capabilities.clone(),
+            limits: job.limits,
+            config: job.config.clone(),
+            input: job.input.clone(),
+            deadline_unix_ms: (now + within).as_millis() as u64,
+        }
+    }
+
+    /// The job, with the bytes the sandbox loaded.
+    pub fn job(self, bytes: std::sync::Arc<[u8]>) -> RunJob {
+        RunJob {
+            run_id: self.run_id,
+            recipe: self.recipe,
+            digest: self.digest,
+            bytes,
+            capabilities: self.capabilities,
+            limits: self.limits,
+            config: self.config,
+            input: self.input,
+        }
+    }
+}
+
+/// The consumer group every host reads results through.
+pub const GROUP: &str = "hosts";
+
+/// A connection to the bus.
+#[derive(Clone)]
+pub struct Bus {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+/// One result read from the stream, to acknowledge once handled.
+pub struct Delivery {
+    /// Stream entry id (for `XACK`).
+    pub entry: String,
+    /// The result; `Err` when the entry is not a result we can read (acknowledged and dropped).
+    pub result: Result<RunResult, String>,
+}
+
+impl Bus {
+    /// Connect (with reconnection and backoff handled by the connection manager).
+    /// `response_timeout` must exceed any blocking read.
+    pub async fn connect(url: &str, prefix: &str, response_timeout: Duration) -> Result<Self, BusError> {
+        let client = redis::Client::open(url)?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(response_timeout))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = client.get_connection_manager_with_config(cfg).await?;
+        Ok(Bus {
+            conn,
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn key(&self, parts: &str) -> String {
+        format!("{}:{parts}", self.prefix)
+    }
+
+    /// The results stream's key.
+    pub fn results_key(&self) -> String {
+        self.key("results")
+    }
+
+    /// Store a run's input for `ttl`.
+    pub async fn put_run(&self, spec: &RunSpec, ttl: Duration) -> Result<(), BusError> {
+        let json = serde_json::to_string(spec).map_err(|e| BusError::Malformed {
+            what: "run".into(),
+            why: e.to_string(),
+        })?;
+        let _: () = redis::cmd("SET")
+            .arg(self.key(&format!("run:{}", spec.run_id)))
+            .arg(json)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// A run's input, if it has not expired.
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunSpec>, BusError> {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(self.key(&format!("run:{run_id}")))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        v.map(|s| {
+            serde_json::from_str(&s).map_err(|e| BusError::Malformed {
+                what: format!("run {run_id}"),
+                why: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Publish a result: durable in the stream (trimmed to about 100 000 entries), and the wake-up.
+    pub async fn publish(&self, result: &RunResult) -> Result<String, BusError> {
+        let json = serde_json::to_string(result).map_err(|e| BusError::Malformed {
+            what: "result".into(),
+            why: e.to_string(),
+        })?;
+        let id: String = redis::cmd("XADD")
+            .arg(self.results_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("run_id")
+            .arg(&result.run_id)
+            .arg("result")
+            .arg(json)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(id)
+    }
+
+    /// Create the consumer group (from the start of the stream) unless it exists.
+    pub async fn ensure_group(&self) -> Result<(), BusError> {
+        let r: Result<(), _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.results_key())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.conn.clone())
+            .await;
+        match r {
+            Err(e) if e.to_string().contains("BUSYGROUP") => Ok(()),
+            other => other.map_err(Into::into),
+        }
+    }
+
+    /// Read up to 100 results for `consumer`: `pending = true` re-reads its unacknowledged ones,
+    /// else waits up to `block` for new ones.
+    pub async fn read(&self, consumer: &str, pending: bool, block: Duration) -> Result<Vec<Delivery>, BusError> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(100);
+        if !pending {
+            cmd.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS")
+            .arg(self.results_key())
+            .arg(if pending { "0" } else { ">" });
+        let reply: Option<redis::streams::StreamReadReply> = cmd.query_async(&mut self.conn.clone()).await?;
+        let mut out = Vec::new();
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in key.ids {
+                let result = match entry.get::<String>("result") {
+                    Some(json) => serde_json::from_str(&json).map_err(|e| format!("entry {}: {e}", entry.id)),
+                    None => Err(format!("entry {} has no `result` field", entry.id)),
+                };
+                out.push(Delivery {
+                    entry: entry.id,
+                    result,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledge handled entries.
+    pub async fn ack(&self, entries: &[String]) -> Result<(), BusError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = redis::cmd("XACK")
+            .arg(self.results_key())
+            .arg(GROUP)
+            .arg(entries)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Is Redis answering?
+    pub async fn ping(&self) -> bool {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .is_ok()
+    }
+}

@@ -1,0 +1,124 @@
+//! `euphrosyne sandbox --run ID --redis URL --recipe FILE`: run one recipe call for the host, in
+//! a process of its own (a local subprocess, or a Kubernetes Job), and publish the result.
+//!
+//! Reads the run's input from Redis, loads the component from FILE (a `.wasm`, or a packed
+//! recipe), verifies it against the digest pinned in the input, runs it in the same sandbox as
+//! the in-process executor, and publishes the result — retrying with backoff until the run's
+//! deadline. Exits 0 when the result is published, non-zero only when it could not be.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use euphrosyne::bus::Bus;
+use euphrosyne::capability::secrets::SecretStore;
+use euphrosyne::sandbox::{RunStatus, Sandbox, SandboxConfig};
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The run id the host stored the input under.
+    #[arg(long)]
+    pub run: String,
+    /// Redis URL (prefer the environment variable: a password on the command line is visible).
+    #[arg(long, env = "EUPHROSYNE_REDIS_URL", hide_env_values = true)]
+    pub redis: String,
+    /// Key prefix.
+    #[arg(long, default_value = "euphrosyne")]
+    pub prefix: String,
+    /// The component: a `.wasm` file, or a packed recipe (ConfigMap YAML, e.g. mounted from the ConfigMap).
+    #[arg(long)]
+    pub recipe: PathBuf,
+    /// Directory of secret files (a mounted Kubernetes Secret).
+    #[arg(long, env = "EUPHROSYNE_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Kubeconfig for the kubernetes capability.
+    #[arg(long, env = "EUPHROSYNE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
+    // Connecting and reading the input: retried briefly (Redis may be restarting).
+    let mut attempt = 0;
+    let (bus, spec) = loop {
+        attempt += 1;
+        let got = async {
+            let bus = Bus::connect(&a.redis, &a.prefix, Duration::from_secs(5)).await?;
+            let spec = bus.get_run(&a.run).await?;
+            Ok::<_, euphrosyne::bus::BusError>((bus, spec))
+        }
+        .await;
+        match got {
+            Ok(x) => break x,
+            Err(e) if attempt < 10 => {
+                eprintln!("sandbox {}: {e}; retrying", a.run);
+                tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+            }
+            Err(e) => return Err(e).context("reading the run's input from Redis"),
+        }
+    };
+    let Some(spec) = spec else {
+        eprintln!(
+            "sandbox {}: no input in Redis under this run id (expired, or never stored); nothing to run",
+            a.run
+        );
+        return Ok(ExitCode::from(3));
+    };
+    let deadline = spec.deadline_unix_ms;
+    let text_like = matches!(
+        a.recipe.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    );
+    let bytes = if text_like {
+        let text = std::fs::read_to_string(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?;
+        euphrosyne::pack::unpack(&text, &a.recipe.display().to_string())?.1
+    } else {
+        std::fs::read(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?
+    };
+    let kube = match &a.kubeconfig {
+        Some(p) => Some(
+            euphrosyne::capability::kube::client_from_kubeconfig(p)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
+    let sandbox = Sandbox::new(SandboxConfig {
+        pool_slots: 2,
+        kube,
+        secrets: SecretStore::load(a.secrets_dir.as_deref())?,
+        ..Default::default()
+    })?;
+    // The sandbox verifies the bytes against the digest pinned in the input, first.
+    let result = sandbox.run(&spec.job(bytes.into())).await;
+    if result.status == RunStatus::DigestMismatch {
+        eprintln!("sandbox {}: {}", a.run, result.message);
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bus.publish(&result).await {
+            Ok(_) => return Ok(ExitCode::SUCCESS),
+            Err(e) if now_ms() + backoff.as_millis() as u64 <= deadline => {
+                eprintln!("sandbox {}: publishing the result: {e}; retrying in {backoff:?}", a.run);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                eprintln!(
+                    "sandbox {}: could not publish the result before the run's deadline: {e}",
+                    a.run
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The Redis result bus with a real `redis-server` (password auth, key prefix): `serve --redis`
+//! running every recipe as an `euphrosyne sandbox` subprocess, results published while nobody
+//! listened, redelivery after a crash, a tampered component, and Redis restarting mid-run.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::host::*;
+use common::redis::RedisServer;
+use common::*;
+use euphrosyne::bus::{Bus, RunSpec};
+use euphrosyne::sandbox::RunStatus;
+use serde_json::json;
+
+#[tokio::test]
+async fn serve_with_redis_runs_recipes_as_sandbox_subprocesses() {
+    let redis = RedisServer::start();
+    let w = World::start_with_env(
+        "redis_prefix = \"e2e\"",
+        &[],
+        &[],
+        &[("EUPHROSYNE_REDIS_URL", &redis.url())],
+    );
+    let h = &w.host;
+    h.post("/webhook", None)
+        .json(&w.endpoint_alert("fp-redis"))
+        .send()
+        .await
+        .unwrap();
+    let v = h.analysed_incident().await;
+    let inc = &v["incident"];
+    assert_eq!(inc["runs"][0]["status"], "ok", "{:#}", inc["runs"]);
+    assert!(inc["analysis"]["summary"].as_str().unwrap().contains("answers 503"));
+    let id = inc["id"].as_str().unwrap();
+    let r = h
+        .post("/api/actions", Some(APPROVER))
+        .json(&json!({"incident": id, "action": "open-ticket", "approver": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    let action_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = h
+        .wait_for(&format!("/api/actions/{action_id}"), |a| {
+            a["status"] == "succeeded" || a["status"] == "failed"
+        })
+        .await;
+    assert_eq!(a["status"], "succeeded", "{a:#}");
+    assert_eq!(w.jira.hits(), 1);
+    // Both results went through the stream under the prefix, and were acknowledged.
+    let bus = Bus::connect(&redis.url(), "e2e", Duration::from_secs(5)).await.unwrap();
+    let mut conn = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len: u64 = ::redis::cmd("XLEN")
+        .arg(bus.results_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 2);
+    let pending: Vec<::redis::Value> = ::redis::cmd("XPENDING")
+        .arg(bus.results_key())
+        .arg("hosts")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pending[0], ::redis::Value::Int(0), "everything acknowledged");
+}
+
+fn hostile_job(mode: &str) -> euphrosyne::sandbox::RunJob {
+    let mut j = job("hostile", &guest("hostile"), debug(&[("alertname", "X")]));
+    j.run_id = format!("run-{mode}-{}", std::process::id());
+    j.config.insert("mode".into(), mode.into());
+    j.capabilities = euphrosyne::manifest::Capabilities {
+        http: vec!["x.invalid".into()],
+        secrets: vec!["x".into()],
+        kubernetes: vec![euphrosyne::manifest::KubeVerb::Get],
+        dirs: vec![],
+    };
+    j
+}
+
+/// Run `euphrosyne sandbox` for `job` with `component` as its recipe file.
+fn sandbox_process(redis: &RedisServer, prefix: &str, run_id: &str, component: &[u8]) -> std::process::Child {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("component.wasm");
+    std::fs::write(&file, component).unwrap();
+    Command::new(euphrosyne_bin())
+        .args(["sandbox", "--run", run_id, "--prefix", prefix, "--recipe"])
+        .arg(&file)
+        .env("EUPHROSYNE_REDIS_URL", redis.url())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn results_published_while_nobody_listens_are_collected_once() {
+    let redis = RedisServer::start();
+    let bus = Bus::connect(&redis.url(), "t1", Duration::from_secs(5)).await.unwrap();
+    bus.ensure_group().await.unwrap();
+    let job = hostile_job("ok");
+    bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The sandbox publishes while no host reads.
+    let out = sandbox_process(&redis, "t1", &job.run_id, &job.bytes)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A host that starts now gets it…
+    let got = bus.read("host-a", false, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let result = got[0].result.as_ref().unwrap();
+    assert_eq!(
+        (result.run_id.as_str(), result.status),
+        (job.run_id.as_str(), RunStatus::Ok)
+    );
+    assert_eq!(result.analysis.as_ref().unwrap().summary, "all good: 1 alert(s)");
+    // …and, if it dies before acknowledging, gets it again when it comes back (same consumer name).
+    let again = bus.read("host-a", true, Duration::ZERO).await.unwrap();
+    assert_eq!(again.len(), 1);
+    bus.ack(&[again[0].entry.clone()]).await.unwrap();
+    // Once acknowledged: never again, for this host or another.
+    assert!(bus.read("host-a", true, Duration::ZERO).await.unwrap().is_empty());
+    assert!(
+        bus.read("host-b", false, Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_component_is_refused_and_reported() {
+    let redis = RedisServer::start();
+    let bus = Bus::connect(&redis.url(), "t2", Duration::from_secs(5)).await.unwrap();
+    bus.ensure_group().await.unwrap();
+    let job = hostile_job("ok");
+    bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut tampered = job.bytes.to_vec();
+    tampered.push(0);
+    let out = sandbox_process(&redis, "t2", &job.run_id, &tampered)
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the refusal is published: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = bus.read("host", false, Duration::from_millis(500)).await.unwrap();
+    let result = got[0].result.as_ref().unwrap();
+    assert_eq!(result.status, RunStatus::DigestMismatch);
+    assert!(result.message.contains(&job.digest.to_string()));
+    // An unknown run id: nothing to run, a clear message, a distinct exit code.
+    let out = sandbox_process(&redis, "t2", "run-nope", &job.bytes)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no input in Redis"));
+}
+
+#[tokio::test]
+async fn the_sandbox_retries_publishing_until_redis_is_back() {
+    let mut redis = RedisServer::start();
+    let bus = Bus::connect(&redis.url(), "t3", Duration::from_secs(5)).await.unwrap();
+    let mut job = hostile_job("loop");
+    job.limits.timeout_ms = 1500;
+    bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let child = sandbox_process(&redis, "t3", &job.run_id, &job.bytes);
+    // Redis goes away while the recipe runs, and comes back after the run ended.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    redis.restart();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retrying"),
+        "it did retry"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Redis kept nothing across its restart but the result, published after it came back.
+    let bus = Bus::connect(&redis.url(), "t3", Duration::from_secs(5)).await.unwrap();
+    bus.ensure_group().await.unwrap();
+    let got = bus.read("host", false, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].result.as_ref().unwrap().status, RunStatus::TimedOut);
+    let _ = Arc::new(());
+}
