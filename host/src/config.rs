@@ -174,6 +174,8 @@ pub struct ServeConfig {
     pub templates: crate::chat::Templates,
     /// Prefix of every Redis key (with `--redis`).
     pub redis_prefix: String,
+    /// How long incidents and actions are kept in Redis.
+    pub incident_retention_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -204,6 +206,7 @@ impl Default for ServeConfig {
             notify_webhooks: vec![],
             templates: Default::default(),
             redis_prefix: "euphrosyne".into(),
+            incident_retention_ms: 7 * 24 * 3_600_000,
         }
     }
 }

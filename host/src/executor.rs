@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::bus::{Bus, RunSpec};
 use crate::sandbox::{RunJob, RunResult, RunStatus, Sandbox};
@@ -59,6 +59,7 @@ pub struct Subprocess {
     slots: Semaphore,
     secrets_dir: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
+    orphans: Mutex<Option<mpsc::UnboundedReceiver<RunResult>>>,
 }
 
 /// What a sandbox subprocess may see of the host: where its granted secrets and the cluster are.
@@ -89,7 +90,8 @@ impl Subprocess {
         bus.ensure_group().await?;
         let reader = Bus::connect(redis_url, prefix, Duration::from_secs(10)).await?;
         let waiters: Waiters = Arc::default();
-        tokio::spawn(collect(reader, consumer.to_string(), waiters.clone()));
+        let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
+        tokio::spawn(collect(reader, consumer.to_string(), waiters.clone(), orphan_tx));
         Ok(Arc::new(Subprocess {
             bus,
             redis_url: redis_url.into(),
@@ -100,6 +102,7 @@ impl Subprocess {
             slots: Semaphore::new(max_concurrent),
             secrets_dir: grants.secrets_dir,
             kubeconfig: grants.kubeconfig,
+            orphans: Mutex::new(Some(orphan_rx)),
         }))
     }
 
@@ -121,14 +124,19 @@ impl Subprocess {
         Ok(path)
     }
 
+    /// Results nobody in this process waits for (runs started before a restart), once.
+    pub fn take_orphans(&self) -> Option<mpsc::UnboundedReceiver<RunResult>> {
+        self.orphans.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     fn forget(&self, run_id: &str) {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(run_id);
     }
 }
 
-/// Hand each result to the run waiting for it, then acknowledge it. Re-reads this consumer's
+/// Hand each result to the run waiting for it (or, if none, to `orphans`), then acknowledge it. Re-reads this consumer's
 /// unacknowledged entries first; on Redis errors, backs off and goes on.
-async fn collect(bus: Bus, consumer: String, waiters: Waiters) {
+async fn collect(bus: Bus, consumer: String, waiters: Waiters, orphans: mpsc::UnboundedSender<RunResult>) {
     let mut pending = true;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -147,8 +155,9 @@ async fn collect(bus: Bus, consumer: String, waiters: Waiters) {
                                 Some(tx) => {
                                     let _ = tx.send(result);
                                 }
+                                // Started before a restart (or late): the reconciler adopts it.
                                 None => {
-                                    tracing::warn!(run_id = %result.run_id, "result for a run nobody waits for (late, duplicate, or from before a restart); dropped")
+                                    let _ = orphans.send(result);
                                 }
                             }
                         }
@@ -161,6 +170,10 @@ async fn collect(bus: Bus, consumer: String, waiters: Waiters) {
                 }
             }
             Err(e) => {
+                // A Redis that restarted empty has lost the group: make it again.
+                if e.to_string().contains("NOGROUP") {
+                    let _ = bus.ensure_group().await;
+                }
                 tracing::warn!("reading results from Redis: {e}; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -185,12 +198,19 @@ impl Executor for Subprocess {
             }
         };
         let spec = RunSpec::of(&job, budget);
-        if let Err(e) = self.bus.put_run(&spec, budget + Duration::from_secs(60)).await {
-            return RunResult::closed(
-                &job,
-                RunStatus::TimedOut,
-                format!("could not store the run's input in Redis: {e}"),
-            );
+        // The connection reconnects on its next use after an error: a few quick retries ride
+        // over a Redis that just came back.
+        let mut attempt = 0;
+        while let Err(e) = self.bus.put_run(&spec, budget + Duration::from_secs(60)).await {
+            attempt += 1;
+            if attempt == 5 {
+                return RunResult::closed(
+                    &job,
+                    RunStatus::TimedOut,
+                    format!("could not store the run's input in Redis: {e}"),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
         let (tx, mut rx) = oneshot::channel();
         self.waiters

@@ -242,6 +242,9 @@ pub struct ActionRun {
     /// Why it failed, when it did not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The actor's run id, once it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// The actor's run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<RunResult>,
@@ -277,6 +280,9 @@ pub struct IncidentRecord {
     pub actions: Vec<String>,
     /// The event log.
     pub events: Vec<Event>,
+    /// Bumped on every change (each change logs an event); what the Redis write-behind compares.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl IncidentRecord {
@@ -295,12 +301,14 @@ impl IncidentRecord {
             analysis: None,
             actions: vec![],
             events: vec![],
+            version: 0,
         }
     }
 
     /// Append an event.
     pub fn log(&mut self, now: &str, kind: &str, detail: impl Into<String>, by: Option<String>, channel: Option<&str>) {
         self.updated_at = now.into();
+        self.version += 1;
         self.events.push(Event {
             at: now.into(),
             kind: kind.into(),

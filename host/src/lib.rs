@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod pack;
+pub mod persist;
 pub mod recipe;
 pub mod reconciler;
 pub mod sandbox;

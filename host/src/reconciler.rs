@@ -58,6 +58,9 @@ pub enum IntakeError {
     /// Shutting down (503).
     #[error("the host is shutting down; retry against another replica")]
     ShuttingDown,
+    /// Redis is unreachable, so nothing could be stored (503).
+    #[error("the incident store (Redis) is unreachable; retry later")]
+    StoreUnavailable,
 }
 
 /// A caller of the approval API.
@@ -192,6 +195,7 @@ pub struct Reconciler {
     intake: mpsc::Sender<Msg>,
     timers: mpsc::UnboundedSender<Msg>,
     shutting_down: AtomicBool,
+    store_down: AtomicBool,
     tasks: tokio_util_tasks::Tracker,
 }
 
@@ -256,6 +260,7 @@ impl Reconciler {
             intake: tx,
             timers,
             shutting_down: AtomicBool::new(false),
+            store_down: AtomicBool::new(false),
             tasks: Default::default(),
         });
         tokio::spawn(r.clone().work(rx, timer_rx));
@@ -272,9 +277,23 @@ impl Reconciler {
         self.recipes.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Is the host accepting alerts?
+    /// Is the host accepting alerts? (Not while shutting down, nor while Redis is away.)
     pub fn ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::SeqCst)
+        !self.shutting_down.load(Ordering::SeqCst) && !self.store_down.load(Ordering::SeqCst)
+    }
+
+    /// Tell the reconciler whether its store (Redis) answers; while it does not, `/webhook`
+    /// answers 503 rather than accept what it cannot store, and `/readyz` is not ready.
+    pub fn set_store_up(&self, up: bool) {
+        let was_down = self.store_down.swap(!up, Ordering::SeqCst);
+        // A change: it was down and is up now, or the other way round.
+        if was_down == up {
+            if up {
+                tracing::info!("Redis is back");
+            } else {
+                tracing::warn!("Redis is unreachable: refusing alerts until it is back");
+            }
+        }
     }
 
     /// Alert batches waiting.
@@ -286,8 +305,11 @@ impl Reconciler {
 
     /// Accept a webhook body: parse, drop retries, enqueue. Never waits for recipes.
     pub fn accept(&self, body: &[u8]) -> Result<Accepted, IntakeError> {
-        if !self.ready() {
+        if self.shutting_down.load(Ordering::SeqCst) {
             return Err(IntakeError::ShuttingDown);
+        }
+        if self.store_down.load(Ordering::SeqCst) {
+            return Err(IntakeError::StoreUnavailable);
         }
         let Payload {
             group_key,
@@ -577,6 +599,12 @@ impl Reconciler {
             );
             self.record_run(&id, RunResult::closed(&job, RunStatus::TimedOut, msg));
         }
+        self.finish_analysis(&id).await;
+    }
+
+    /// Merge the runs into the analysis, mark the incident analysed, and notify.
+    async fn finish_analysis(self: &Arc<Self>, id: &str) {
+        let id = id.to_string();
         let now = now_rfc3339();
         let snapshot = {
             let mut inner = lock(&self.inner);
@@ -746,6 +774,7 @@ impl Reconciler {
             status: ActionStatus::Pending,
             recipe: actor.map(|r| r.name().to_string()),
             error: None,
+            run_id: None,
             result: None,
             created_at: now.clone(),
         };
@@ -808,12 +837,22 @@ impl Reconciler {
     async fn run_action(self: Arc<Self>, id: String, job: crate::sandbox::RunJob) {
         if let Some(a) = lock(&self.inner).actions.get_mut(&id) {
             a.status = ActionStatus::Running;
+            a.run_id = Some(job.run_id.clone());
         }
         let result = self.run_job(job).await;
+        self.finish_action(&id, result).await;
+    }
+
+    /// Record an action's result (once) and notify.
+    async fn finish_action(&self, id: &str, result: RunResult) {
+        let id = id.to_string();
         let now = now_rfc3339();
         let (snapshot, run) = {
             let mut inner = lock(&self.inner);
             let Some(a) = inner.actions.get_mut(&id) else { return };
+            if a.result.is_some() {
+                return; // recorded already: a duplicate delivery
+            }
             let ok = result.status == RunStatus::Ok && result.outcome.as_ref().is_some_and(|o| o.success);
             a.status = if ok {
                 ActionStatus::Succeeded
@@ -857,6 +896,138 @@ impl Reconciler {
     pub fn note(&self, incident: &str, kind: &str, detail: &str, by: Option<String>, channel: &str) {
         if let Some(rec) = lock(&self.inner).incidents.get_mut(incident) {
             rec.log(&now_rfc3339(), kind, detail, by, Some(channel));
+        }
+    }
+
+    // ---------------------------------------------------------------- restart (Redis mode)
+
+    /// Incidents whose version differs from `written`, with their approved actions.
+    pub fn changed_since(&self, written: &HashMap<String, u64>) -> (Vec<IncidentRecord>, Vec<ActionRun>) {
+        let inner = lock(&self.inner);
+        let incidents: Vec<IncidentRecord> = inner
+            .incidents
+            .values()
+            .filter(|r| written.get(&r.id) != Some(&r.version))
+            .cloned()
+            .collect();
+        let actions = incidents
+            .iter()
+            .flat_map(|r| r.actions.iter())
+            .filter_map(|a| inner.actions.get(a).cloned())
+            .collect();
+        (incidents, actions)
+    }
+
+    /// How many incidents are kept.
+    pub fn max_incidents(&self) -> usize {
+        self.config.max_incidents
+    }
+
+    /// Ids of the incidents kept.
+    pub fn incident_ids(&self) -> Vec<String> {
+        lock(&self.inner).incidents.keys().cloned().collect()
+    }
+
+    /// Take back incidents and actions a previous host left (oldest first). Analyses that were
+    /// running get their results as they arrive (see [`Reconciler::adopt`]) and are closed at the
+    /// incident deadline otherwise, never left pending.
+    pub fn restore(self: &Arc<Self>, incidents: Vec<IncidentRecord>, actions: Vec<ActionRun>) {
+        let now = now_rfc3339();
+        let mut resume = Vec::new();
+        {
+            let mut inner = lock(&self.inner);
+            for mut rec in incidents {
+                if rec.state != IncidentState::Resolved {
+                    inner.open_by_group.insert(rec.group_key.clone(), rec.id.clone());
+                }
+                if rec.state == IncidentState::Analyzing {
+                    rec.log(&now, "resumed", "a restarted host took the analysis over", None, None);
+                    resume.push(rec.id.clone());
+                }
+                inner.order.push_back(rec.id.clone());
+                inner.incidents.insert(rec.id.clone(), rec);
+            }
+            for a in actions {
+                inner.actions.insert(a.id.clone(), a);
+            }
+        }
+        for id in resume {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(this.config.incident_deadline()).await;
+                let pending = this.pending_runs(&id);
+                if pending.is_empty() {
+                    return; // adopt() finished it
+                }
+                for (run_id, recipe, digest) in pending {
+                    let result = RunResult::lost(
+                        &run_id,
+                        &recipe,
+                        &digest,
+                        "its host restarted and the run did not report before the incident deadline",
+                    );
+                    this.record_run(&id, result);
+                }
+                this.finish_analysis(&id).await;
+            });
+        }
+    }
+
+    fn pending_runs(&self, id: &str) -> Vec<(String, String, String)> {
+        let inner = lock(&self.inner);
+        inner
+            .incidents
+            .get(id)
+            .map(|r| {
+                r.runs
+                    .iter()
+                    .filter(|run| run.result.is_none())
+                    .map(|run| (run.run_id.clone(), run.recipe.clone(), run.digest.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adopt every result arriving on `orphans`.
+    pub fn adopt_from(self: &Arc<Self>, mut orphans: mpsc::UnboundedReceiver<RunResult>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(r) = orphans.recv().await {
+                this.adopt(r).await;
+            }
+        });
+    }
+
+    /// Take a result nobody in this process was waiting for (its run started before a restart):
+    /// record it on its incident or action, once, and finish what it completes.
+    pub async fn adopt(self: &Arc<Self>, result: RunResult) {
+        let (incident, action) = {
+            let inner = lock(&self.inner);
+            let incident = inner
+                .incidents
+                .values()
+                .find(|r| r.runs.iter().any(|run| run.run_id == result.run_id))
+                .map(|r| r.id.clone());
+            let action = inner
+                .actions
+                .values()
+                .find(|a| a.run_id.as_deref() == Some(result.run_id.as_str()))
+                .map(|a| a.id.clone());
+            (incident, action)
+        };
+        match (incident, action) {
+            (Some(id), _) => {
+                self.record_run(&id, result);
+                let analyzing = lock(&self.inner)
+                    .incidents
+                    .get(&id)
+                    .is_some_and(|r| r.state == IncidentState::Analyzing);
+                if analyzing && self.pending_runs(&id).is_empty() {
+                    self.finish_analysis(&id).await;
+                }
+            }
+            (None, Some(action)) => self.finish_action(&action, result).await,
+            (None, None) => tracing::warn!(run_id = %result.run_id, "a result for a run no incident knows; dropped"),
         }
     }
 

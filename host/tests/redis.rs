@@ -203,3 +203,151 @@ async fn the_sandbox_retries_publishing_until_redis_is_back() {
     assert_eq!(got[0].result.as_ref().unwrap().status, RunStatus::TimedOut);
     let _ = Arc::new(());
 }
+
+/// Pack the hostile guest as a debugger `slow` that sleeps `ms`, for alerts named `Slow…`.
+fn pack_slow(dir: &std::path::Path, ms: u64) {
+    let bytes = guest("hostile");
+    let toml = format!(
+        "name = \"slow\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=~\"Slow.*\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = [\"get\"]\n[limits]\ntimeout_ms = 20000\n[config]\nmode = \"sleep\"\nsleep_ms = \"{ms}\"\n",
+        euphrosyne::digest::Digest::of(&bytes)
+    );
+    let m = euphrosyne::manifest::Manifest::from_toml(&toml, "slow").unwrap();
+    std::fs::write(dir.join("slow.yaml"), euphrosyne::pack::pack(&m, &bytes).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_with_50_runs_in_flight_finishes_them_after_restart() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = [("EUPHROSYNE_REDIS_URL", url.as_str())];
+    let config = "redis_prefix = \"kill\"";
+    let first = Host::start_with_env(|d| pack_slow(d, 3000), config, &[], &env);
+    for i in 0..50 {
+        let alert = json!({"labels": {"alertname": format!("Slow{i}"), "instance": "db-1"}});
+        assert!(
+            first
+                .post("/webhook", None)
+                .json(&alert)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+    }
+    let started = Instant::now();
+    loop {
+        let status = first.json("/api/status").await;
+        if status["runs_in_flight"] == 50 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "50 runs never in flight: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // past one write-behind tick
+    // SIGKILL: no shutdown, no flush; its sandbox processes live on and publish.
+    let mut first = first;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = Host::start_with_env(|d| pack_slow(d, 3000), config, &[], &env);
+    let started = Instant::now();
+    let done = loop {
+        let list = second.json("/api/incidents?state=analyzed").await;
+        let n = list["incidents"].as_array().map_or(0, |a| a.len());
+        if n == 50 {
+            break list;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "only {n} of 50 incidents completed after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for inc in done["incidents"].as_array().unwrap() {
+        let id = inc["id"].as_str().unwrap();
+        let full = second.json(&format!("/api/incidents/{id}")).await;
+        let runs = full["incident"]["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "no run was started twice: {id}");
+        assert_eq!(runs[0]["status"], "ok", "{:#}", runs[0]);
+        assert_eq!(full["incident"]["analysis"]["summary"], "slow: slept 3000 ms");
+        assert!(
+            full["incident"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["kind"] == "resumed")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_away_means_not_ready_and_503_then_back_to_work() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let env = [("EUPHROSYNE_REDIS_URL", url.as_str())];
+    let host = Host::start_with_env(|d| pack_slow(d, 10), "redis_prefix = \"away\"", &[], &env);
+    let alert = |i: u32| json!({"labels": {"alertname": format!("Slow{i}")}});
+    assert_eq!(
+        host.post("/webhook", None)
+            .json(&alert(1))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        reqwest::StatusCode::ACCEPTED
+    );
+    host.analysed_incident().await;
+
+    redis.stop();
+    let started = Instant::now();
+    while host.get("/readyz", None).send().await.unwrap().status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "/readyz stayed ready without Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = host.post("/webhook", None).json(&alert(2)).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "nothing accepted that cannot be stored"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+
+    redis.restart();
+    let started = Instant::now();
+    while host.get("/readyz", None).send().await.unwrap().status() != reqwest::StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the host did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Alertmanager's retry of the refused alert is accepted now and analysed through the bus.
+    assert_eq!(
+        host.post("/webhook", None)
+            .json(&alert(2))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        reqwest::StatusCode::ACCEPTED
+    );
+    host.wait_for("/api/incidents?state=analyzed", |v| {
+        v["incidents"].as_array().is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    let list = host.json("/api/incidents?label=alertname=Slow2").await;
+    let id = list["incidents"][0]["id"].as_str().unwrap();
+    let full = host.json(&format!("/api/incidents/{id}")).await;
+    assert_eq!(
+        full["incident"]["runs"][0]["status"], "ok",
+        "{:#}",
+        full["incident"]["runs"]
+    );
+}

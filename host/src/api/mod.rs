@@ -494,7 +494,10 @@ async fn readyz(State(api): State<Arc<Api>>) -> Response {
     if api.reconciler.ready() {
         "ready\n".into_response()
     } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down, or the incident store (Redis) is unreachable",
+        )
     }
 }
 

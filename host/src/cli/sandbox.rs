@@ -39,6 +39,14 @@ pub struct SandboxArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Like `eprintln!`, but a closed stderr (the host that started us died) is not fatal.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -60,14 +68,14 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
         match got {
             Ok(x) => break x,
             Err(e) if attempt < 10 => {
-                eprintln!("sandbox {}: {e}; retrying", a.run);
+                note!("sandbox {}: {e}; retrying", a.run);
                 tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
             }
             Err(e) => return Err(e).context("reading the run's input from Redis"),
         }
     };
     let Some(spec) = spec else {
-        eprintln!(
+        note!(
             "sandbox {}: no input in Redis under this run id (expired, or never stored); nothing to run",
             a.run
         );
@@ -101,19 +109,19 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
     // The sandbox verifies the bytes against the digest pinned in the input, first.
     let result = sandbox.run(&spec.job(bytes.into())).await;
     if result.status == RunStatus::DigestMismatch {
-        eprintln!("sandbox {}: {}", a.run, result.message);
+        note!("sandbox {}: {}", a.run, result.message);
     }
     let mut backoff = Duration::from_millis(100);
     loop {
         match bus.publish(&result).await {
             Ok(_) => return Ok(ExitCode::SUCCESS),
             Err(e) if now_ms() + backoff.as_millis() as u64 <= deadline => {
-                eprintln!("sandbox {}: publishing the result: {e}; retrying in {backoff:?}", a.run);
+                note!("sandbox {}: publishing the result: {e}; retrying in {backoff:?}", a.run);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             Err(e) => {
-                eprintln!(
+                note!(
                     "sandbox {}: could not publish the result before the run's deadline: {e}",
                     a.run
                 );

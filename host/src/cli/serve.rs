@@ -16,6 +16,7 @@ use euphrosyne::config::ServeConfig;
 use euphrosyne::executor::{Executor, InProcess, Subprocess, SubprocessGrants};
 use euphrosyne::metrics::Metrics;
 use euphrosyne::notify::{LogNotifier, Notifier};
+use euphrosyne::persist::Persist;
 use euphrosyne::reconciler::{RecipeErrorInfo, Reconciler};
 use euphrosyne::sandbox::{Sandbox, SandboxConfig};
 
@@ -91,6 +92,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     })?);
     let metrics = Arc::new(Metrics::default());
     let mut runs_note = "runs: in-process (wasmtime in this process), incidents in memory".to_string();
+    let mut orphans = None;
     let executor: Arc<dyn Executor> = match &a.redis {
         None => Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs)),
         Some(url) => {
@@ -120,9 +122,10 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("connecting to Redis (check --redis / EUPHROSYNE_REDIS_URL)")?;
             runs_note = format!(
-                "runs: `euphrosyne sandbox` subprocesses, results through Redis (prefix `{}`, consumer `{consumer}`)",
+                "runs: `euphrosyne sandbox` subprocesses, results and incidents in Redis (prefix `{}`, consumer `{consumer}`)",
                 cfg.redis_prefix
             );
+            orphans = sub.take_orphans();
             sub
         }
     };
@@ -195,7 +198,45 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     for w in &cfg.notify_webhooks {
         notifiers.push(Arc::new(WebhookNotifier::new(w.clone(), cfg.templates.clone())?));
     }
+    let persist = match &a.redis {
+        Some(url) => {
+            let p = Persist::connect(
+                url,
+                &cfg.redis_prefix,
+                std::time::Duration::from_millis(cfg.incident_retention_ms),
+            )
+            .await
+            .context("connecting to Redis")?;
+            let (incidents, actions) = p.load().await.context("loading incidents from Redis")?;
+            Some((p, incidents, actions))
+        }
+        None => None,
+    };
+    let cfg_prefix = cfg.redis_prefix.clone();
     let reconciler = Reconciler::start(cfg, loaded.recipes, errors, executor, notifiers, metrics);
+    if let Some(url) = &a.redis {
+        // Readiness follows Redis: ping every 250 ms.
+        let bus = euphrosyne::bus::Bus::connect(url, &cfg_prefix, std::time::Duration::from_secs(1))
+            .await
+            .context("connecting to Redis")?;
+        let r = reconciler.clone();
+        tokio::spawn(async move {
+            loop {
+                r.set_store_up(bus.ping().await);
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        });
+    }
+    if let Some((p, incidents, actions)) = persist {
+        if !incidents.is_empty() {
+            println!("took back {} incidents from Redis", incidents.len());
+        }
+        reconciler.restore(incidents, actions);
+        p.spawn_write_behind(reconciler.clone());
+    }
+    if let Some(rx) = orphans {
+        reconciler.adopt_from(rx);
+    }
     let app = euphrosyne::api::router(
         Arc::new(Api {
             reconciler: reconciler.clone(),

@@ -227,6 +227,26 @@ impl RunResult {
     pub fn closed(job: &RunJob, status: RunStatus, message: impl Into<String>) -> Self {
         RunResult::new(job).fail(status, message)
     }
+
+    /// A `timed-out` result for a run known only by its record (after a restart).
+    pub fn lost(run_id: &str, recipe: &str, digest: &str, message: impl Into<String>) -> Self {
+        RunResult {
+            run_id: run_id.into(),
+            recipe: recipe.into(),
+            digest: digest.parse().unwrap_or_else(|_| Digest::of(&[])),
+            status: RunStatus::TimedOut,
+            message: message.into(),
+            analysis: None,
+            outcome: None,
+            denials: vec![],
+            stdout: String::new(),
+            stderr: String::new(),
+            logs: vec![],
+            timings: Timings::default(),
+            cache: CacheUse::None,
+            memory_peak_bytes: 0,
+        }
+    }
 }
 
 /// Sandbox settings (the host's, not a recipe's).

@@ -75,6 +75,11 @@ impl Debugger for Hostile {
                 Ok(()) => Ok(Analysis::identified("DELETED kube-system")),
                 Err(e) => Err(e.into()),
             },
+            "sleep" => {
+                let ms = config::parse_or("sleep_ms", 1000u64);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(Analysis::identified(format!("slept {ms} ms")))
+            }
             "big-result" => Ok(Analysis::inconclusive("y".repeat(1 << 20))),
             _ => Ok(
                 Analysis::identified(format!("all good: {} alert(s)", incident.alerts.len()))
