@@ -137,7 +137,7 @@ impl HttpServer {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 8192];
-                // Read the head, then as much body as content-length says.
+                // Read the head, then the whole body (content-length or chunked), then answer.
                 let (head, body_start) = loop {
                     let Ok(n) = s.read(&mut chunk) else {
                         break (String::new(), 0);
@@ -150,23 +150,45 @@ impl HttpServer {
                         break (String::from_utf8_lossy(&buf[..i]).into_owned(), i + 4);
                     }
                 };
-                let len = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_ascii_lowercase())
                     })
-                    .unwrap_or(0);
-                while buf.len() < body_start + len {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                };
+                let mut req_body = Vec::new();
+                if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+                    // Read to the last chunk, then decode (wasi:http streams bodies chunked).
+                    while !buf[body_start.min(buf.len())..].windows(5).any(|w| w == b"0\r\n\r\n") {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
                     }
+                    let mut rest = &buf[body_start.min(buf.len())..];
+                    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+                        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16).unwrap_or(0);
+                        if size == 0 || rest.len() < eol + 2 + size {
+                            break;
+                        }
+                        req_body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+                        rest = &rest[(eol + 4 + size).min(rest.len())..];
+                    }
+                } else {
+                    let len = header("content-length")
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    while buf.len() < body_start + len {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    req_body = buf[body_start.min(buf.len())..].to_vec();
                 }
-                log.lock()
-                    .unwrap()
-                    .push((head, buf[body_start.min(buf.len())..].to_vec()));
+                log.lock().unwrap().push((head, req_body));
                 let _ = write!(
                     s,
                     "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
