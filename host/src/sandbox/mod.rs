@@ -199,10 +199,14 @@ pub struct RunResult {
 
 impl RunResult {
     fn new(job: &RunJob) -> Self {
+        Self::blank(job.run_id.clone(), job.recipe.clone(), job.digest)
+    }
+
+    fn blank(run_id: String, recipe: String, digest: Digest) -> Self {
         RunResult {
-            run_id: job.run_id.clone(),
-            recipe: job.recipe.clone(),
-            digest: job.digest,
+            run_id,
+            recipe,
+            digest,
             status: RunStatus::Ok,
             message: String::new(),
             analysis: None,
@@ -230,22 +234,8 @@ impl RunResult {
 
     /// A `timed-out` result for a run known only by its record (after a restart).
     pub fn lost(run_id: &str, recipe: &str, digest: &str, message: impl Into<String>) -> Self {
-        RunResult {
-            run_id: run_id.into(),
-            recipe: recipe.into(),
-            digest: digest.parse().unwrap_or_else(|_| Digest::of(&[])),
-            status: RunStatus::TimedOut,
-            message: message.into(),
-            analysis: None,
-            outcome: None,
-            denials: vec![],
-            stdout: String::new(),
-            stderr: String::new(),
-            logs: vec![],
-            timings: Timings::default(),
-            cache: CacheUse::None,
-            memory_peak_bytes: 0,
-        }
+        let digest = digest.parse().unwrap_or_else(|_| Digest::of(&[]));
+        Self::blank(run_id.into(), recipe.into(), digest).fail(RunStatus::TimedOut, message)
     }
 }
 
