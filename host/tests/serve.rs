@@ -536,3 +536,49 @@ async fn openapi_over_http_and_graceful_shutdown() {
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+#[tokio::test]
+async fn a_bad_recipe_is_reported_by_name_and_skipped() {
+    let host = Host::start(
+        |dir| {
+            pack_into(dir, "cordon-node", |_| {});
+            std::fs::write(
+                dir.join("broken.yaml"),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: recipe-broken}\ndata: {}\n",
+            )
+            .unwrap();
+            // A recipe whose bytes are not what its manifest pins.
+            let yaml = std::fs::read_to_string(dir.join("cordon-node.yaml")).unwrap();
+            let (mut m, mut bytes) = euphrosyne::pack::unpack(&yaml, "t").unwrap();
+            bytes.push(0);
+            m.name = "tampered".into();
+            m.digest = Some(euphrosyne::digest::Digest::of(&bytes));
+            let mut packed = euphrosyne::pack::pack(&m, &bytes).unwrap();
+            packed = packed.replace(
+                &euphrosyne::digest::Digest::of(&bytes).to_string(),
+                &format!("sha256:{}", "0".repeat(64)),
+            );
+            std::fs::write(dir.join("tampered.yaml"), packed).unwrap();
+        },
+        "",
+        &[],
+    );
+    let status = host.json("/api/status").await;
+    let names: Vec<&str> = status["recipes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cordon-node"]);
+    let errors = status["recipe_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(errors[0]["origin"].as_str().unwrap().ends_with("broken.yaml"));
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("recipe.toml"),
+        "{errors:#?}"
+    );
+    assert!(errors[1]["origin"].as_str().unwrap().ends_with("tampered.yaml"));
+    assert!(errors[1]["error"].as_str().unwrap().contains("pins"), "{errors:#?}");
+    assert_eq!(host.get("/readyz", None).send().await.unwrap().status(), StatusCode::OK);
+}
