@@ -129,7 +129,7 @@ token = {{ file = "{d}/operator.token" }}
         r.json().await.unwrap()
     }
 
-    /// Poll `path` until `done` holds (10 s at most).
+    /// Poll `path` until `done` holds (20 s at most).
     pub async fn wait_for(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let started = Instant::now();
         loop {
@@ -138,7 +138,7 @@ token = {{ file = "{d}/operator.token" }}
                 return v;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(10),
+                started.elapsed() < Duration::from_secs(20),
                 "timed out waiting on {path}: {v:#}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;

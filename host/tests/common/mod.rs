@@ -207,3 +207,14 @@ impl HttpServer {
 pub mod chat;
 pub mod host;
 pub mod redis;
+
+/// Pack the hostile guest as a debugger `slow` that sleeps `ms`, for alerts named `Slow…`.
+pub fn pack_slow(dir: &std::path::Path, ms: u64) {
+    let bytes = guest("hostile");
+    let toml = format!(
+        "name = \"slow\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=~\"Slow.*\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = [\"get\"]\n[limits]\ntimeout_ms = 20000\n[config]\nmode = \"sleep\"\nsleep_ms = \"{ms}\"\n",
+        euphrosyne::digest::Digest::of(&bytes)
+    );
+    let m = euphrosyne::manifest::Manifest::from_toml(&toml, "slow").unwrap();
+    std::fs::write(dir.join("slow.yaml"), euphrosyne::pack::pack(&m, &bytes).unwrap()).unwrap();
+}
