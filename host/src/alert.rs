@@ -86,7 +86,8 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
     crate::digest::Digest::of(text.as_bytes()).hex()[..16].to_string()
 }
 
-fn common_labels(alerts: &[Alert]) -> BTreeMap<String, String> {
+/// The labels every alert carries with the same value.
+pub fn common_labels(alerts: &[Alert]) -> BTreeMap<String, String> {
     let mut common = alerts.first().map(|a| a.labels.clone()).unwrap_or_default();
     for a in alerts.iter().skip(1) {
         common.retain(|k, v| a.labels.get(k) == Some(v));

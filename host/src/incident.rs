@@ -338,10 +338,7 @@ impl IncidentRecord {
 
     /// The incident as recipes see it.
     pub fn model(&self) -> Incident {
-        let mut common = self.alerts.first().map(|a| a.labels.clone()).unwrap_or_default();
-        for a in self.alerts.iter().skip(1) {
-            common.retain(|k, v| a.labels.get(k) == Some(v));
-        }
+        let common = crate::alert::common_labels(&self.alerts);
         Incident {
             id: self.id.clone(),
             source: self.source.clone(),

@@ -203,14 +203,7 @@ fn bad_input_gets_clear_errors() {
 
 #[test]
 fn bundled_recipes_are_packable_and_small() {
-    for name in [
-        "pod-crashloop",
-        "node-not-ready",
-        "http-probe",
-        "restart-workload",
-        "cordon-node",
-        "open-ticket",
-    ] {
+    for name in BUNDLED {
         let (m, bytes) = bundled(name);
         assert!(bytes.len() < 300 * 1024, "{name} is {} bytes", bytes.len());
         let yaml = euphrosyne::pack::pack(&m, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));

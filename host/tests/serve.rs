@@ -8,6 +8,11 @@ use common::host::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// The status code `request` gets.
+async fn code(request: reqwest::RequestBuilder) -> StatusCode {
+    request.send().await.unwrap().status()
+}
+
 fn world(config: &str) -> World {
     World::start(
         config,
@@ -202,44 +207,25 @@ async fn every_route_refuses_bad_input_clearly() {
     );
 
     // Reads need a token once tokens exist.
+    assert_eq!(code(h.get("/api/status", None)).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        h.get("/api/status", None).send().await.unwrap().status(),
+        code(h.get("/api/incidents", Some("wrong"))).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        h.get("/api/incidents", Some("wrong")).send().await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        h.get("/api/incidents/inc-nope", Some(VIEWER))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        code(h.get("/api/incidents/inc-nope", Some(VIEWER))).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        h.get("/api/actions/act-nope", Some(VIEWER))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        code(h.get("/api/actions/act-nope", Some(VIEWER))).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        h.get("/api/incidents?state=sleeping", Some(VIEWER))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        code(h.get("/api/incidents?state=sleeping", Some(VIEWER))).await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        h.get("/api/incidents?label=novalue", Some(VIEWER))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        code(h.get("/api/incidents?label=novalue", Some(VIEWER))).await,
         StatusCode::BAD_REQUEST
     );
 

@@ -349,11 +349,9 @@ impl Sandbox {
         self.compiled.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// Compile (or fetch) the component for `digest`. The caller has verified the bytes.
-    async fn compiled(&self, digest: Digest, bytes: Arc<[u8]>) -> (Arc<Compiled>, CacheUse) {
-        if let Some(c) = self.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
-            return (c.clone(), CacheUse::Memory);
-        }
+    /// Compile the component for `digest` (or load it from the disk cache) and remember it in
+    /// memory. The caller looked in the memory cache first and verified the bytes.
+    async fn compile(&self, digest: Digest, bytes: Arc<[u8]>) -> (Arc<Compiled>, CacheUse) {
         let engine = self.engine.clone();
         let disk = self.disk.clone();
         let linker = self.linker.clone();
@@ -440,12 +438,13 @@ impl Sandbox {
         //    verified and compiled already (same allocation, immutable), in which case nothing
         //    looks at the bytes at all: the cached code for the pinned digest runs.
         let t = Instant::now();
-        let seen = self
+        let cached = self
             .compiled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&job.digest)
-            .is_some_and(|c| Arc::ptr_eq(&c.source, &job.bytes));
+            .cloned();
+        let seen = cached.as_ref().is_some_and(|c| Arc::ptr_eq(&c.source, &job.bytes));
         let verified = if seen { Ok(()) } else { job.digest.verify(&job.bytes) };
         result.timings.verify_us = t.elapsed().as_micros() as u64;
         if let Err(actual) = verified {
@@ -460,7 +459,10 @@ impl Sandbox {
 
         // 2. Compile or reuse.
         let t = Instant::now();
-        let (compiled, from) = self.compiled(job.digest, job.bytes.clone()).await;
+        let (compiled, from) = match cached {
+            Some(c) => (c, CacheUse::Memory),
+            None => self.compile(job.digest, job.bytes.clone()).await,
+        };
         result.timings.compile_us = t.elapsed().as_micros() as u64;
         result.cache = from;
         if let Some(why) = &compiled.invalid {

@@ -49,6 +49,16 @@ pub fn guest(name: &str) -> Vec<u8> {
     })
 }
 
+/// The bundled recipes.
+pub const BUNDLED: [&str; 6] = [
+    "pod-crashloop",
+    "node-not-ready",
+    "http-probe",
+    "restart-workload",
+    "cordon-node",
+    "open-ticket",
+];
+
 /// A bundled recipe, built by `euphrosyne recipe build recipes/NAME`.
 pub fn bundled(name: &str) -> (Manifest, Vec<u8>) {
     let dir = repo().join("recipes").join(name);
