@@ -230,6 +230,44 @@ impl Bus {
         Ok(out)
     }
 
+    /// Move every entry pending on any consumer of the group to `consumer` (`XAUTOCLAIM`), so
+    /// its pending re-read delivers them. Returns how many moved.
+    pub async fn claim_pending(&self, consumer: &str) -> Result<usize, BusError> {
+        let mut start = "0-0".to_string();
+        let mut moved = 0;
+        loop {
+            let reply: redis::Value = redis::cmd("XAUTOCLAIM")
+                .arg(self.results_key())
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(0)
+                .arg(&start)
+                .arg("COUNT")
+                .arg(1000)
+                .arg("JUSTID")
+                .query_async(&mut self.conn.clone())
+                .await?;
+            let (next, ids): (String, Vec<String>) = match reply {
+                redis::Value::Array(mut parts) if parts.len() >= 2 => {
+                    let ids = redis::from_redis_value(parts.remove(1)).unwrap_or_default();
+                    let next = redis::from_redis_value(parts.remove(0)).unwrap_or_default();
+                    (next, ids)
+                }
+                other => {
+                    return Err(BusError::Malformed {
+                        what: "XAUTOCLAIM reply".into(),
+                        why: format!("{other:?}"),
+                    });
+                }
+            };
+            moved += ids.len();
+            if next == "0-0" || next.is_empty() {
+                return Ok(moved);
+            }
+            start = next;
+        }
+    }
+
     /// Acknowledge handled entries.
     pub async fn ack(&self, entries: &[String]) -> Result<(), BusError> {
         if entries.is_empty() {

@@ -176,6 +176,9 @@ pub struct ServeConfig {
     pub redis_prefix: String,
     /// How long incidents and actions are kept in Redis.
     pub incident_retention_ms: u64,
+    /// Several replicas on one Redis: how long the leader lease lasts unless renewed (renewed at a
+    /// third of it). A dead leader is replaced after at most this long.
+    pub leader_lease_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -207,6 +210,7 @@ impl Default for ServeConfig {
             templates: Default::default(),
             redis_prefix: "euphrosyne".into(),
             incident_retention_ms: 7 * 24 * 3_600_000,
+            leader_lease_ms: 10_000,
         }
     }
 }
@@ -234,6 +238,12 @@ impl ServeConfig {
         }
         if self.queue_capacity == 0 || self.max_concurrent_runs == 0 {
             return Err(err("queue_capacity and max_concurrent_runs must be at least 1".into()));
+        }
+        if self.leader_lease_ms < 300 {
+            return Err(err(format!(
+                "leader_lease_ms = {} is too short to renew reliably; use at least 300 (default 10000)",
+                self.leader_lease_ms
+            )));
         }
         Ok(())
     }

@@ -60,6 +60,7 @@ pub struct Subprocess {
     secrets_dir: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     orphans: Mutex<Option<mpsc::UnboundedReceiver<RunResult>>>,
+    orphan_tx: mpsc::UnboundedSender<RunResult>,
 }
 
 /// What a sandbox subprocess may see of the host: where its granted secrets and the cluster are.
@@ -72,13 +73,12 @@ pub struct SubprocessGrants {
 }
 
 impl Subprocess {
-    /// Connect to the bus, make sure the consumer group exists, and start collecting results as
-    /// `consumer` (stable across restarts of this host, so its unacknowledged results are
-    /// re-read). Components are written to `workdir` (created 0700) for the subprocesses.
+    /// Connect to the bus and make sure the consumer group exists. Components are written to
+    /// `workdir` (created 0700) for the subprocesses. Results are collected once
+    /// [`Subprocess::start_collecting`] is called (when this replica leads).
     pub async fn start(
         redis_url: &str,
         prefix: &str,
-        consumer: &str,
         binary: PathBuf,
         workdir: PathBuf,
         max_concurrent: usize,
@@ -88,22 +88,38 @@ impl Subprocess {
         let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&workdir);
         let bus = Bus::connect(redis_url, prefix, Duration::from_secs(5)).await?;
         bus.ensure_group().await?;
-        let reader = Bus::connect(redis_url, prefix, Duration::from_secs(10)).await?;
-        let waiters: Waiters = Arc::default();
         let (orphan_tx, orphan_rx) = mpsc::unbounded_channel();
-        tokio::spawn(collect(reader, consumer.to_string(), waiters.clone(), orphan_tx));
         Ok(Arc::new(Subprocess {
             bus,
             redis_url: redis_url.into(),
             prefix: prefix.into(),
             binary,
             workdir,
-            waiters,
+            waiters: Arc::default(),
             slots: Semaphore::new(max_concurrent),
             secrets_dir: grants.secrets_dir,
             kubeconfig: grants.kubeconfig,
             orphans: Mutex::new(Some(orphan_rx)),
+            orphan_tx,
         }))
+    }
+
+    /// Start collecting results as `consumer`: first take over every result still pending on
+    /// any consumer of the group (this host's previous life, or a replica that led before and
+    /// died), then read new ones.
+    pub async fn start_collecting(&self, consumer: &str) -> Result<(), crate::bus::BusError> {
+        let reader = Bus::connect(&self.redis_url, &self.prefix, Duration::from_secs(10)).await?;
+        let claimed = reader.claim_pending(consumer).await?;
+        if claimed > 0 {
+            tracing::info!(claimed, "took over results pending on other consumers");
+        }
+        tokio::spawn(collect(
+            reader,
+            consumer.to_string(),
+            self.waiters.clone(),
+            self.orphan_tx.clone(),
+        ));
+        Ok(())
     }
 
     fn component_file(&self, job: &RunJob) -> std::io::Result<PathBuf> {

@@ -21,16 +21,17 @@ pub mod config;
 pub mod digest;
 pub mod executor;
 pub mod incident;
+pub mod lease;
 pub mod manifest;
 pub mod matcher;
 pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod pack;
-pub mod persist;
 pub mod recipe;
 pub mod reconciler;
 pub mod sandbox;
+pub mod store;
 
 /// The WIT package version this host speaks (`euphrosyne:recipe@0.1.0`).
 pub const WIT_VERSION: &str = "0.1.0";

@@ -197,6 +197,16 @@ pub struct Reconciler {
     shutting_down: AtomicBool,
     store_down: AtomicBool,
     tasks: tokio_util_tasks::Tracker,
+    fence: std::sync::OnceLock<Arc<dyn ActionFence>>,
+}
+
+/// Several replicas: an action starts only once its id was claimed across them, fenced by the
+/// leader lease (see [`crate::lease`]).
+#[async_trait::async_trait]
+pub trait ActionFence: Send + Sync {
+    /// `Ok(true)` the first time `action` is claimed, `Ok(false)` after; `Err` when this
+    /// replica may not start it (no longer the leader, or the store is unreachable).
+    async fn claim(&self, action: &str) -> Result<bool, String>;
 }
 
 /// A minimal task tracker: count of spawned run tasks still alive, for graceful shutdown.
@@ -262,9 +272,15 @@ impl Reconciler {
             shutting_down: AtomicBool::new(false),
             store_down: AtomicBool::new(false),
             tasks: Default::default(),
+            fence: Default::default(),
         });
         tokio::spawn(r.clone().work(rx, timer_rx));
         r
+    }
+
+    /// Claim every action through `fence` before starting it (several replicas).
+    pub fn set_action_fence(&self, fence: Arc<dyn ActionFence>) {
+        let _ = self.fence.set(fence);
     }
 
     /// The metrics.
@@ -835,6 +851,21 @@ impl Reconciler {
     }
 
     async fn run_action(self: Arc<Self>, id: String, job: crate::sandbox::RunJob) {
+        if let Some(fence) = self.fence.get() {
+            let refused = match fence.claim(&id).await {
+                Ok(true) => None,
+                Ok(false) => Some("it was claimed before (by this or another replica); it runs once".to_string()),
+                Err(e) => Some(format!("it could not be claimed: {e}")),
+            };
+            if let Some(why) = refused {
+                tracing::warn!(action_id = %id, "action not started: {why}");
+                let incident = lock(&self.inner).actions.get(&id).map(|a| a.incident.clone());
+                if let Some(incident) = incident {
+                    self.note(&incident, "action-not-started", &format!("{id}: {why}"), None, "host");
+                }
+                return;
+            }
+        }
         if let Some(a) = lock(&self.inner).actions.get_mut(&id) {
             a.status = ActionStatus::Running;
             a.run_id = Some(job.run_id.clone());
@@ -947,10 +978,24 @@ impl Reconciler {
                 inner.order.push_back(rec.id.clone());
                 inner.incidents.insert(rec.id.clone(), rec);
             }
-            for a in actions {
+            for mut a in actions {
+                if a.status == ActionStatus::Pending && a.run_id.is_none() {
+                    // Approved, but its host died before starting it: say so rather than leave
+                    // it pending for ever.
+                    a.status = ActionStatus::Failed;
+                    a.error = Some("its host stopped before starting it; nothing ran".into());
+                }
                 inner.actions.insert(a.id.clone(), a);
             }
         }
+        // Retries of alerts the previous host accepted are still duplicates here.
+        let mut dedup = lock(&self.dedup);
+        for rec in lock(&self.inner).incidents.values() {
+            for a in &rec.alerts {
+                dedup.insert(Dedup::key(a));
+            }
+        }
+        drop(dedup);
         for id in resume {
             let this = self.clone();
             tokio::spawn(async move {

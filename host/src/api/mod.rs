@@ -64,6 +64,10 @@ pub struct Api {
     pub webex: Option<Arc<crate::chat::webex::Webex>>,
     /// Slack approvals, when configured.
     pub slack: Option<Arc<crate::chat::slack::Slack>>,
+    /// Several replicas (Redis mode): while this one follows, requests go to the leader.
+    pub replicas: Option<Arc<crate::lease::Replicas>>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
 }
 
 /// Every route, in one place.
@@ -243,12 +247,94 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The router.
-pub fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
+pub fn router(api: Arc<Api>) -> Router {
     let mut r = Router::new();
     for route in ROUTES {
         r = r.route(route.path, (route.handler)());
     }
-    r.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(api)
+    r.layer(axum::middleware::from_fn_with_state(api.clone(), follow_leader))
+        .layer(DefaultBodyLimit::max(api.max_body_bytes))
+        .with_state(api)
+}
+
+/// Set on a request one replica forwarded to another (never forwarded twice).
+const FORWARDED_BY: &str = "x-euphrosyne-forwarded-by";
+
+/// On a follower replica, forward every request but the probes and `/metrics` to the leader,
+/// unchanged (body, credentials, chat signatures), and hand its answer back.
+async fn follow_leader(
+    State(api): State<Arc<Api>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(replicas) = api.replicas.as_ref().filter(|r| !r.is_leader()) else {
+        return next.run(req).await;
+    };
+    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    let unavailable = |msg: String| {
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    };
+    if req.headers().contains_key(FORWARDED_BY) {
+        return unavailable("this replica is not the leader either (the lease is changing hands); retry".into());
+    }
+    let leader = match replicas.leader().await {
+        Some(l) if l.replica != replicas.lease().replica() => l,
+        _ => return unavailable("no replica leads yet (the lease is being taken); retry in a second".into()),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, api.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {} bytes", api.max_body_bytes),
+            );
+        }
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut out = replicas
+        .http
+        .request(
+            parts.method.clone(),
+            format!("{}{path}", leader.url.trim_end_matches('/')),
+        )
+        .header(FORWARDED_BY, replicas.lease().replica())
+        .body(body);
+    for (name, value) in &parts.headers {
+        if !is_hop_header(name) {
+            out = out.header(name, value);
+        }
+    }
+    match out.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let mut r = (status, bytes).into_response();
+            for (name, value) in &headers {
+                if !is_hop_header(name) {
+                    r.headers_mut().insert(name, value.clone());
+                }
+            }
+            r
+        }
+        Err(e) => unavailable(format!(
+            "the leader `{}` at {} did not answer ({e}); retry",
+            leader.replica, leader.url
+        )),
+    }
+}
+
+fn is_hop_header(name: &header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "host" | "connection" | "content-length" | "transfer-encoding" | "keep-alive" | "upgrade" | "te" | "trailer"
+    )
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -491,6 +577,16 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
+    if let Some(replicas) = api.replicas.as_ref().filter(|r| !r.is_leader()) {
+        // A follower is ready when it can forward: Redis answers and some replica leads.
+        return match replicas.leader().await {
+            Some(l) if api.reconciler.ready() => format!("ready (following {})\n", l.replica).into_response(),
+            _ => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: no replica leads yet, or the incident store (Redis) is unreachable",
+            ),
+        };
+    }
     if api.reconciler.ready() {
         "ready\n".into_response()
     } else {

@@ -14,11 +14,12 @@ use euphrosyne::chat::webex::Webex;
 use euphrosyne::chat::webhook::WebhookNotifier;
 use euphrosyne::config::ServeConfig;
 use euphrosyne::executor::{Executor, InProcess, Subprocess, SubprocessGrants};
+use euphrosyne::lease::{Lease, LeaseError, Replicas};
 use euphrosyne::metrics::Metrics;
 use euphrosyne::notify::{LogNotifier, Notifier};
-use euphrosyne::persist::Persist;
 use euphrosyne::reconciler::{RecipeErrorInfo, Reconciler};
 use euphrosyne::sandbox::{Sandbox, SandboxConfig};
+use euphrosyne::store::{RedisStore, Store};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -45,6 +46,14 @@ pub struct ServeArgs {
     /// environment variable: a password on the command line is visible to other users.
     #[arg(long, env = "EUPHROSYNE_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
+    /// With Redis: this replica's id, unique among the replicas sharing the Redis prefix and
+    /// stable across its restarts [default: the host name].
+    #[arg(long, env = "EUPHROSYNE_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// With Redis: the URL other replicas forward requests to while this one leads
+    /// [default: http://LISTEN-ADDRESS]. In Kubernetes: http://$(POD_IP):8080.
+    #[arg(long, env = "EUPHROSYNE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
@@ -92,40 +101,32 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     })?);
     let metrics = Arc::new(Metrics::default());
     let mut runs_note = "runs: in-process (wasmtime in this process), incidents in memory".to_string();
-    let mut orphans = None;
+    let mut subprocess = None;
+    let replica_id = a
+        .replica_id
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().replace(char::is_whitespace, "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into());
     let executor: Arc<dyn Executor> = match &a.redis {
         None => Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs)),
         Some(url) => {
             let binary = std::env::current_exe().context("locating this binary for the sandbox subprocesses")?;
             let workdir = std::env::temp_dir().join(format!("euphrosyne-{}", std::process::id()));
-            let consumer = format!(
-                "host-{}",
-                std::env::var("HOSTNAME")
-                    .ok()
-                    .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-                    .unwrap_or_else(|| "local".into())
-                    .trim()
-            );
             let grants = SubprocessGrants {
                 secrets_dir: cfg.secrets_dir.clone(),
                 kubeconfig: cfg.kubeconfig.clone(),
             };
-            let sub = Subprocess::start(
-                url,
-                &cfg.redis_prefix,
-                &consumer,
-                binary,
-                workdir,
-                cfg.max_concurrent_runs,
-                grants,
-            )
-            .await
-            .context("connecting to Redis (check --redis / EUPHROSYNE_REDIS_URL)")?;
+            let sub = Subprocess::start(url, &cfg.redis_prefix, binary, workdir, cfg.max_concurrent_runs, grants)
+                .await
+                .context("connecting to Redis (check --redis / EUPHROSYNE_REDIS_URL)")?;
             runs_note = format!(
-                "runs: `euphrosyne sandbox` subprocesses, results and incidents in Redis (prefix `{}`, consumer `{consumer}`)",
+                "runs: `euphrosyne sandbox` subprocesses, results and incidents in Redis (prefix `{}`, replica `{replica_id}`)",
                 cfg.redis_prefix
             );
-            orphans = sub.take_orphans();
+            subprocess = Some(sub.clone());
             sub
         }
     };
@@ -198,23 +199,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     for w in &cfg.notify_webhooks {
         notifiers.push(Arc::new(WebhookNotifier::new(w.clone(), cfg.templates.clone())?));
     }
-    let persist = match &a.redis {
-        Some(url) => {
-            let p = Persist::connect(
-                url,
-                &cfg.redis_prefix,
-                std::time::Duration::from_millis(cfg.incident_retention_ms),
-            )
-            .await
-            .context("connecting to Redis")?;
-            let (incidents, actions) = p.load().await.context("loading incidents from Redis")?;
-            Some((p, incidents, actions))
-        }
-        None => None,
-    };
+    let retention = std::time::Duration::from_millis(cfg.incident_retention_ms);
+    let lease_ttl = std::time::Duration::from_millis(cfg.leader_lease_ms);
     let cfg_prefix = cfg.redis_prefix.clone();
     let reconciler = Reconciler::start(cfg, loaded.recipes, errors, executor, notifiers, metrics);
-    if let Some(url) = &a.redis {
+    let mut replicas = None;
+    let mut leadership = None;
+    if let (Some(url), Some(sub)) = (&a.redis, subprocess) {
         // Readiness follows Redis: ping every 250 ms.
         let bus = euphrosyne::bus::Bus::connect(url, &cfg_prefix, std::time::Duration::from_secs(1))
             .await
@@ -226,39 +217,173 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
         });
-    }
-    if let Some((p, incidents, actions)) = persist {
-        if !incidents.is_empty() {
-            println!("took back {} incidents from Redis", incidents.len());
+        let advertise = a.advertise_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        if addr.ip().is_unspecified() && a.advertise_url.is_none() {
+            println!(
+                "warning: listening on {addr} without --advertise-url: other replicas cannot forward to {advertise}"
+            );
         }
-        reconciler.restore(incidents, actions);
-        p.spawn_write_behind(reconciler.clone());
-    }
-    if let Some(rx) = orphans {
-        reconciler.adopt_from(rx);
-    }
-    let app = euphrosyne::api::router(
-        Arc::new(Api {
+        let lease = Lease::connect(url, &cfg_prefix, &replica_id, &advertise, lease_ttl)
+            .await
+            .context("connecting to Redis")?;
+        let store = Arc::new(
+            RedisStore::connect(url, &cfg_prefix, retention)
+                .await
+                .context("connecting to Redis")?,
+        );
+        let r = Replicas::new(lease, retention);
+        // Try once now, so a single host (or one restarting under its own id) leads before it serves.
+        let first = r
+            .lease()
+            .try_acquire()
+            .await
+            .context("taking the leader lease in Redis")?;
+        let leading = Leading {
+            replicas: r.clone(),
+            store,
             reconciler: reconciler.clone(),
-            auth,
-            webex,
-            slack,
-        }),
-        max_body,
-    );
+            subprocess: sub,
+            consumer: format!("host-{replica_id}"),
+        };
+        match first {
+            Some(token) => {
+                let n = leading.take_over(&token).await?;
+                println!("this replica (`{replica_id}`) leads; took back {n} incidents from Redis");
+                leadership = Some(tokio::spawn(leading.hold(token)));
+            }
+            None => {
+                let leader = r.lease().leader().await.ok().flatten();
+                println!(
+                    "this replica (`{replica_id}`) follows {}: requests are forwarded until it takes the lease over",
+                    leader
+                        .map(|l| format!("`{}` at {}", l.replica, l.url))
+                        .unwrap_or_else(|| "the leader".into())
+                );
+                leadership = Some(tokio::spawn(leading.follow()));
+            }
+        }
+        replicas = Some(r);
+    }
+    let app = euphrosyne::api::router(Arc::new(Api {
+        reconciler: reconciler.clone(),
+        auth,
+        webex,
+        slack,
+        replicas: replicas.clone(),
+        max_body_bytes: max_body,
+    }));
     let shutdown_reconciler = reconciler.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: refusing new alerts, letting runs finish");
-            // Refuse alerts at once (503), while the server drains connections.
-            shutdown_reconciler.shutdown_intake();
-        })
-        .await
-        .context("HTTP server")?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: refusing new alerts, letting runs finish");
+        // Refuse alerts at once (503), while the server drains connections.
+        shutdown_reconciler.shutdown_intake();
+    });
+    match leadership {
+        Some(mut lost) => {
+            tokio::select! {
+                r = server => r.context("HTTP server")?,
+                e = &mut lost => {
+                    let e = e.unwrap_or_else(|e| anyhow::anyhow!("the leadership task failed: {e}"));
+                    // Stop at once: another replica drives the incidents now.
+                    return Err(e.context("stopping so this replica restarts as a follower"));
+                }
+            }
+            lost.abort();
+        }
+        None => server.await.context("HTTP server")?,
+    }
     reconciler.shutdown().await;
+    if let Some(r) = &replicas
+        && let Some(token) = r.token()
+    {
+        // Hand over at once rather than after the lease expires.
+        let _ = r.lease().release(&token).await;
+    }
     println!("stopped");
     Ok(())
+}
+
+/// Becoming and staying the leader (Redis mode).
+struct Leading {
+    replicas: Arc<Replicas>,
+    store: Arc<RedisStore>,
+    reconciler: Arc<Reconciler>,
+    subprocess: Arc<Subprocess>,
+    consumer: String,
+}
+
+impl Leading {
+    /// Follow until the lease is free, then lead; returns only when leadership is lost.
+    async fn follow(self) -> anyhow::Error {
+        let pause = self.replicas.lease().ttl() / 3;
+        let token = loop {
+            tokio::time::sleep(pause).await;
+            match self.replicas.lease().try_acquire().await {
+                Ok(Some(token)) => break token,
+                Ok(None) => {}
+                Err(e) => tracing::warn!("trying the leader lease: {e}"),
+            }
+        };
+        loop {
+            match self.take_over(&token).await {
+                Ok(n) => {
+                    println!("this replica took the lead; took back {n} incidents from Redis");
+                    tracing::info!(incidents = n, "this replica leads now");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("taking over: {e:#}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+        self.hold(token).await
+    }
+
+    /// Take the incidents back, collect results (also those pending on the previous leader),
+    /// fence writes and actions with `token`, and start serving. Returns the incidents taken.
+    async fn take_over(&self, token: &str) -> anyhow::Result<usize> {
+        self.store.fence_with(token);
+        let (incidents, actions) = self.store.load().await.context("loading incidents from Redis")?;
+        let n = incidents.len();
+        self.subprocess
+            .start_collecting(&self.consumer)
+            .await
+            .context("collecting results from Redis")?;
+        self.reconciler.restore(incidents, actions);
+        self.reconciler.set_action_fence(self.replicas.clone());
+        if let Some(rx) = self.subprocess.take_orphans() {
+            self.reconciler.adopt_from(rx);
+        }
+        self.replicas.set_leader(token);
+        Ok(n)
+    }
+
+    /// Write behind and renew the lease; returns when either finds the lease taken.
+    async fn hold(self, token: String) -> anyhow::Error {
+        let store: Arc<dyn Store> = self.store.clone();
+        let mut writer = euphrosyne::store::spawn_write_behind(store, self.reconciler.clone());
+        let lease = self.replicas.lease();
+        loop {
+            tokio::select! {
+                e = &mut writer => {
+                    return match e {
+                        Ok(e) => anyhow::Error::new(e),
+                        Err(e) => anyhow::anyhow!("the incident writer failed: {e}"),
+                    };
+                }
+                _ = tokio::time::sleep(lease.ttl() / 3) => match lease.renew(&token).await {
+                    Ok(()) => {}
+                    Err(e @ LeaseError::Lost(_)) => {
+                        writer.abort();
+                        return e.into();
+                    }
+                    Err(e) => tracing::warn!("renewing the leader lease: {e}"),
+                },
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,0 +1,323 @@
+//! Where incidents and approved actions are kept beyond the reconciler's working set: the
+//! [`Store`] trait, with [`MemoryStore`] (embedded mode, tests) and [`RedisStore`] (the Redis
+//! mode), both held to the same contract by one test suite (`host/tests/store.rs`).
+//!
+//! The reconciler keeps its open incidents in memory and writes behind to the store every 50 ms
+//! ([`spawn_write_behind`]): each change to an incident appends to its event log and bumps its
+//! version, and the incidents whose version moved are written whole — record, analysis, actions
+//! and append-only event log together, so a reader never sees a log ahead of its state. At most
+//! the last 50 ms of changes can be lost with the process; run results cannot, they wait in the
+//! result stream. On start (and when a follower replica takes the lease over) the host loads the
+//! store back.
+//!
+//! In Redis: `{prefix}:incident:{id}` (JSON) and `{prefix}:action:{id}`, each with the configured
+//! retention as TTL, indexed by creation time in the sorted set `{prefix}:incidents` (trimmed to
+//! the retention on every write). With several replicas each write is fenced by the leader
+//! lease's token inside Redis (see [`crate::lease`]): a replica that lost the lease cannot
+//! overwrite its successor's incidents.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::aio::ConnectionManager;
+
+use crate::incident::{ActionRun, IncidentRecord};
+use crate::reconciler::Reconciler;
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis refused or is unreachable.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The write was refused: this replica no longer holds the leader lease.
+    #[error("write refused: the leader lease is held by `{0}`, not this replica")]
+    Fenced(String),
+    /// The write was refused: nobody holds the lease (Redis restarted empty); the lease renewal
+    /// takes it back, and the write is retried.
+    #[error("write refused: nobody holds the leader lease (did Redis restart?); retrying")]
+    NoLease,
+}
+
+/// An incident with its approved actions.
+pub type Stored = (IncidentRecord, Vec<ActionRun>);
+
+/// Incidents and actions, kept for a retention period.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Write (insert or replace) these incidents and actions.
+    async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError>;
+    /// Every incident still kept, oldest first, and the actions approved on them.
+    async fn load(&self) -> Result<(Vec<IncidentRecord>, Vec<ActionRun>), StoreError>;
+    /// One incident and its actions.
+    async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError>;
+}
+
+fn created_ms(rec: &IncidentRecord) -> u64 {
+    humantime::parse_rfc3339(&rec.created_at)
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+// ------------------------------------------------------------------------------------ memory
+
+/// The in-memory store (embedded mode; lost with the process).
+pub struct MemoryStore {
+    retention: Duration,
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    incidents: HashMap<String, (IncidentRecord, Instant)>,
+    actions: HashMap<String, (ActionRun, Instant)>,
+}
+
+impl MemoryStore {
+    /// A store keeping each record `retention` after its last write.
+    pub fn new(retention: Duration) -> Self {
+        MemoryStore {
+            retention,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        g.incidents.retain(|_, (_, until)| *until > now);
+        g.actions.retain(|_, (_, until)| *until > now);
+        g
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError> {
+        let until = Instant::now() + self.retention;
+        let mut g = self.locked();
+        for r in incidents {
+            g.incidents.insert(r.id.clone(), (r.clone(), until));
+        }
+        for a in actions {
+            g.actions.insert(a.id.clone(), (a.clone(), until));
+        }
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<(Vec<IncidentRecord>, Vec<ActionRun>), StoreError> {
+        let g = self.locked();
+        let mut incidents: Vec<IncidentRecord> = g.incidents.values().map(|(r, _)| r.clone()).collect();
+        incidents.sort_by_key(|r| (created_ms(r), r.id.clone()));
+        let actions = incidents
+            .iter()
+            .flat_map(|r| r.actions.iter())
+            .filter_map(|a| g.actions.get(a).map(|(a, _)| a.clone()))
+            .collect();
+        Ok((incidents, actions))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let g = self.locked();
+        Ok(g.incidents.get(id).map(|(r, _)| {
+            let actions = r
+                .actions
+                .iter()
+                .filter_map(|a| g.actions.get(a).map(|(a, _)| a.clone()))
+                .collect();
+            (r.clone(), actions)
+        }))
+    }
+}
+
+// ------------------------------------------------------------------------------------- redis
+
+/// Write incidents and actions, checking the fencing token first (`''` = unfenced) and trimming
+/// the index to the retention. 1 = written; else the lease holder's token (or `''`).
+const WRITE: &str = r#"
+if ARGV[1] ~= '' then
+  local cur = redis.call('GET', KEYS[1])
+  if not cur then return 0 end
+  if cur ~= ARGV[1] then return cur end
+end
+local prefix, ttl = ARGV[2], ARGV[3]
+redis.call('ZREMRANGEBYSCORE', prefix .. ':incidents', '-inf', '(' .. ARGV[4])
+local i = 5
+while i <= #ARGV do
+  if ARGV[i] == 'i' then
+    redis.call('SET', prefix .. ':incident:' .. ARGV[i + 1], ARGV[i + 3], 'PX', ttl)
+    redis.call('ZADD', prefix .. ':incidents', ARGV[i + 2], ARGV[i + 1])
+    i = i + 4
+  else
+    redis.call('SET', prefix .. ':action:' .. ARGV[i + 1], ARGV[i + 2], 'PX', ttl)
+    i = i + 3
+  end
+end
+return 1
+"#;
+
+/// Incidents in Redis.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    retention: Duration,
+    fence: Mutex<String>,
+}
+
+impl RedisStore {
+    /// Connect.
+    pub async fn connect(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let conn = client.get_connection_manager().await?;
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.into(),
+            retention,
+            fence: Mutex::new(String::new()),
+        })
+    }
+
+    /// Fence every later write with the leader lease's `token` (see [`crate::lease`]).
+    pub fn fence_with(&self, token: &str) {
+        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = token.into();
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.prefix)
+    }
+
+    async fn mget<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<T>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut conn = self.conn.clone();
+        for chunk in ids.chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|id| self.key(&format!("{kind}:{id}"))).collect();
+            let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+            out.extend(
+                values
+                    .into_iter()
+                    .map(|v| v.and_then(|json| serde_json::from_str(&json).ok())),
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError> {
+        let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let oldest = now.saturating_sub(self.retention).as_millis() as u64;
+        let script = redis::Script::new(WRITE);
+        let mut inv = script.key(self.key("leader"));
+        inv.arg(&fence)
+            .arg(&self.prefix)
+            .arg(self.retention.as_millis() as u64)
+            .arg(oldest);
+        for rec in incidents {
+            let json = serde_json::to_string(rec).unwrap_or_default();
+            inv.arg("i").arg(&rec.id).arg(created_ms(rec)).arg(json);
+        }
+        for a in actions {
+            inv.arg("a")
+                .arg(&a.id)
+                .arg(serde_json::to_string(a).unwrap_or_default());
+        }
+        match inv.invoke_async::<redis::Value>(&mut self.conn.clone()).await? {
+            redis::Value::Int(1) => Ok(()),
+            redis::Value::Int(0) => Err(StoreError::NoLease),
+            other => {
+                let holder: String = redis::from_redis_value(other).unwrap_or_default();
+                Err(StoreError::Fenced(
+                    crate::lease::Leader::parse(&holder)
+                        .map(|l| l.replica)
+                        .unwrap_or_else(|| "nobody".into()),
+                ))
+            }
+        }
+    }
+
+    async fn load(&self) -> Result<(Vec<IncidentRecord>, Vec<ActionRun>), StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.key("incidents"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        let mut incidents = Vec::new();
+        let mut gone = Vec::new();
+        for (id, rec) in ids.iter().zip(self.mget::<IncidentRecord>("incident", &ids).await?) {
+            match rec {
+                Some(rec) => incidents.push(rec),
+                None => gone.push(id.clone()),
+            }
+        }
+        if !gone.is_empty() {
+            // Expired (retention): drop them from the index too.
+            let _: i64 = redis::cmd("ZREM")
+                .arg(self.key("incidents"))
+                .arg(&gone)
+                .query_async(&mut conn)
+                .await?;
+        }
+        let action_ids: Vec<String> = incidents.iter().flat_map(|r| r.actions.clone()).collect();
+        let actions = self
+            .mget::<ActionRun>("action", &action_ids)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok((incidents, actions))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError> {
+        let Some(rec) = self
+            .mget::<IncidentRecord>("incident", &[id.to_string()])
+            .await?
+            .pop()
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let actions = self.mget::<ActionRun>("action", &rec.actions).await?;
+        Ok(Some((rec, actions.into_iter().flatten().collect())))
+    }
+}
+
+/// Write what changed in `reconciler` to `store` every 50 ms. A failed write is retried on the
+/// next tick (nothing counts as written until the store took it). The task ends only when a
+/// write is fenced off — this replica lost the leader lease — and returns that error.
+pub fn spawn_write_behind(store: Arc<dyn Store>, reconciler: Arc<Reconciler>) -> tokio::task::JoinHandle<StoreError> {
+    tokio::spawn(async move {
+        let mut written: HashMap<String, u64> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            let (incidents, actions) = reconciler.changed_since(&written);
+            if incidents.is_empty() {
+                continue;
+            }
+            match store.save(&incidents, &actions).await {
+                Ok(()) => {
+                    for r in &incidents {
+                        written.insert(r.id.clone(), r.version);
+                    }
+                    if written.len() > 4 * reconciler.max_incidents() {
+                        let keep: std::collections::HashSet<String> = reconciler.incident_ids().into_iter().collect();
+                        written.retain(|id, _| keep.contains(id));
+                    }
+                }
+                Err(e @ StoreError::Fenced(_)) => return e,
+                Err(e) => tracing::warn!("writing incidents to the store: {e}; retrying"),
+            }
+        }
+    })
+}
