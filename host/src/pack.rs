@@ -159,24 +159,43 @@ pub fn unpack_configmap(cm: &ConfigMap, origin: &str) -> Result<(Manifest, Vec<u
     let bytes = if let Some(b) = cm.binary_data.get("component.wasm") {
         decode(b)?
     } else if let Some(b) = cm.binary_data.get("component.wasm.gz") {
-        let gz = decode(b)?;
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .take(MAX_COMPONENT_BYTES as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| err(format!("component.wasm.gz does not decompress: {e}")))?;
-        if out.len() > MAX_COMPONENT_BYTES {
-            return Err(err(format!(
-                "component decompresses past {MAX_COMPONENT_BYTES} bytes; refusing"
-            )));
-        }
-        out
+        gunzip(&decode(b)?).map_err(err)?
     } else {
         return Err(err(
             "no binaryData[\"component.wasm\"] or [\"component.wasm.gz\"]".into()
         ));
     };
     Ok((manifest, bytes))
+}
+
+/// Decompress a gzip-compressed component, refusing more than [`MAX_COMPONENT_BYTES`].
+fn gunzip(gz: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(MAX_COMPONENT_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("component.wasm.gz does not decompress: {e}"))?;
+    if out.len() > MAX_COMPONENT_BYTES {
+        return Err(format!(
+            "component decompresses past {MAX_COMPONENT_BYTES} bytes; refusing"
+        ));
+    }
+    Ok(out)
+}
+
+/// The component of a recipe ConfigMap mounted as a volume (each `binaryData` key a file):
+/// `component.wasm`, or `component.wasm.gz` decompressed.
+pub fn read_mounted(dir: &std::path::Path) -> Result<Vec<u8>, Error> {
+    let plain = dir.join("component.wasm");
+    if plain.exists() {
+        return std::fs::read(&plain).map_err(|e| Error::io(&plain, e));
+    }
+    let gz = dir.join("component.wasm.gz");
+    let bytes = std::fs::read(&gz).map_err(|e| Error::io(&gz, e))?;
+    gunzip(&bytes).map_err(|message| Error::Recipe {
+        name: dir.display().to_string(),
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -25,6 +25,46 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
     kube::Client::try_from(cfg).map_err(|e| format!("building the Kubernetes client from {}: {e}", path.display()))
 }
 
+/// Where a pod's ServiceAccount token is mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// A client from the pod's ServiceAccount (in-cluster config): the API server from
+/// `KUBERNETES_SERVICE_HOST`/`_PORT`, the token and CA from `dir` (default
+/// [`SERVICE_ACCOUNT_DIR`]). `Ok(None)` when not in a pod, or no token is mounted (the recipe
+/// was granted no Kubernetes access, so the Job mounts none).
+pub async fn client_in_cluster(dir: Option<&std::path::Path>) -> Result<Option<kube::Client>, String> {
+    let dir = dir.unwrap_or(std::path::Path::new(SERVICE_ACCOUNT_DIR));
+    let (Ok(host), Ok(port)) = (
+        std::env::var("KUBERNETES_SERVICE_HOST"),
+        std::env::var("KUBERNETES_SERVICE_PORT"),
+    ) else {
+        return Ok(None);
+    };
+    let token = dir.join("token");
+    if !token.exists() {
+        return Ok(None);
+    }
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let namespace = std::fs::read_to_string(dir.join("namespace")).unwrap_or_else(|_| "default".into());
+    let yaml = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {
+            "server": format!("https://{host}:{port}"),
+            "certificate-authority": dir.join("ca.crt"),
+        }}],
+        "users": [{"name": "sa", "user": {"tokenFile": token}}],
+        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "sa", "namespace": namespace.trim()}}],
+        "current-context": "in-cluster",
+    });
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml.to_string()).map_err(|e| format!("in-cluster config: {e}"))?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| format!("in-cluster config from {}: {e}", dir.display()))?;
+    kube::Client::try_from(cfg)
+        .map(Some)
+        .map_err(|e| format!("building the in-cluster Kubernetes client: {e}"))
+}
+
 /// Why a call failed (mirrors the WIT `kube-error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeError {

@@ -28,15 +28,20 @@ pub struct SandboxArgs {
     /// Key prefix.
     #[arg(long, default_value = "euphrosyne")]
     pub prefix: String,
-    /// The component: a `.wasm` file, or a packed recipe (ConfigMap YAML, e.g. mounted from the ConfigMap).
+    /// The component: a `.wasm` file, a packed recipe (ConfigMap YAML), or the directory a recipe
+    /// ConfigMap is mounted at (in a Kubernetes Job).
     #[arg(long)]
     pub recipe: PathBuf,
     /// Directory of secret files (a mounted Kubernetes Secret).
     #[arg(long, env = "EUPHROSYNE_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
-    /// Kubeconfig for the kubernetes capability.
+    /// Kubeconfig for the kubernetes capability. Without one, inside a pod, the Job's
+    /// ServiceAccount is used (mounted only when the recipe is granted Kubernetes access).
     #[arg(long, env = "EUPHROSYNE_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Where the ServiceAccount token is mounted [default: /var/run/secrets/kubernetes.io/serviceaccount].
+    #[arg(long, env = "EUPHROSYNE_SERVICEACCOUNT_DIR")]
+    pub serviceaccount_dir: Option<PathBuf>,
 }
 
 /// Like `eprintln!`, but a closed stderr (the host that started us died) is not fatal.
@@ -86,7 +91,9 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
         a.recipe.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml" | "json")
     );
-    let bytes = if text_like {
+    let bytes = if a.recipe.is_dir() {
+        euphrosyne::pack::read_mounted(&a.recipe)?
+    } else if text_like {
         let text = std::fs::read_to_string(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?;
         euphrosyne::pack::unpack(&text, &a.recipe.display().to_string())?.1
     } else {
@@ -98,7 +105,9 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(anyhow::Error::msg)?,
         ),
-        None => None,
+        None => euphrosyne::capability::kube::client_in_cluster(a.serviceaccount_dir.as_deref())
+            .await
+            .map_err(anyhow::Error::msg)?,
     };
     let sandbox = Sandbox::new(SandboxConfig {
         pool_slots: 2,
