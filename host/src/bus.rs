@@ -90,6 +90,30 @@ impl RunSpec {
     }
 }
 
+/// A Redis client for `url`. For `rediss://` (TLS) the server's certificate is checked against
+/// the public roots, or against the PEM file named by `EUPHROSYNE_REDIS_CA_FILE` (a private CA).
+pub fn client(url: &str) -> Result<redis::Client, redis::RedisError> {
+    match std::env::var_os("EUPHROSYNE_REDIS_CA_FILE") {
+        Some(path) if url.starts_with("rediss://") => {
+            let pem = std::fs::read(&path).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "reading EUPHROSYNE_REDIS_CA_FILE",
+                    format!("{}: {e}", std::path::Path::new(&path).display()),
+                ))
+            })?;
+            redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            )
+        }
+        _ => redis::Client::open(url),
+    }
+}
+
 /// The consumer group every host reads results through.
 pub const GROUP: &str = "hosts";
 
@@ -112,7 +136,7 @@ impl Bus {
     /// Connect (with reconnection and backoff handled by the connection manager).
     /// `response_timeout` must exceed any blocking read.
     pub async fn connect(url: &str, prefix: &str, response_timeout: Duration) -> Result<Self, BusError> {
-        let client = redis::Client::open(url)?;
+        let client = client(url)?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(response_timeout))

@@ -240,6 +240,9 @@ impl Executor for Subprocess {
             // password, so it goes in the environment, not on the command line.
             .env_clear()
             .env("EUPHROSYNE_REDIS_URL", &self.redis_url);
+        if let Some(ca) = std::env::var_os("EUPHROSYNE_REDIS_CA_FILE") {
+            cmd.env("EUPHROSYNE_REDIS_CA_FILE", ca);
+        }
         if let Some(d) = &self.secrets_dir {
             cmd.env("EUPHROSYNE_SECRETS_DIR", d);
         }

@@ -113,7 +113,7 @@ impl Lease {
         url: &str,
         ttl: Duration,
     ) -> Result<Self, LeaseError> {
-        let client = redis::Client::open(redis_url)?;
+        let client = crate::bus::client(redis_url)?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

@@ -170,7 +170,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connect.
     pub async fn connect(url: &str, prefix: &str, retention: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
+        let client = crate::bus::client(url)?;
         let conn = client.get_connection_manager().await?;
         Ok(RedisStore {
             conn,

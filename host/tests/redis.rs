@@ -74,6 +74,56 @@ async fn serve_with_redis_runs_recipes_as_sandbox_subprocesses() {
     assert_eq!(pending[0], ::redis::Value::Int(0), "everything acknowledged");
 }
 
+#[tokio::test]
+async fn serve_over_tls_redis_with_a_private_ca() {
+    let redis = RedisServer::start_tls();
+    let ca = redis.ca_file();
+    let ca = ca.to_str().unwrap();
+    // Without the CA the server's certificate is not trusted: the host says so and stops.
+    let out = Command::new(euphrosyne_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--recipes"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .env("EUPHROSYNE_REDIS_URL", redis.url())
+        .env_remove("EUPHROSYNE_REDIS_CA_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Redis"), "{err}");
+    // With it, the whole loop runs over TLS: host, sandbox subprocesses, store.
+    let w = World::start_with_env(
+        "redis_prefix = \"tls\"",
+        &[],
+        &[],
+        &[("EUPHROSYNE_REDIS_URL", &redis.url()), ("EUPHROSYNE_REDIS_CA_FILE", ca)],
+    );
+    assert!(redis.url().starts_with("rediss://"));
+    w.host
+        .post("/webhook", None)
+        .json(&w.endpoint_alert("fp-tls"))
+        .send()
+        .await
+        .unwrap();
+    let v = w.host.analysed_incident().await;
+    assert_eq!(v["incident"]["runs"][0]["status"], "ok", "{:#}", v["incident"]["runs"]);
+    // The sandbox's result went through the TLS server's stream.
+    let tls = ::redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(std::fs::read(ca).unwrap()),
+    };
+    let mut c = ::redis::Client::build_with_tls(redis.url(), tls)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len: u64 = ::redis::cmd("XLEN")
+        .arg("tls:results")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(len, 1);
+}
+
 fn hostile_job(mode: &str) -> euphrosyne::sandbox::RunJob {
     let mut j = job("hostile", &guest("hostile"), debug(&[("alertname", "X")]));
     j.run_id = format!("run-{mode}-{}", std::process::id());

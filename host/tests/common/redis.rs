@@ -9,6 +9,7 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    tls: bool,
 }
 
 impl RedisServer {
@@ -22,9 +23,51 @@ impl RedisServer {
             port,
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            tls: false,
         };
         r.restart();
         r
+    }
+
+    /// A server that speaks only TLS, with a certificate for 127.0.0.1 from a private CA
+    /// (made with openssl); [`RedisServer::ca_file`] is that CA.
+    pub fn start_tls() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let sh = |script: &str| {
+            let ok = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "openssl failed: {script}");
+        };
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key -out ca.crt");
+        sh("openssl req -newkey rsa:2048 -nodes -subj /CN=redis -keyout redis.key -out redis.csr");
+        sh(
+            "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out redis.crt",
+        );
+        let mut r = RedisServer {
+            port,
+            child: None,
+            dir,
+            tls: true,
+        };
+        r.restart();
+        r
+    }
+
+    /// The CA that signed a TLS server's certificate.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// Start (again) on the same port. Nothing is persisted across restarts.
@@ -33,12 +76,34 @@ impl RedisServer {
             std::path::Path::new("/usr/bin/redis-server").exists(),
             "redis-server is missing: apt-get install redis-server (.ci/run does)"
         );
+        let port = self.port.to_string();
+        let d = self.dir.path().display().to_string();
+        let (plain, tls): (&str, Vec<String>) = if self.tls {
+            (
+                "0",
+                vec![
+                    "--tls-port".into(),
+                    port.clone(),
+                    "--tls-cert-file".into(),
+                    format!("{d}/redis.crt"),
+                    "--tls-key-file".into(),
+                    format!("{d}/redis.key"),
+                    "--tls-ca-cert-file".into(),
+                    format!("{d}/ca.crt"),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ],
+            )
+        } else {
+            (&port, vec![])
+        };
         let child = Command::new("redis-server")
+            .args(&tls)
             .args([
                 "--bind",
                 "127.0.0.1",
                 "--port",
-                &self.port.to_string(),
+                plain,
                 "--save",
                 "",
                 "--appendonly",
@@ -71,7 +136,8 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://:{PASSWORD}@127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://:{PASSWORD}@127.0.0.1:{}", self.port)
     }
 }
 
