@@ -179,6 +179,26 @@ pub struct ServeConfig {
     /// Several replicas on one Redis: how long the leader lease lasts unless renewed (renewed at a
     /// third of it). A dead leader is replaced after at most this long.
     pub leader_lease_ms: u64,
+    /// Where runs execute: `auto` (in-process without Redis, sandbox subprocesses with it),
+    /// `in-process`, `subprocess`, or `kube` (a Job per run; needs Redis and a cluster).
+    pub executor: ExecutorKind,
+    /// The Kubernetes executor and recipe registry (`executor = "kube"`).
+    pub kube: crate::kube_jobs::KubeConfig,
+}
+
+/// Where runs execute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    /// In-process without Redis, subprocesses with it.
+    #[default]
+    Auto,
+    /// The host's own wasmtime engine.
+    InProcess,
+    /// `euphrosyne sandbox` processes publishing through Redis.
+    Subprocess,
+    /// A Kubernetes Job per run; recipes from ConfigMaps.
+    Kube,
 }
 
 impl Default for ServeConfig {
@@ -211,6 +231,8 @@ impl Default for ServeConfig {
             redis_prefix: "euphrosyne".into(),
             incident_retention_ms: 7 * 24 * 3_600_000,
             leader_lease_ms: 10_000,
+            executor: ExecutorKind::Auto,
+            kube: Default::default(),
         }
     }
 }

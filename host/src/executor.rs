@@ -46,6 +46,28 @@ impl Executor for InProcess {
     }
 }
 
+/// Runs the recipes named in `in_process` in the host's engine and every other on `default`
+/// (the per-recipe executor choice).
+pub struct Routed {
+    /// Everything else.
+    pub default: Arc<dyn Executor>,
+    /// The host's own engine.
+    pub in_process: Arc<dyn Executor>,
+    /// Recipes that run in-process.
+    pub names: std::collections::HashSet<String>,
+}
+
+#[async_trait::async_trait]
+impl Executor for Routed {
+    async fn run(&self, job: RunJob) -> RunResult {
+        if self.names.contains(&job.recipe) {
+            self.in_process.run(job).await
+        } else {
+            self.default.run(job).await
+        }
+    }
+}
+
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<RunResult>>>>;
 
 /// Runs each job as an `euphrosyne sandbox` subprocess that publishes through Redis.
@@ -145,8 +167,36 @@ impl Subprocess {
         self.orphans.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    fn forget(&self, run_id: &str) {
+    /// Stop waiting for a run's result.
+    pub fn forget(&self, run_id: &str) {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(run_id);
+    }
+
+    /// The Redis key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Store `job`'s input in Redis (kept `budget` + 60 s) and start waiting for its result:
+    /// what any sandbox — a local process or a Kubernetes Job — needs before it starts.
+    pub async fn stage(&self, job: &RunJob, budget: Duration) -> Result<oneshot::Receiver<RunResult>, String> {
+        let spec = RunSpec::of(job, budget);
+        // The connection reconnects on its next use after an error: a few quick retries ride
+        // over a Redis that just came back.
+        let mut attempt = 0;
+        while let Err(e) = self.bus.put_run(&spec, budget + Duration::from_secs(60)).await {
+            attempt += 1;
+            if attempt == 5 {
+                return Err(format!("could not store the run's input in Redis: {e}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.run_id.clone(), tx);
+        Ok(rx)
     }
 }
 
@@ -213,26 +263,10 @@ impl Executor for Subprocess {
                 );
             }
         };
-        let spec = RunSpec::of(&job, budget);
-        // The connection reconnects on its next use after an error: a few quick retries ride
-        // over a Redis that just came back.
-        let mut attempt = 0;
-        while let Err(e) = self.bus.put_run(&spec, budget + Duration::from_secs(60)).await {
-            attempt += 1;
-            if attempt == 5 {
-                return RunResult::closed(
-                    &job,
-                    RunStatus::TimedOut,
-                    format!("could not store the run's input in Redis: {e}"),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-        }
-        let (tx, mut rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(job.run_id.clone(), tx);
+        let mut rx = match self.stage(&job, budget).await {
+            Ok(rx) => rx,
+            Err(e) => return RunResult::closed(&job, RunStatus::TimedOut, e),
+        };
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.args(["sandbox", "--run", &job.run_id, "--prefix", &self.prefix, "--recipe"])
             .arg(&file)

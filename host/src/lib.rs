@@ -21,6 +21,7 @@ pub mod config;
 pub mod digest;
 pub mod executor;
 pub mod incident;
+pub mod kube_jobs;
 pub mod lease;
 pub mod manifest;
 pub mod matcher;
@@ -30,6 +31,7 @@ pub mod notify;
 pub mod pack;
 pub mod recipe;
 pub mod reconciler;
+pub mod registry;
 pub mod sandbox;
 pub mod store;
 

@@ -278,6 +278,13 @@ impl Reconciler {
         r
     }
 
+    /// Replace the recipes (the cluster registry saw ConfigMaps change). Runs already started
+    /// keep the digest they were pinned to.
+    pub fn set_recipes(&self, recipes: Vec<Recipe>, errors: Vec<RecipeErrorInfo>) {
+        *self.recipes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(recipes);
+        *self.recipe_errors.write().unwrap_or_else(|e| e.into_inner()) = errors;
+    }
+
     /// Claim every action through `fence` before starting it (several replicas).
     pub fn set_action_fence(&self, fence: Arc<dyn ActionFence>) {
         let _ = self.fence.set(fence);

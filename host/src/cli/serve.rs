@@ -12,12 +12,14 @@ use euphrosyne::capability::secrets::SecretStore;
 use euphrosyne::chat::slack::Slack;
 use euphrosyne::chat::webex::Webex;
 use euphrosyne::chat::webhook::WebhookNotifier;
-use euphrosyne::config::ServeConfig;
-use euphrosyne::executor::{Executor, InProcess, Subprocess, SubprocessGrants};
+use euphrosyne::config::{ExecutorKind, ServeConfig};
+use euphrosyne::executor::{Executor, InProcess, Routed, Subprocess, SubprocessGrants};
+use euphrosyne::kube_jobs::KubeJobs;
 use euphrosyne::lease::{Lease, LeaseError, Replicas};
 use euphrosyne::metrics::Metrics;
 use euphrosyne::notify::{LogNotifier, Notifier};
 use euphrosyne::reconciler::{RecipeErrorInfo, Reconciler};
+use euphrosyne::registry::Sources;
 use euphrosyne::sandbox::{Sandbox, SandboxConfig};
 use euphrosyne::store::{RedisStore, Store};
 
@@ -78,25 +80,87 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     }
     cfg.validate()?;
 
-    let loaded = euphrosyne::recipe::load_dir(&cfg.recipes).with_context(|| {
-        format!(
-            "loading recipes from {} (build the bundled ones with scripts/build-wasm, or pass --recipes DIR)",
-            cfg.recipes.display()
-        )
-    })?;
+    let kind = match (cfg.executor, &a.redis) {
+        (ExecutorKind::Auto, None) => ExecutorKind::InProcess,
+        (ExecutorKind::Auto, Some(_)) => ExecutorKind::Subprocess,
+        (k @ (ExecutorKind::Subprocess | ExecutorKind::Kube), None) => anyhow::bail!(
+            "executor = \"{}\" needs Redis: set EUPHROSYNE_REDIS_URL (or --redis)",
+            if k == ExecutorKind::Kube { "kube" } else { "subprocess" }
+        ),
+        (k, _) => k,
+    };
+    // The host's own Kubernetes client: a kubeconfig, or (in a pod) its ServiceAccount.
     let kube = match &cfg.kubeconfig {
         Some(path) => Some(
             euphrosyne::capability::kube::client_from_kubeconfig(path)
                 .await
                 .map_err(anyhow::Error::msg)?,
         ),
-        None => None,
+        None => euphrosyne::capability::kube::client_in_cluster(None)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    };
+    if let Ok(image) = std::env::var("EUPHROSYNE_IMAGE") {
+        cfg.kube.image = image;
+    }
+    if cfg.kube.namespace.is_empty() {
+        // The host's own namespace (in a pod), else `default`.
+        let own = std::path::Path::new(euphrosyne::capability::kube::SERVICE_ACCOUNT_DIR).join("namespace");
+        cfg.kube.namespace = std::fs::read_to_string(own)
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into());
+    }
+    let sources: Sources = Default::default();
+    let loaded = if kind == ExecutorKind::Kube {
+        let client = kube
+            .clone()
+            .context("executor = \"kube\" needs a cluster: run in a pod (its ServiceAccount) or give --kubeconfig")?;
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, &cfg.kube.namespace);
+        let list = api
+            .list(&kube::api::ListParams::default().labels(euphrosyne::pack::RECIPE_LABEL))
+            .await
+            .with_context(|| format!("listing recipe ConfigMaps in namespace `{}`", cfg.kube.namespace))?;
+        let cms = list
+            .items
+            .into_iter()
+            .map(|cm| (cm.metadata.name.clone().unwrap_or_default(), cm))
+            .collect();
+        let (good, bad) = euphrosyne::registry::load(&cfg.kube.namespace, &cms);
+        let mut s = sources.write().unwrap_or_else(|e| e.into_inner());
+        let mut recipes = Vec::new();
+        for (r, reg) in good {
+            s.insert(r.name().to_string(), reg);
+            recipes.push(r);
+        }
+        euphrosyne::recipe::Loaded {
+            recipes,
+            errors: bad
+                .into_iter()
+                .map(|(cm, e)| {
+                    let origin = format!("configmap {}", cm.metadata.name.unwrap_or_default());
+                    let err = euphrosyne::Error::Recipe {
+                        name: origin.clone(),
+                        message: e,
+                    };
+                    (origin, err)
+                })
+                .collect(),
+        }
+    } else {
+        euphrosyne::recipe::load_dir(&cfg.recipes).with_context(|| {
+            format!(
+                "loading recipes from {} (build the bundled ones with scripts/build-wasm, or pass --recipes DIR)",
+                cfg.recipes.display()
+            )
+        })?
     };
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         cache_dir: cfg.cache_dir.clone(),
         pool_slots: (cfg.max_concurrent_runs as u32).max(4),
         dir_roots: cfg.dir_roots.clone(),
-        kube,
+        kube: kube.clone(),
         secrets: SecretStore::load(cfg.secrets_dir.as_deref())?,
     })?);
     let metrics = Arc::new(Metrics::default());
@@ -110,8 +174,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         .map(|h| h.trim().replace(char::is_whitespace, "-"))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "local".into());
+    let in_process: Arc<dyn Executor> = Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs));
     let executor: Arc<dyn Executor> = match &a.redis {
-        None => Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs)),
+        None => in_process,
         Some(url) => {
             let binary = std::env::current_exe().context("locating this binary for the sandbox subprocesses")?;
             let workdir = std::env::temp_dir().join(format!("euphrosyne-{}", std::process::id()));
@@ -122,12 +187,40 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             let sub = Subprocess::start(url, &cfg.redis_prefix, binary, workdir, cfg.max_concurrent_runs, grants)
                 .await
                 .context("connecting to Redis (check --redis / EUPHROSYNE_REDIS_URL)")?;
-            runs_note = format!(
-                "runs: `euphrosyne sandbox` subprocesses, results and incidents in Redis (prefix `{}`, replica `{replica_id}`)",
-                cfg.redis_prefix
-            );
             subprocess = Some(sub.clone());
-            sub
+            let default: Arc<dyn Executor> = match kind {
+                ExecutorKind::Kube => {
+                    runs_note = format!(
+                        "runs: a Kubernetes Job per run in namespace `{}` (image {}), recipes from its ConfigMaps; results and incidents in Redis (prefix `{}`, replica `{replica_id}`)",
+                        cfg.kube.namespace, cfg.kube.image, cfg.redis_prefix
+                    );
+                    let client = kube.clone().context("executor = \"kube\" needs a cluster")?;
+                    KubeJobs::start(client, cfg.kube.clone(), sub, sources.clone())
+                }
+                ExecutorKind::InProcess => {
+                    runs_note = format!(
+                        "runs: in-process; incidents in Redis (prefix `{}`, replica `{replica_id}`)",
+                        cfg.redis_prefix
+                    );
+                    in_process.clone()
+                }
+                _ => {
+                    runs_note = format!(
+                        "runs: `euphrosyne sandbox` subprocesses, results and incidents in Redis (prefix `{}`, replica `{replica_id}`)",
+                        cfg.redis_prefix
+                    );
+                    sub
+                }
+            };
+            if cfg.kube.in_process.is_empty() {
+                default
+            } else {
+                Arc::new(Routed {
+                    default,
+                    in_process,
+                    names: cfg.kube.in_process.iter().cloned().collect(),
+                })
+            }
         }
     };
     let auth = Auth::load(&cfg)?;
@@ -142,7 +235,15 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     println!("  GET  http://{addr}/api/openapi.json");
     println!("  GET  http://{addr}/metrics");
     println!("{runs_note}");
-    println!("recipes from {}:", cfg.recipes.display());
+    if kind == ExecutorKind::Kube {
+        println!(
+            "recipes from ConfigMaps labelled {} in namespace {}:",
+            euphrosyne::pack::RECIPE_LABEL,
+            cfg.kube.namespace
+        );
+    } else {
+        println!("recipes from {}:", cfg.recipes.display());
+    }
     for r in &loaded.recipes {
         println!(
             "  {:<18} {:<6} {} {}",
@@ -202,7 +303,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let retention = std::time::Duration::from_millis(cfg.incident_retention_ms);
     let lease_ttl = std::time::Duration::from_millis(cfg.leader_lease_ms);
     let cfg_prefix = cfg.redis_prefix.clone();
+    let kube_namespace = cfg.kube.namespace.clone();
     let reconciler = Reconciler::start(cfg, loaded.recipes, errors, executor, notifiers, metrics);
+    if kind == ExecutorKind::Kube
+        && let Some(client) = kube.clone()
+    {
+        euphrosyne::registry::spawn(client, kube_namespace, reconciler.clone(), sources.clone());
+    }
     let mut replicas = None;
     let mut leadership = None;
     if let (Some(url), Some(sub)) = (&a.redis, subprocess) {

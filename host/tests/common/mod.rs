@@ -215,6 +215,7 @@ impl HttpServer {
 }
 
 pub mod chat;
+pub mod cluster;
 pub mod host;
 pub mod redis;
 

@@ -1,0 +1,383 @@
+//! The Kubernetes executor (`executor = "kube"`): one hardened `batch/v1` Job per run, in the
+//! recipe namespace, of the host's own image running `euphrosyne sandbox --run ID`.
+//!
+//! - The run's input (pinned digest, grants, limits, input) goes to Redis first
+//!   ([`Subprocess::stage`]); the Job mounts the recipe's ConfigMap read-only, and the sandbox in
+//!   it verifies the mounted bytes against the pinned digest before running them, then publishes
+//!   its result to the Redis stream the host collects from.
+//! - Hardened: non-root (uid 65532), read-only root filesystem, no privilege escalation, every
+//!   capability dropped, seccomp `RuntimeDefault`, memory and CPU limits from the manifest,
+//!   `activeDeadlineSeconds` from its timeout, `backoffLimit: 0`, `ttlSecondsAfterFinished`,
+//!   labels for incident, run and recipe, and owned by the recipe's ConfigMap (deleting a recipe
+//!   deletes its Jobs; the Job owns its pod).
+//! - No ServiceAccount token unless the recipe is granted Kubernetes verbs, and then the
+//!   ServiceAccount of its grant level (`reader` for get/list/logs/events, `writer` when it may
+//!   patch/create/delete — see `manifests/`); only the Secrets it is granted are mounted.
+//! - Every Job is watched: a Job that fails (its pod failed, was OOM-killed, or ran past the
+//!   deadline) closes its run at once with the matching status instead of waiting for the
+//!   incident deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::executor::{Executor, Subprocess};
+use crate::registry::Sources;
+use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
+
+/// Label carrying the run id on Jobs and pods.
+pub const RUN_LABEL: &str = "euphrosyne.io/run";
+/// Where a Job mounts the recipe's ConfigMap.
+pub const RECIPE_MOUNT: &str = "/var/run/euphrosyne/recipe";
+/// Where a Job mounts the recipe's granted Secrets (one file per secret name).
+pub const SECRETS_MOUNT: &str = "/var/run/euphrosyne/secrets";
+
+/// `[kube]` in the host's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubeConfig {
+    /// Namespace of the recipe ConfigMaps and their Jobs; empty = the host's own namespace (read
+    /// from its ServiceAccount in a pod), or `default`.
+    pub namespace: String,
+    /// The sandbox image: the host's own (`EUPHROSYNE_IMAGE` overrides).
+    pub image: String,
+    /// Secret (in the recipe namespace) whose key `url` is the Redis URL the Jobs publish to.
+    pub redis_secret: String,
+    /// ServiceAccount for recipes granted only reading verbs.
+    pub reader_service_account: String,
+    /// ServiceAccount for recipes granted patch/create/delete.
+    pub writer_service_account: String,
+    /// Recipes that run in the host's own engine instead of a Job.
+    pub in_process: Vec<String>,
+    /// Seconds a finished Job is kept (then the TTL controller deletes it and its pod).
+    pub ttl_seconds_after_finished: i32,
+    /// Seconds a Job may take to be scheduled and started, added to the recipe's timeout for
+    /// `activeDeadlineSeconds`.
+    pub start_slack_seconds: i64,
+    /// MiB added to the recipe's memory limit for the sandbox process itself.
+    pub process_overhead_mib: u64,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        KubeConfig {
+            namespace: String::new(),
+            image: "euphrosyne:latest".into(),
+            redis_secret: "euphrosyne-redis".into(),
+            reader_service_account: "euphrosyne-recipe-reader".into(),
+            writer_service_account: "euphrosyne-recipe-writer".into(),
+            in_process: vec![],
+            ttl_seconds_after_finished: 600,
+            start_slack_seconds: 30,
+            process_overhead_mib: 96,
+        }
+    }
+}
+
+type Failures = Arc<Mutex<HashMap<String, oneshot::Sender<(RunStatus, String)>>>>;
+
+/// Runs each job as a Kubernetes Job.
+pub struct KubeJobs {
+    client: kube::Client,
+    config: KubeConfig,
+    results: Arc<Subprocess>,
+    sources: Sources,
+    failures: Failures,
+}
+
+impl KubeJobs {
+    /// The executor, watching its Jobs from now on. `results` stages inputs and collects results
+    /// through Redis; `sources` maps recipe names to their ConfigMaps (kept by the registry).
+    pub fn start(client: kube::Client, config: KubeConfig, results: Arc<Subprocess>, sources: Sources) -> Arc<Self> {
+        let failures: Failures = Arc::default();
+        tokio::spawn(watch_jobs(client.clone(), config.namespace.clone(), failures.clone()));
+        Arc::new(KubeJobs {
+            client,
+            config,
+            results,
+            sources,
+            failures,
+        })
+    }
+
+    /// The Job for `job`, whose recipe is packed in ConfigMap `configmap` (uid `uid`).
+    pub fn job_spec(&self, job: &RunJob, configmap: &str, uid: &str) -> Result<Job, serde_json::Error> {
+        job_spec(&self.config, self.results.prefix(), job, configmap, uid)
+    }
+}
+
+/// The Job for a run (see the module docs for what it holds).
+pub fn job_spec(
+    config: &KubeConfig,
+    prefix: &str,
+    job: &RunJob,
+    configmap: &str,
+    uid: &str,
+) -> Result<Job, serde_json::Error> {
+    use serde_json::json;
+    let incident = match &job.input {
+        RunInput::Debug(i) => i.id.clone(),
+        RunInput::Action(a) => a.incident.id.clone(),
+    };
+    let labels = json!({
+        "app.kubernetes.io/managed-by": "euphrosyne",
+        "app.kubernetes.io/component": "sandbox",
+        RUN_LABEL: job.run_id,
+        "euphrosyne.io/recipe": job.recipe,
+        "euphrosyne.io/incident": incident,
+    });
+    let verbs = &job.capabilities.kubernetes;
+    let service_account = if verbs.is_empty() {
+        None
+    } else if verbs.iter().any(|v| v.writes()) {
+        Some(config.writer_service_account.clone())
+    } else {
+        Some(config.reader_service_account.clone())
+    };
+    let mut env = vec![json!({"name": "EUPHROSYNE_REDIS_URL",
+        "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}})];
+    let mut mounts = vec![
+        json!({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": true}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "recipe", "configMap": {"name": configmap}}),
+        json!({"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}),
+    ];
+    if !job.capabilities.secrets.is_empty() {
+        // One Kubernetes Secret per recipe secret, same name, key `value`; only the granted ones.
+        let sources: Vec<_> = job
+            .capabilities
+            .secrets
+            .iter()
+            .map(|s| json!({"secret": {"name": s, "items": [{"key": "value", "path": s}]}}))
+            .collect();
+        volumes.push(json!({"name": "secrets", "projected": {"sources": sources, "defaultMode": 0o400}}));
+        mounts.push(json!({"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": true}));
+        env.push(json!({"name": "EUPHROSYNE_SECRETS_DIR", "value": SECRETS_MOUNT}));
+    }
+    let memory = job.limits.memory_mib + config.process_overhead_mib;
+    let deadline = job.limits.timeout_ms.div_ceil(1000) as i64 + config.start_slack_seconds;
+    let mut pod = json!({
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": service_account.is_some(),
+        "enableServiceLinks": false,
+        "securityContext": {
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "sandbox",
+            "image": config.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["euphrosyne", "sandbox", "--run", job.run_id, "--prefix", prefix, "--recipe", RECIPE_MOUNT],
+            "env": env,
+            "resources": {
+                "limits": {"memory": format!("{memory}Mi"), "cpu": "1"},
+                "requests": {"memory": format!("{memory}Mi"), "cpu": "50m"},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                "privileged": false, "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": mounts,
+        }],
+        "volumes": volumes,
+    });
+    if let Some(sa) = service_account {
+        pod["serviceAccountName"] = json!(sa);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": format!("euphrosyne-{}", job.run_id),
+            "namespace": config.namespace,
+            "labels": labels,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": configmap, "uid": uid}],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline,
+            "ttlSecondsAfterFinished": config.ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }))
+}
+
+#[async_trait::async_trait]
+impl Executor for KubeJobs {
+    async fn run(&self, job: RunJob) -> RunResult {
+        let source = self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&job.recipe)
+            .cloned();
+        let Some(source) = source else {
+            return RunResult::closed(
+                &job,
+                RunStatus::InvalidModule,
+                format!(
+                    "recipe `{}` is not registered as a ConfigMap in namespace `{}` (was it deleted?)",
+                    job.recipe, self.config.namespace
+                ),
+            );
+        };
+        let spec = match self.job_spec(&job, &source.configmap, &source.uid) {
+            Ok(s) => s,
+            Err(e) => return RunResult::closed(&job, RunStatus::InvalidModule, format!("building the Job: {e}")),
+        };
+        let deadline =
+            Duration::from_secs(spec.spec.as_ref().and_then(|s| s.active_deadline_seconds).unwrap_or(60) as u64);
+        let budget = deadline + Duration::from_secs(10);
+        let mut result = match self.results.stage(&job, budget).await {
+            Ok(rx) => rx,
+            Err(e) => return RunResult::closed(&job, RunStatus::TimedOut, e),
+        };
+        let (fail_tx, mut failed) = oneshot::channel();
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.run_id.clone(), fail_tx);
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        if let Err(e) = jobs.create(&PostParams::default(), &spec).await {
+            self.forget(&job.run_id);
+            return RunResult::closed(
+                &job,
+                RunStatus::TimedOut,
+                format!("could not create the sandbox Job in `{}`: {e}", self.config.namespace),
+            );
+        }
+        tracing::info!(run_id = %job.run_id, recipe = %job.recipe, "sandbox Job created");
+        let timeout = tokio::time::sleep(budget);
+        tokio::pin!(timeout);
+        let out = tokio::select! {
+            r = &mut result => r.unwrap_or_else(|_| RunResult::closed(&job, RunStatus::TimedOut, "result channel closed")),
+            f = &mut failed => {
+                // A result published just before the pod ended still wins.
+                match tokio::time::timeout(Duration::from_millis(500), &mut result).await {
+                    Ok(Ok(r)) => r,
+                    _ => {
+                        let (status, message) = f.unwrap_or((RunStatus::TimedOut, "the Job failed".into()));
+                        RunResult::closed(&job, status, message)
+                    }
+                }
+            }
+            _ = &mut timeout => {
+                let name = format!("euphrosyne-{}", job.run_id);
+                let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+                let _ = jobs.delete(&name, &dp).await;
+                RunResult::closed(&job, RunStatus::TimedOut, format!("no result within {} s; the Job was deleted", budget.as_secs()))
+            }
+        };
+        self.forget(&job.run_id);
+        out
+    }
+}
+
+impl KubeJobs {
+    fn forget(&self, run_id: &str) {
+        self.results.forget(run_id);
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(run_id);
+    }
+}
+
+/// Watch our Jobs; when one fails, tell its run why.
+async fn watch_jobs(client: kube::Client, namespace: String, failures: Failures) {
+    let api: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let mut events = watcher(api, watcher::Config::default().labels(RUN_LABEL))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let job = match event {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(namespace = %namespace, "watching sandbox Jobs: {e}; retrying");
+                continue;
+            }
+        };
+        let Some(run_id) = job.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {
+            continue;
+        };
+        let failed = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+            .cloned();
+        let Some(condition) = failed else { continue };
+        let Some(tx) = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) else {
+            continue;
+        };
+        let why = explain(&client, &namespace, &job, &condition).await;
+        tracing::warn!(run_id = %run_id, "sandbox Job failed: {}", why.1);
+        let _ = tx.send(why);
+    }
+}
+
+/// The status and message for a failed Job: past its deadline, its pod OOM-killed, or its
+/// pod failed with an exit code.
+async fn explain(
+    client: &kube::Client,
+    namespace: &str,
+    job: &Job,
+    condition: &k8s_openapi::api::batch::v1::JobCondition,
+) -> (RunStatus, String) {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    if condition.reason.as_deref() == Some("DeadlineExceeded") {
+        let secs = job.spec.as_ref().and_then(|s| s.active_deadline_seconds).unwrap_or(0);
+        return (
+            RunStatus::TimedOut,
+            format!("the sandbox Job {name} ran past its activeDeadlineSeconds ({secs} s) and was stopped"),
+        );
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("job-name={name}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let terminated = list.iter().find_map(|p| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find_map(|c| c.state.as_ref()?.terminated.clone())
+    });
+    match terminated {
+        Some(t) if t.reason.as_deref() == Some("OOMKilled") => (
+            RunStatus::LimitExceeded,
+            format!("the sandbox pod of Job {name} was OOM-killed (over its memory limit)"),
+        ),
+        Some(t) => (
+            RunStatus::Trapped,
+            format!(
+                "the sandbox pod of Job {name} failed with exit code {}{} without publishing a result",
+                t.exit_code,
+                t.message.map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+        ),
+        None => (
+            RunStatus::TimedOut,
+            format!(
+                "the sandbox Job {name} failed: {}",
+                condition
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| condition.reason.clone().unwrap_or_default())
+            ),
+        ),
+    }
+}

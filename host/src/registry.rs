@@ -1,0 +1,183 @@
+//! The recipe registry in a cluster: every ConfigMap labelled `euphrosyne.io/recipe` in the
+//! recipe namespace, watched (kube-runtime's watcher, with backoff), each parsed, decompressed and
+//! hashed exactly like a packed file. A bad one is skipped and reported — in the log, on
+//! `/api/status` (`recipe_errors`), and as a `Warning` Event on the ConfigMap itself; adding,
+//! changing or deleting a ConfigMap takes effect at once, without a restart. Runs already
+//! started keep the digest they were pinned to: a ConfigMap changed under a running Job makes that
+//! run end `digest-mismatch`, never run other bytes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::pack::RECIPE_LABEL;
+use crate::recipe::Recipe;
+use crate::reconciler::{RecipeErrorInfo, Reconciler};
+
+/// Where a loaded recipe came from in the cluster (what its Jobs mount and are owned by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// ConfigMap name.
+    pub configmap: String,
+    /// ConfigMap uid.
+    pub uid: String,
+}
+
+/// Recipe name → its ConfigMap; shared with the Job executor.
+pub type Sources = Arc<RwLock<HashMap<String, Registered>>>;
+
+/// What [`load`] makes of the ConfigMaps: the recipes with their source, and the ConfigMaps
+/// skipped with why.
+pub type Parsed = (Vec<(Recipe, Registered)>, Vec<(ConfigMap, String)>);
+
+/// Parse every ConfigMap into recipes; the bad ones with why (and the ConfigMap to report on).
+pub fn load(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>) -> Parsed {
+    let mut good: Vec<(Recipe, Registered)> = Vec::new();
+    let mut bad = Vec::new();
+    for (name, cm) in configmaps {
+        let origin = format!("configmap {namespace}/{name}");
+        let parsed = serde_json::to_value(cm)
+            .and_then(serde_json::from_value::<crate::pack::ConfigMap>)
+            .map_err(|e| format!("{origin}: not a ConfigMap we can read: {e}"))
+            .and_then(|packed| crate::pack::unpack_configmap(&packed, &origin).map_err(|e| e.to_string()))
+            .and_then(|(m, bytes)| Recipe::new(m, bytes, &origin).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(r) if good.iter().any(|(g, _)| g.name() == r.name()) => bad.push((
+                cm.clone(),
+                format!(
+                    "{origin}: recipe `{}` is already registered by another ConfigMap; this one is skipped",
+                    r.name()
+                ),
+            )),
+            Ok(r) => {
+                let reg = Registered {
+                    configmap: name.clone(),
+                    uid: cm.metadata.uid.clone().unwrap_or_default(),
+                };
+                good.push((r, reg));
+            }
+            Err(e) => bad.push((cm.clone(), e)),
+        }
+    }
+    (good, bad)
+}
+
+/// Watch the recipe ConfigMaps of `namespace` and keep `reconciler`'s recipes (and `sources`)
+/// in step with them, for as long as the process runs.
+pub fn spawn(
+    client: kube::Client,
+    namespace: String,
+    reconciler: Arc<Reconciler>,
+    sources: Sources,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+        let cfg = watcher::Config::default().labels(RECIPE_LABEL);
+        let mut events = watcher(api, cfg).default_backoff().boxed();
+        let mut current: BTreeMap<String, ConfigMap> = BTreeMap::new();
+        let mut listing: Option<BTreeMap<String, ConfigMap>> = None;
+        let mut reported: HashSet<(String, String)> = HashSet::new();
+        while let Some(event) = events.next().await {
+            let changed = match event {
+                Ok(watcher::Event::Init) => {
+                    listing = Some(BTreeMap::new());
+                    false
+                }
+                Ok(watcher::Event::InitApply(cm)) => {
+                    if let Some(l) = listing.as_mut() {
+                        l.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
+                    }
+                    false
+                }
+                Ok(watcher::Event::InitDone) => {
+                    current = listing.take().unwrap_or_default();
+                    true
+                }
+                Ok(watcher::Event::Apply(cm)) => {
+                    current.insert(cm.metadata.name.clone().unwrap_or_default(), cm);
+                    true
+                }
+                Ok(watcher::Event::Delete(cm)) => {
+                    current.remove(&cm.metadata.name.clone().unwrap_or_default());
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(namespace = %namespace, "watching recipe ConfigMaps: {e}; retrying");
+                    false
+                }
+            };
+            if !changed {
+                continue;
+            }
+            let (good, bad) = load(&namespace, &current);
+            {
+                let mut s = sources.write().unwrap_or_else(|e| e.into_inner());
+                s.clear();
+                for (r, reg) in &good {
+                    s.insert(r.name().to_string(), reg.clone());
+                }
+            }
+            let names: Vec<String> = good.iter().map(|(r, _)| format!("{} {}", r.name(), r.digest)).collect();
+            tracing::info!(namespace = %namespace, recipes = ?names, skipped = bad.len(), "recipes registered");
+            let errors = bad
+                .iter()
+                .map(|(cm, e)| RecipeErrorInfo {
+                    origin: format!("configmap {namespace}/{}", cm.metadata.name.clone().unwrap_or_default()),
+                    error: e.clone(),
+                })
+                .collect();
+            reconciler.set_recipes(good.into_iter().map(|(r, _)| r).collect(), errors);
+            for (cm, why) in bad {
+                let key = (
+                    cm.metadata.name.clone().unwrap_or_default(),
+                    cm.metadata.resource_version.clone().unwrap_or_default(),
+                );
+                if reported.insert(key) {
+                    tracing::warn!(namespace = %namespace, "recipe skipped: {why}");
+                    report(&client, &namespace, &cm, &why).await;
+                }
+            }
+        }
+    })
+}
+
+/// A `Warning` Event on the ConfigMap: `kubectl describe configmap` shows why it was skipped.
+async fn report(client: &kube::Client, namespace: &str, cm: &ConfigMap, why: &str) {
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let event = k8s_openapi::api::core::v1::Event {
+        metadata: kube::api::ObjectMeta {
+            generate_name: Some(format!("{name}.")),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        involved_object: k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+            name: Some(name),
+            namespace: Some(namespace.into()),
+            uid: cm.metadata.uid.clone(),
+            resource_version: cm.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some("InvalidRecipe".into()),
+        message: Some(why.chars().take(1024).collect()),
+        type_: Some("Warning".into()),
+        source: Some(k8s_openapi::api::core::v1::EventSource {
+            component: Some("euphrosyne".into()),
+            ..Default::default()
+        }),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Default::default()
+    };
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    if let Err(e) = api.create(&Default::default(), &event).await {
+        tracing::warn!(namespace = %namespace, "could not record an Event for a skipped recipe: {e}");
+    }
+}

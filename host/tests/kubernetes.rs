@@ -1,0 +1,438 @@
+//! The Kubernetes suite, on a real control plane (etcd + kube-apiserver + kube-controller-manager
+//! built from Debian's kubernetes source, `scripts/kube-up`) with the test node agent standing in
+//! for the kubelet (`common/cluster.rs`):
+//!
+//! - `manifests/` applied for real (`kubectl apply -k`), and every manifest accepted by
+//!   `kubectl apply --dry-run=server`;
+//! - the host with its own ServiceAccount's token (the manifests' RBAC, not admin), recipes from
+//!   the packed ConfigMaps, `executor = "kube"`: an Alertmanager alert → a hardened Job per run,
+//!   completed by the real Job controller → result through Redis → analysis → approval → an action
+//!   Job patches a real Deployment;
+//! - a bad recipe ConfigMap reported on `/api/status` and as an Event, and gone when deleted;
+//! - tamper: the ConfigMap's bytes changed after fan-out → that run ends `digest-mismatch`;
+//! - failure: a Job whose pod fails closes its run at once with the pod's exit code.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::cluster::{ControlPlane, NodeAgent};
+use common::host::*;
+use common::redis::RedisServer;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const NS: &str = "euphrosyne";
+
+fn manifests() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A crashlooping pod of Deployment `web` (there is no Deployment controller: its ReplicaSet
+/// and pod are made by hand, the pod bound elsewhere so the node agent leaves it alone).
+async fn crashlooping_web(client: &kube::Client, pod_name: &str) {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let dep = match deployments.get_opt("web").await.unwrap() {
+        Some(d) => d,
+        None => {
+            let d: Deployment = serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "web", "image": "shop:2"}]}}}}))
+            .unwrap();
+            deployments.create(&PostParams::default(), &d).await.unwrap()
+        }
+    };
+    let rs_api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), NS);
+    let rs = match rs_api.get_opt("web-5d9c").await.unwrap() {
+        Some(rs) => rs,
+        None => {
+            let rs = serde_json::from_value(json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "web-5d9c", "labels": {"app": "web"}, "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": dep.metadata.uid, "controller": true}]},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "web", "image": "shop:2"}]}}}}))
+            .unwrap();
+            rs_api.create(&PostParams::default(), &rs).await.unwrap()
+        }
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod_name, "labels": {"app": "web"}, "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": rs.metadata.uid, "controller": true}]},
+        "spec": {"nodeName": "elsewhere", "automountServiceAccountToken": false,
+                 "containers": [{"name": "web", "image": "shop:2"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "web", "image": "shop:2", "imageID": "", "ready": false, "restartCount": 7,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}});
+    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+}
+
+fn crashloop_alert(group: &str, pod: &str) -> serde_json::Value {
+    alertmanager_body(
+        group,
+        "firing",
+        json!({"alertname": "KubePodCrashLooping", "namespace": NS, "pod": pod, "severity": "critical"}),
+        json!({"summary": format!("{pod} is crashlooping")}),
+        "2026-11-24T08:00:00Z",
+        &format!("fp-{pod}"),
+    )
+}
+
+/// Wait for the incident of alert group `group` and return its id.
+async fn incident_of(host: &Host, group: &str) -> String {
+    let list = host
+        .wait_for("/api/incidents", |v| {
+            v["incidents"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|i| i["group_key"] == group))
+        })
+        .await;
+    list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["group_key"] == group)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn analysed(host: &Host, id: &str) -> serde_json::Value {
+    host.wait_for(&format!("/api/incidents/{id}"), |v| {
+        v["incident"]["state"] == "analyzed"
+    })
+    .await
+}
+
+/// Jobs of recipe `recipe`.
+async fn jobs_of(client: &kube::Client, recipe: &str) -> Vec<Job> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    jobs.list(&ListParams::default().labels(&format!("euphrosyne.io/recipe={recipe}")))
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client.clone();
+    let redis = RedisServer::start();
+
+    // Every manifest is accepted by the apiserver (dry run), then applied for real.
+    ok(cp.kubectl(&["create", "namespace", NS]));
+    let dir = manifests();
+    // Server-side apply: a recipe ConfigMap is too big for client-side apply's
+    // last-applied-configuration annotation (256 KiB).
+    let dry = ok(cp.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-k",
+        dir.to_str().unwrap(),
+    ]));
+    for kind in [
+        "serviceaccount/euphrosyne ",
+        "role.rbac.authorization.k8s.io/euphrosyne-host",
+        "deployment.apps/euphrosyne",
+        "service/redis",
+        "networkpolicy.networking.k8s.io/euphrosyne-sandbox",
+        "configmap/recipe-pod-crashloop",
+        "clusterrolebinding.rbac.authorization.k8s.io/euphrosyne-recipe-nodes-writer",
+    ] {
+        assert!(dry.contains(kind), "{kind} missing from:\n{dry}");
+    }
+    ok(cp.kubectl(&["apply", "--server-side", "-k", dir.to_str().unwrap()]));
+    // The Secret the sandbox Jobs read the Redis URL from (README: Deploy to a cluster).
+    ok(cp.kubectl(&[
+        "-n",
+        NS,
+        "create",
+        "secret",
+        "generic",
+        "euphrosyne-redis",
+        &format!("--from-literal=url={}", redis.url()),
+        "--from-literal=password=unused",
+    ]));
+    crashlooping_web(&client, "web-5d9c-x7k2p").await;
+    let agent = NodeAgent::start(&cp, NS).await;
+
+    // The host as its own ServiceAccount: only the manifests' RBAC.
+    let host_kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
+    let config = format!(
+        "executor = \"kube\"\nredis_prefix = \"k8s\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:test\"\nstart_slack_seconds = 5",
+        host_kubeconfig.display()
+    );
+    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    let status = host.json("/api/status").await;
+    let names: Vec<&str> = status["recipes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"pod-crashloop") && names.contains(&"restart-workload"),
+        "{status:#}"
+    );
+    assert_eq!(
+        names.len(),
+        6,
+        "the six bundled recipes from their ConfigMaps: {names:?}"
+    );
+
+    // Alert → Job → result through Redis → analysis.
+    let g1 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-x7k2p\"}";
+    let r = host
+        .post("/webhook", None)
+        .json(&crashloop_alert(g1, "web-5d9c-x7k2p"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = incident_of(&host, g1).await;
+    let inc = analysed(&host, &id).await;
+    let run = &inc["incident"]["runs"][0];
+    assert_eq!(run["recipe"], "pod-crashloop");
+    assert_eq!(run["status"], "ok", "{run:#}");
+    assert!(
+        inc["incident"]["analysis"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("the application crashes"),
+        "{:#}",
+        inc["incident"]["analysis"]
+    );
+
+    // The Job: hardened, labelled, owned by the recipe ConfigMap, completed by the Job controller.
+    let jobs = jobs_of(&client, "pod-crashloop").await;
+    assert_eq!(jobs.len(), 1);
+    let job = serde_json::to_value(&jobs[0]).unwrap();
+    let labels = &job["metadata"]["labels"];
+    assert_eq!(labels["euphrosyne.io/run"], run["run_id"]);
+    assert_eq!(labels["euphrosyne.io/incident"], id.as_str());
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "ConfigMap");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["name"], "recipe-pod-crashloop");
+    let spec = &job["spec"];
+    assert_eq!(spec["backoffLimit"], 0);
+    assert_eq!(spec["activeDeadlineSeconds"], 15, "timeout 10 s + 5 s to start");
+    assert_eq!(spec["ttlSecondsAfterFinished"], 600);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["serviceAccountName"], "euphrosyne-recipe-reader",
+        "get/list/logs/events: reader"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "euphrosyne:test");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(
+        c["resources"]["limits"]["memory"], "160Mi",
+        "64 MiB + 96 MiB for the process"
+    );
+    let done = Instant::now();
+    loop {
+        let j = &jobs_of(&client, "pod-crashloop").await[0];
+        if j.status.as_ref().and_then(|s| s.succeeded) == Some(1) {
+            break;
+        }
+        assert!(
+            done.elapsed() < Duration::from_secs(10),
+            "the Job controller never completed the Job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Approve the restart: an action Job (writer ServiceAccount) patches the real Deployment.
+    let approval = json!({"incident": id, "action": "restart-workload", "approver": "alice"});
+    let r = host
+        .post("/api/actions", Some(APPROVER))
+        .json(&approval)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let action = r.json::<serde_json::Value>().await.unwrap();
+    let a = host
+        .wait_for(&format!("/api/actions/{}", action["id"].as_str().unwrap()), |a| {
+            a["status"] == "succeeded" || a["status"] == "failed"
+        })
+        .await;
+    assert_eq!(a["status"], "succeeded", "{a:#}");
+    let dep = Api::<Deployment>::namespaced(client.clone(), NS)
+        .get("web")
+        .await
+        .unwrap();
+    let dep = serde_json::to_value(dep).unwrap();
+    let restarted = &dep["spec"]["template"]["metadata"]["annotations"];
+    assert!(restarted["kubectl.kubernetes.io/restartedAt"].is_string(), "{dep:#}");
+    let action_job = serde_json::to_value(&jobs_of(&client, "restart-workload").await[0]).unwrap();
+    assert_eq!(
+        action_job["spec"]["template"]["spec"]["serviceAccountName"],
+        "euphrosyne-recipe-writer"
+    );
+
+    // A recipe without a Kubernetes grant gets no token and no ServiceAccount.
+    let spec = euphrosyne::kube_jobs::job_spec(
+        &Default::default(),
+        "k8s",
+        &common::job("http-probe", b"", common::debug(&[("alertname", "X")])),
+        "cm",
+        "uid",
+    )
+    .unwrap();
+    let pod = serde_json::to_value(&spec).unwrap()["spec"]["template"]["spec"].clone();
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert!(pod.get("serviceAccountName").is_none());
+
+    // A bad recipe ConfigMap: reported on /api/status and as an Event, gone once deleted.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let bad: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "broken-recipe", "labels": {"euphrosyne.io/recipe": "true"}},
+        "data": {"recipe.toml": "name = \"broken\"\nkind = \"debug\"\n"}}))
+    .unwrap();
+    cms.create(&PostParams::default(), &bad).await.unwrap();
+    let status = host
+        .wait_for("/api/status", |s| {
+            s["recipe_errors"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["origin"].as_str().unwrap().contains("broken-recipe"))
+            })
+        })
+        .await;
+    assert_eq!(status["recipes"].as_array().unwrap().len(), 6, "the good ones stay");
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let started = Instant::now();
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap().items;
+        if list.iter().any(|e| {
+            e.reason.as_deref() == Some("InvalidRecipe") && e.involved_object.name.as_deref() == Some("broken-recipe")
+        }) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no InvalidRecipe Event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cms.delete("broken-recipe", &Default::default()).await.unwrap();
+    host.wait_for("/api/status", |s| {
+        s["recipe_errors"].as_array().is_some_and(|e| e.is_empty())
+    })
+    .await;
+
+    // Tamper: the ConfigMap's bytes change after fan-out, before the pod starts.
+    agent.hold.store(true, Ordering::SeqCst);
+    crashlooping_web(&client, "web-5d9c-tamper").await;
+    let g2 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-tamper\"}";
+    host.post("/webhook", None)
+        .json(&crashloop_alert(g2, "web-5d9c-tamper"))
+        .send()
+        .await
+        .unwrap();
+    let id2 = incident_of(&host, g2).await;
+    wait_jobs(&client, "pod-crashloop", 2).await;
+    let original = cms.get("recipe-pod-crashloop").await.unwrap();
+    let other = cms.get("recipe-restart-workload").await.unwrap();
+    let mut tampered = original.clone();
+    tampered.binary_data = other.binary_data.clone();
+    tampered.metadata.managed_fields = None;
+    cms.replace("recipe-pod-crashloop", &PostParams::default(), &tampered)
+        .await
+        .unwrap();
+    agent.hold.store(false, Ordering::SeqCst);
+    let inc2 = analysed(&host, &id2).await;
+    let run2 = &inc2["incident"]["runs"][0];
+    assert_eq!(run2["status"], "digest-mismatch", "{run2:#}");
+    // Put the recipe back (the registry reloads it).
+    let mut back = cms.get("recipe-pod-crashloop").await.unwrap();
+    back.binary_data = original.binary_data.clone();
+    cms.replace("recipe-pod-crashloop", &PostParams::default(), &back)
+        .await
+        .unwrap();
+    host.wait_for("/api/status", |s| {
+        s["recipes"].as_array().is_some_and(|r| r.len() == 6)
+            && s["recipe_errors"].as_array().is_some_and(|e| e.is_empty())
+    })
+    .await;
+
+    // Failure: the run's input vanishes before the pod starts, so the sandbox exits 3; the Job
+    // controller fails the Job and the run closes at once with the exit code, long before the
+    // incident deadline (20 s) or the Job's (15 s).
+    agent.hold.store(true, Ordering::SeqCst);
+    crashlooping_web(&client, "web-5d9c-fail").await;
+    let g3 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-fail\"}";
+    host.post("/webhook", None)
+        .json(&crashloop_alert(g3, "web-5d9c-fail"))
+        .send()
+        .await
+        .unwrap();
+    let id3 = incident_of(&host, g3).await;
+    wait_jobs(&client, "pod-crashloop", 3).await;
+    let inc3 = host.json(&format!("/api/incidents/{id3}")).await;
+    let run_id = inc3["incident"]["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let mut conn = ::redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deleted: i64 = ::redis::cmd("DEL")
+        .arg(format!("k8s:run:{run_id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let released = Instant::now();
+    agent.hold.store(false, Ordering::SeqCst);
+    let inc3 = analysed(&host, &id3).await;
+    let run3 = &inc3["incident"]["runs"][0];
+    assert!(
+        released.elapsed() < Duration::from_secs(8),
+        "closed after {:?}",
+        released.elapsed()
+    );
+    assert_eq!(run3["status"], "trapped", "{run3:#}");
+    let msg = run3["result"]["message"].as_str().unwrap();
+    assert!(msg.contains("exit code 3"), "{msg}");
+}
+
+async fn wait_jobs(client: &kube::Client, recipe: &str, n: usize) {
+    let started = Instant::now();
+    while jobs_of(client, recipe).await.len() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Job {n} of {recipe} never created"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
