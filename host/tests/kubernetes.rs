@@ -424,6 +424,47 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     assert_eq!(run3["status"], "trapped", "{run3:#}");
     let msg = run3["result"]["message"].as_str().unwrap();
     assert!(msg.contains("exit code 3"), "{msg}");
+
+    // Deadline: a pod that never starts (unschedulable, say) — the Job controller fails the Job
+    // at activeDeadlineSeconds (1 s timeout + 5 s to start) and the run closes then, timed out.
+    let bytes = common::guest("hostile");
+    let toml = format!(
+        "name = \"stuck\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=\"StuckJob\"']\n[limits]\ntimeout_ms = 1000\n",
+        euphrosyne::digest::Digest::of(&bytes)
+    );
+    let m = euphrosyne::manifest::Manifest::from_toml(&toml, "stuck").unwrap();
+    let cm: ConfigMap = serde_yaml::from_str(&euphrosyne::pack::pack(&m, &bytes).unwrap()).unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    host.wait_for("/api/status", |s| {
+        s["recipes"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["name"] == "stuck"))
+    })
+    .await;
+    agent.hold.store(true, Ordering::SeqCst);
+    let g4 = "{}:{alertname=\"StuckJob\"}";
+    let body = alertmanager_body(
+        g4,
+        "firing",
+        json!({"alertname": "StuckJob"}),
+        json!({}),
+        "2026-11-24T08:00:00Z",
+        "fp-stuck",
+    );
+    host.post("/webhook", None).json(&body).send().await.unwrap();
+    let posted = Instant::now();
+    let id4 = incident_of(&host, g4).await;
+    let inc4 = analysed(&host, &id4).await;
+    let run4 = &inc4["incident"]["runs"][0];
+    assert_eq!(run4["status"], "timed-out", "{run4:#}");
+    let msg = run4["result"]["message"].as_str().unwrap();
+    assert!(msg.contains("activeDeadlineSeconds (6 s)"), "{msg}");
+    assert!(
+        posted.elapsed() < Duration::from_secs(14),
+        "closed after {:?}",
+        posted.elapsed()
+    );
+    agent.hold.store(false, Ordering::SeqCst);
 }
 
 async fn wait_jobs(client: &kube::Client, recipe: &str, n: usize) {

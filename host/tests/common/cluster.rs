@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret};
 use kube::Api;
@@ -36,9 +36,18 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Start one (`scripts/kube-up`; builds the binaries first if they are not cached).
     pub async fn start() -> ControlPlane {
+        Self::start_with(false).await
+    }
+
+    /// With `audit`, the apiserver logs every request's metadata to `dir/audit.log`.
+    pub async fn start_with(audit: bool) -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kube-up");
-        let out = Command::new(&script).arg(dir.path()).output().unwrap();
+        let out = Command::new(&script)
+            .arg(dir.path())
+            .env("EUPHROSYNE_KUBE_AUDIT", if audit { "1" } else { "0" })
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "scripts/kube-up failed:\n{}{}",
@@ -118,7 +127,12 @@ pub struct NodeAgent {
     pub hold: Arc<AtomicBool>,
     /// Pods started so far.
     pub started: Arc<AtomicUsize>,
+    /// Per run id: when the agent first saw its pod, when the process started and ended.
+    pub timings: Timings,
 }
+
+/// Per run id: (pod first seen, process started, process ended), wall clock.
+pub type Timings = Arc<std::sync::Mutex<HashMap<String, (SystemTime, SystemTime, Option<SystemTime>)>>>;
 
 impl Drop for NodeAgent {
     fn drop(&mut self) {
@@ -149,10 +163,17 @@ impl NodeAgent {
             work: tempfile::tempdir().unwrap(),
             hold: Arc::default(),
             started: Arc::default(),
+            timings: Arc::default(),
+            seen: Default::default(),
         };
-        let (hold, started) = (agent.hold.clone(), agent.started.clone());
+        let (hold, started, timings) = (agent.hold.clone(), agent.started.clone(), agent.timings.clone());
         let task = tokio::spawn(agent.run());
-        NodeAgent { task, hold, started }
+        NodeAgent {
+            task,
+            hold,
+            started,
+            timings,
+        }
     }
 }
 
@@ -164,6 +185,8 @@ struct Agent {
     work: tempfile::TempDir,
     hold: Arc<AtomicBool>,
     started: Arc<AtomicUsize>,
+    timings: Timings,
+    seen: std::sync::Mutex<HashMap<String, SystemTime>>,
 }
 
 struct Running {
@@ -190,6 +213,11 @@ impl Agent {
             for pod in list {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let spec = pod.spec.clone().unwrap_or_default();
+                me.seen
+                    .lock()
+                    .unwrap()
+                    .entry(name.clone())
+                    .or_insert_with(SystemTime::now);
                 if pod.metadata.deletion_timestamp.is_some() {
                     // Deleted (deadline, TTL, cascade): kill it and let the object go.
                     if let Some(r) = running.remove(&name) {
@@ -385,6 +413,24 @@ impl Agent {
             }
         };
         let pid = child.id().unwrap_or(0);
+        let run_id = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("euphrosyne.io/run"))
+            .cloned()
+            .unwrap_or_default();
+        let seen = self
+            .seen
+            .lock()
+            .unwrap()
+            .get(&name)
+            .copied()
+            .unwrap_or_else(SystemTime::now);
+        self.timings
+            .lock()
+            .unwrap()
+            .insert(run_id.clone(), (seen, SystemTime::now(), None));
         let mut kill = kill;
         let mut oom = false;
         let exit = loop {
@@ -404,6 +450,9 @@ impl Agent {
                 }
             }
         };
+        if let Some(t) = self.timings.lock().unwrap().get_mut(&run_id) {
+            t.2 = Some(SystemTime::now());
+        }
         let mut stderr = String::new();
         if let Some(mut s) = child.stderr.take() {
             use tokio::io::AsyncReadExt;
