@@ -14,8 +14,8 @@
 //!   ServiceAccount of its grant level (`reader` for get/list/logs/events, `writer` when it may
 //!   patch/create/delete — see `manifests/`); only the Secrets it is granted are mounted.
 //! - Every Job is watched: a Job that fails (its pod failed, was OOM-killed, or ran past the
-//!   deadline) closes its run at once with the matching status instead of waiting for the
-//!   incident deadline.
+//!   deadline), or whose pod the scheduler reports `Unschedulable`, closes its run at once with
+//!   the matching status instead of waiting for the incident deadline.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -292,8 +292,10 @@ impl KubeJobs {
     }
 }
 
-/// Watch our Jobs; when one fails, tell its run why.
+/// Watch our Jobs (and their pods); when one fails, or its pod cannot be scheduled, tell its
+/// run why.
 async fn watch_jobs(client: kube::Client, namespace: String, failures: Failures) {
+    tokio::spawn(watch_unschedulable(client.clone(), namespace.clone(), failures.clone()));
     let api: Api<Job> = Api::namespaced(client.clone(), &namespace);
     let mut events = watcher(api, watcher::Config::default().labels(RUN_LABEL))
         .default_backoff()
@@ -323,6 +325,55 @@ async fn watch_jobs(client: kube::Client, namespace: String, failures: Failures)
         let why = explain(&client, &namespace, &job, &condition).await;
         tracing::warn!(run_id = %run_id, "sandbox Job failed: {}", why.1);
         let _ = tx.send(why);
+    }
+}
+
+/// A sandbox pod the scheduler cannot place would sit pending until the Job's deadline: close
+/// its run at once and delete the Job instead.
+async fn watch_unschedulable(client: kube::Client, namespace: String, failures: Failures) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let mut events = watcher(api, watcher::Config::default().labels(RUN_LABEL))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let pod = match event {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(namespace = %namespace, "watching sandbox pods: {e}; retrying");
+                continue;
+            }
+        };
+        let unschedulable = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| {
+                c.iter().find(|c| {
+                    c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+                })
+            })
+            .cloned();
+        let Some(condition) = unschedulable else { continue };
+        let Some(run_id) = pod.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {
+            continue;
+        };
+        let Some(tx) = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) else {
+            continue;
+        };
+        let message = format!(
+            "the sandbox pod {} cannot be scheduled: {}",
+            pod.metadata.name.clone().unwrap_or_default(),
+            condition.message.unwrap_or_default()
+        );
+        tracing::warn!(run_id = %run_id, "{message}");
+        let _ = tx.send((RunStatus::TimedOut, message));
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        let _ = jobs.delete(&format!("euphrosyne-{run_id}"), &dp).await;
     }
 }
 

@@ -10,7 +10,9 @@
 //!   Job patches a real Deployment;
 //! - a bad recipe ConfigMap reported on `/api/status` and as an Event, and gone when deleted;
 //! - tamper: the ConfigMap's bytes changed after fan-out → that run ends `digest-mismatch`;
-//! - failure: a Job whose pod fails closes its run at once with the pod's exit code.
+//! - failure: a Job whose pod fails closes its run at once with the pod's exit code; one past
+//!   its deadline as timed out; a pod reported OOM-killed as over its limit; a pod the scheduler
+//!   cannot place at once, its Job deleted.
 
 mod common;
 
@@ -464,7 +466,99 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         "closed after {:?}",
         posted.elapsed()
     );
+
+    // The kubelet reports the pod OOM-killed (here the test plays the kubelet for that one pod):
+    // the Job fails and the run closes at once as over its limit.
+    let (run5, pod5) = held_run(&host, &client, "{}:{alertname=\"StuckJob\",n=\"5\"}").await;
+    let status = json!({"status": {"phase": "Failed", "containerStatuses": [{
+        "name": "sandbox", "image": "euphrosyne:test", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}});
+    Api::<Pod>::namespaced(client.clone(), NS)
+        .patch_status(&pod5, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    let r = closed_run(&host, &run5).await;
+    assert_eq!(r["status"], "limit-exceeded", "{r:#}");
+    assert!(r["result"]["message"].as_str().unwrap().contains("OOM-killed"), "{r:#}");
+
+    // The scheduler cannot place the pod: the run closes at once, the Job is deleted.
+    let (run6, pod6) = held_run(&host, &client, "{}:{alertname=\"StuckJob\",n=\"6\"}").await;
+    let status = json!({"status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+        "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient memory."}]}});
+    Api::<Pod>::namespaced(client.clone(), NS)
+        .patch_status(&pod6, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
+    let r = closed_run(&host, &run6).await;
+    assert_eq!(r["status"], "timed-out", "{r:#}");
+    assert!(
+        r["result"]["message"].as_str().unwrap().contains("Insufficient memory"),
+        "{r:#}"
+    );
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let started = Instant::now();
+    while jobs
+        .get_opt(&format!("euphrosyne-{run6}"))
+        .await
+        .unwrap()
+        .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the unschedulable Job was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     agent.hold.store(false, Ordering::SeqCst);
+}
+
+/// Post a StuckJob alert in `group` (the node agent holds pods), and return its run id and pod
+/// once the Job controller made the pod.
+async fn held_run(host: &Host, client: &kube::Client, group: &str) -> (String, String) {
+    let labels = json!({"alertname": "StuckJob", "group": group});
+    let body = alertmanager_body(group, "firing", labels, json!({}), "2026-11-24T08:00:00Z", group);
+    host.post("/webhook", None).json(&body).send().await.unwrap();
+    let id = incident_of(host, group).await;
+    let inc = host
+        .wait_for(&format!("/api/incidents/{id}"), |v| {
+            v["incident"]["runs"][0]["run_id"].is_string()
+        })
+        .await;
+    let run_id = inc["incident"]["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let started = Instant::now();
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels(&format!("euphrosyne.io/run={run_id}")))
+            .await
+            .unwrap();
+        if let Some(p) = list.items.first() {
+            return (run_id, p.metadata.name.clone().unwrap());
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no pod for {run_id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The run `run_id`, once closed — well before the Job's deadline (6 s) could have done it.
+async fn closed_run(host: &Host, run_id: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let list = host.json("/api/incidents?state=analyzed").await;
+        for inc in list["incidents"].as_array().unwrap() {
+            let full = host
+                .json(&format!("/api/incidents/{}", inc["id"].as_str().unwrap()))
+                .await;
+            let runs = full["incident"]["runs"].as_array().unwrap().clone();
+            if let Some(r) = runs.into_iter().find(|r| r["run_id"] == run_id) {
+                let took = started.elapsed();
+                assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+                return r;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "run {run_id} never closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_jobs(client: &kube::Client, recipe: &str, n: usize) {
