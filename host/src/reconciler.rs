@@ -33,7 +33,7 @@ pub struct AlertBatch {
 }
 
 enum Msg {
-    Alerts(AlertBatch),
+    Alerts(AlertBatch, Option<tokio::sync::oneshot::Sender<()>>),
     WindowElapsed { incident: String, generation: u64 },
 }
 
@@ -198,6 +198,19 @@ pub struct Reconciler {
     store_down: AtomicBool,
     tasks: tokio_util_tasks::Tracker,
     fence: std::sync::OnceLock<Arc<dyn ActionFence>>,
+    durability: Durability,
+}
+
+/// With a store attached (Redis mode): what the write-behind has persisted, so a webhook answers
+/// 2xx only once its alerts are stored, and a run or action starts only once it is on record.
+#[derive(Default)]
+struct Durability {
+    enabled: AtomicBool,
+    /// Persist points asked for so far.
+    requested: std::sync::atomic::AtomicU64,
+    /// The last persist point the store reached.
+    persisted: std::sync::OnceLock<tokio::sync::watch::Sender<u64>>,
+    flush: tokio::sync::Notify,
 }
 
 /// Several replicas: an action starts only once its id was claimed across them, fenced by the
@@ -273,9 +286,60 @@ impl Reconciler {
             store_down: AtomicBool::new(false),
             tasks: Default::default(),
             fence: Default::default(),
+            durability: Default::default(),
         });
         tokio::spawn(r.clone().work(rx, timer_rx));
         r
+    }
+
+    /// A store now keeps what this reconciler changes: from here on [`Reconciler::persist_point`]
+    /// waits for it.
+    pub fn enable_durability(&self) {
+        let _ = self.durability.persisted.set(tokio::sync::watch::channel(0).0);
+        self.durability.enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// Is a store attached?
+    pub fn durable(&self) -> bool {
+        self.durability.enabled.load(Ordering::SeqCst)
+    }
+
+    /// Wait (at most `within`) until everything changed before this call is in the store;
+    /// `true` at once without a store. `false`: the store did not take it in time.
+    pub async fn persist_point(&self, within: Duration) -> bool {
+        let Some(persisted) = self.durability.persisted.get().filter(|_| self.durable()) else {
+            return true;
+        };
+        let want = self.durability.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut rx = persisted.subscribe();
+        self.durability.flush.notify_one();
+        matches!(
+            tokio::time::timeout(within, rx.wait_for(|v| *v >= want)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// For the write-behind: the persist point a pass starting now will reach.
+    pub fn persist_target(&self) -> u64 {
+        self.durability.requested.load(Ordering::SeqCst)
+    }
+
+    /// For the write-behind: a pass that started at `target` has been stored.
+    pub fn persisted(&self, target: u64) {
+        if let Some(p) = self.durability.persisted.get() {
+            p.send_if_modified(|v| {
+                let newer = target > *v;
+                if newer {
+                    *v = target;
+                }
+                newer
+            });
+        }
+    }
+
+    /// For the write-behind: resolves when someone waits on a persist point.
+    pub async fn flush_requested(&self) {
+        self.durability.flush.notified().await
     }
 
     /// Replace the recipes (the cluster registry saw ConfigMaps change). Runs already started
@@ -328,6 +392,15 @@ impl Reconciler {
 
     /// Accept a webhook body: parse, drop retries, enqueue. Never waits for recipes.
     pub fn accept(&self, body: &[u8]) -> Result<Accepted, IntakeError> {
+        self.accept_tracked(body).map(|(a, _)| a)
+    }
+
+    /// [`Reconciler::accept`], plus a receiver that fires once the worker has taken the alerts
+    /// into their incident (`None` when nothing was queued).
+    pub fn accept_tracked(
+        &self,
+        body: &[u8],
+    ) -> Result<(Accepted, Option<tokio::sync::oneshot::Receiver<()>>), IntakeError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(IntakeError::ShuttingDown);
         }
@@ -367,25 +440,30 @@ impl Reconciler {
             .alerts_deduplicated
             .fetch_add(duplicates as u64, Ordering::Relaxed);
         if fresh.is_empty() {
-            return Ok(Accepted {
-                accepted: 0,
-                duplicates,
-            });
+            return Ok((
+                Accepted {
+                    accepted: 0,
+                    duplicates,
+                },
+                None,
+            ));
         }
+        let (ingested, ingested_rx) = tokio::sync::oneshot::channel();
         let keys: Vec<_> = fresh.iter().map(Dedup::key).collect();
         let accepted = fresh.len();
-        match self.intake.try_send(Msg::Alerts(AlertBatch {
+        let batch = AlertBatch {
             group_key,
             source,
             alerts: fresh,
-        })) {
+        };
+        match self.intake.try_send(Msg::Alerts(batch, Some(ingested))) {
             Ok(()) => {
                 // Only what was queued counts as seen: a refused batch is retried and accepted then.
                 let mut dedup = lock(&self.dedup);
                 for k in keys {
                     dedup.insert(k);
                 }
-                Ok(Accepted { accepted, duplicates })
+                Ok((Accepted { accepted, duplicates }, Some(ingested_rx)))
             }
             Err(mpsc::error::TrySendError::Full(_)) => Err(IntakeError::QueueFull(self.config.queue_capacity)),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(IntakeError::ShuttingDown),
@@ -399,7 +477,12 @@ impl Reconciler {
                 m = timers.recv() => m,
             };
             match msg {
-                Some(Msg::Alerts(batch)) => self.ingest(batch),
+                Some(Msg::Alerts(batch, ingested)) => {
+                    self.ingest(batch);
+                    if let Some(tx) = ingested {
+                        let _ = tx.send(());
+                    }
+                }
                 Some(Msg::WindowElapsed { incident, generation }) => self.window_elapsed(&incident, generation),
                 None => break,
             }
@@ -596,6 +679,11 @@ impl Reconciler {
     }
 
     async fn analyze(self: Arc<Self>, id: String, jobs: Vec<crate::sandbox::RunJob>) {
+        // The runs are on record before any starts: a host that dies now is succeeded by one
+        // that knows them and adopts their results.
+        if !self.persist_point(Duration::from_secs(5)).await {
+            tracing::warn!(incident_id = %id, "the store did not take the runs within 5 s; starting them anyway");
+        }
         let mut set = tokio::task::JoinSet::new();
         let pending = jobs.clone();
         for job in jobs {
@@ -858,6 +946,29 @@ impl Reconciler {
     }
 
     async fn run_action(self: Arc<Self>, id: String, job: crate::sandbox::RunJob) {
+        let incident = {
+            let mut inner = lock(&self.inner);
+            let incident = inner.actions.get_mut(&id).map(|a| {
+                a.status = ActionStatus::Running;
+                a.run_id = Some(job.run_id.clone());
+                a.incident.clone()
+            });
+            // Bump the incident so the write-behind stores the action's run id.
+            if let Some(rec) = incident.as_ref().and_then(|i| inner.incidents.get_mut(i)) {
+                rec.log(
+                    &now_rfc3339(),
+                    "action-started",
+                    format!("{id} {}", job.run_id),
+                    None,
+                    None,
+                );
+            }
+            incident
+        };
+        if incident.is_some() && !self.persist_point(Duration::from_secs(5)).await {
+            tracing::warn!(action_id = %id, "the store did not take the action's run within 5 s; starting it anyway");
+        }
+        // Once across replicas, fenced by the leader lease; after it is on record.
         if let Some(fence) = self.fence.get() {
             let refused = match fence.claim(&id).await {
                 Ok(true) => None,
@@ -866,16 +977,10 @@ impl Reconciler {
             };
             if let Some(why) = refused {
                 tracing::warn!(action_id = %id, "action not started: {why}");
-                let incident = lock(&self.inner).actions.get(&id).map(|a| a.incident.clone());
-                if let Some(incident) = incident {
-                    self.note(&incident, "action-not-started", &format!("{id}: {why}"), None, "host");
-                }
+                let refused = RunResult::closed(&job, RunStatus::Denied, format!("not started: {why}"));
+                self.finish_action(&id, refused).await;
                 return;
             }
-        }
-        if let Some(a) = lock(&self.inner).actions.get_mut(&id) {
-            a.status = ActionStatus::Running;
-            a.run_id = Some(job.run_id.clone());
         }
         let result = self.run_job(job).await;
         self.finish_action(&id, result).await;
@@ -982,6 +1087,24 @@ impl Reconciler {
                     rec.log(&now, "resumed", "a restarted host took the analysis over", None, None);
                     resume.push(rec.id.clone());
                 }
+                // Collecting, and due for analysis once its wait-for-more window passes: the
+                // window's timer died with the previous host, so start it again.
+                let policy = self.config.policy_for(&rec.model().common_labels);
+                if rec.state == IncidentState::Collecting
+                    && rec.occurrences >= policy.min_occurrences
+                    && rec.alerts.iter().any(|a| a.status == crate::model::AlertStatus::Firing)
+                {
+                    inner.window_gen.insert(rec.id.clone(), 1);
+                    let (timers, incident) = (self.timers.clone(), rec.id.clone());
+                    let wait = Duration::from_millis(policy.wait_for_more_ms);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = timers.send(Msg::WindowElapsed {
+                            incident,
+                            generation: 1,
+                        });
+                    });
+                }
                 inner.order.push_back(rec.id.clone());
                 inner.incidents.insert(rec.id.clone(), rec);
             }
@@ -994,6 +1117,39 @@ impl Reconciler {
                 }
                 inner.actions.insert(a.id.clone(), a);
             }
+        }
+        // Actions that were running: their result is adopted when it arrives; one that never
+        // does (its host died before starting it) is closed at the incident deadline.
+        let running: Vec<String> = lock(&self.inner)
+            .actions
+            .values()
+            .filter(|a| a.status == ActionStatus::Running && a.result.is_none())
+            .map(|a| a.id.clone())
+            .collect();
+        if !running.is_empty() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(this.config.incident_deadline()).await;
+                for id in running {
+                    let job = lock(&this.inner).actions.get(&id).and_then(|a| {
+                        a.result.is_none().then(|| {
+                            (
+                                a.run_id.clone().unwrap_or_default(),
+                                a.recipe.clone().unwrap_or_default(),
+                            )
+                        })
+                    });
+                    if let Some((run_id, recipe)) = job {
+                        let lost = RunResult::lost(
+                            &run_id,
+                            &recipe,
+                            "",
+                            "its host stopped and no result arrived before the incident deadline",
+                        );
+                        this.finish_action(&id, lost).await;
+                    }
+                }
+            });
         }
         // Retries of alerts the previous host accepted are still duplicates here.
         let mut dedup = lock(&self.dedup);

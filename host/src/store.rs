@@ -2,12 +2,13 @@
 //! [`Store`] trait, with [`MemoryStore`] (embedded mode, tests) and [`RedisStore`] (the Redis
 //! mode), both held to the same contract by one test suite (`host/tests/store.rs`).
 //!
-//! The reconciler keeps its open incidents in memory and writes behind to the store every 50 ms
+//! The reconciler keeps its open incidents in memory and writes behind to the store
 //! ([`spawn_write_behind`]): each change to an incident appends to its event log and bumps its
 //! version, and the incidents whose version moved are written whole — record, analysis, actions
-//! and append-only event log together, so a reader never sees a log ahead of its state. At most
-//! the last 50 ms of changes can be lost with the process; run results cannot, they wait in the
-//! result stream. On start (and when a follower replica takes the lease over) the host loads the
+//! and append-only event log together, so a reader never sees a log ahead of its state. What
+//! others rely on is stored before they are told: `/webhook` answers 2xx only once its alerts are
+//! in the store, and a run or an action starts only once it is on record. Run results wait in the
+//! result stream until recorded. On start (and when a follower replica takes the lease over) the host loads the
 //! store back.
 //!
 //! In Redis: `{prefix}:incident:{id}` (JSON) and `{prefix}:action:{id}`, each with the configured
@@ -34,10 +35,6 @@ pub enum StoreError {
     /// The write was refused: this replica no longer holds the leader lease.
     #[error("write refused: the leader lease is held by `{0}`, not this replica")]
     Fenced(String),
-    /// The write was refused: nobody holds the lease (Redis restarted empty); the lease renewal
-    /// takes it back, and the write is retried.
-    #[error("write refused: nobody holds the leader lease (did Redis restart?); retrying")]
-    NoLease,
 }
 
 /// An incident with its approved actions.
@@ -135,17 +132,21 @@ impl Store for MemoryStore {
 
 // ------------------------------------------------------------------------------------- redis
 
-/// Write incidents and actions, checking the fencing token first (`''` = unfenced) and trimming
-/// the index to the retention. 1 = written; else the lease holder's token (or `''`).
+/// Write incidents and actions, checking the fencing token first (`''` = unfenced; a lease
+/// that vanished — Redis restarted empty — is taken back for `ARGV[5]` ms, as a renewal would)
+/// and trimming the index to the retention. 1 = written; else the holder's token.
 const WRITE: &str = r#"
 if ARGV[1] ~= '' then
   local cur = redis.call('GET', KEYS[1])
-  if not cur then return 0 end
-  if cur ~= ARGV[1] then return cur end
+  if not cur then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
+  elseif cur ~= ARGV[1] then
+    return cur
+  end
 end
 local prefix, ttl = ARGV[2], ARGV[3]
 redis.call('ZREMRANGEBYSCORE', prefix .. ':incidents', '-inf', '(' .. ARGV[4])
-local i = 5
+local i = 6
 while i <= #ARGV do
   if ARGV[i] == 'i' then
     redis.call('SET', prefix .. ':incident:' .. ARGV[i + 1], ARGV[i + 3], 'PX', ttl)
@@ -164,7 +165,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     retention: Duration,
-    fence: Mutex<String>,
+    fence: Mutex<(String, Duration)>,
 }
 
 impl RedisStore {
@@ -176,13 +177,14 @@ impl RedisStore {
             conn,
             prefix: prefix.into(),
             retention,
-            fence: Mutex::new(String::new()),
+            fence: Mutex::new((String::new(), Duration::ZERO)),
         })
     }
 
-    /// Fence every later write with the leader lease's `token` (see [`crate::lease`]).
-    pub fn fence_with(&self, token: &str) {
-        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = token.into();
+    /// Fence every later write with the leader lease's `token` (see [`crate::lease`]), whose
+    /// lease lasts `lease_ttl`.
+    pub fn fence_with(&self, token: &str, lease_ttl: Duration) {
+        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = (token.into(), lease_ttl);
     }
 
     fn key(&self, rest: &str) -> String {
@@ -212,7 +214,7 @@ impl RedisStore {
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError> {
-        let fence = self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (fence, lease_ttl) = self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let oldest = now.saturating_sub(self.retention).as_millis() as u64;
         let script = redis::Script::new(WRITE);
@@ -220,7 +222,8 @@ impl Store for RedisStore {
         inv.arg(&fence)
             .arg(&self.prefix)
             .arg(self.retention.as_millis() as u64)
-            .arg(oldest);
+            .arg(oldest)
+            .arg(lease_ttl.as_millis().max(1) as u64);
         for rec in incidents {
             let json = serde_json::to_string(rec).unwrap_or_default();
             inv.arg("i").arg(&rec.id).arg(created_ms(rec)).arg(json);
@@ -232,7 +235,6 @@ impl Store for RedisStore {
         }
         match inv.invoke_async::<redis::Value>(&mut self.conn.clone()).await? {
             redis::Value::Int(1) => Ok(()),
-            redis::Value::Int(0) => Err(StoreError::NoLease),
             other => {
                 let holder: String = redis::from_redis_value(other).unwrap_or_default();
                 Err(StoreError::Fenced(
@@ -292,21 +294,31 @@ impl Store for RedisStore {
     }
 }
 
-/// Write what changed in `reconciler` to `store` every 50 ms. A failed write is retried on the
-/// next tick (nothing counts as written until the store took it). The task ends only when a
+/// Write what changed in `reconciler` to `store` every 50 ms, and at once when someone waits on
+/// a persist point ([`Reconciler::persist_point`]: a webhook before it answers 2xx, a run or an
+/// action before it starts). A failed write is retried on the next tick (nothing counts as
+/// written until the store took it). The task ends only when a
 /// write is fenced off — this replica lost the leader lease — and returns that error.
 pub fn spawn_write_behind(store: Arc<dyn Store>, reconciler: Arc<Reconciler>) -> tokio::task::JoinHandle<StoreError> {
+    reconciler.enable_durability();
     tokio::spawn(async move {
         let mut written: HashMap<String, u64> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
-            tick.tick().await;
+            // Every 50 ms, or at once when a webhook or a run waits for its persist point.
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = reconciler.flush_requested() => {}
+            }
+            let target = reconciler.persist_target();
             let (incidents, actions) = reconciler.changed_since(&written);
             if incidents.is_empty() {
+                reconciler.persisted(target);
                 continue;
             }
             match store.save(&incidents, &actions).await {
                 Ok(()) => {
+                    reconciler.persisted(target);
                     for r in &incidents {
                         written.insert(r.id.clone(), r.version);
                     }

@@ -321,3 +321,38 @@ async fn redis_away_means_not_ready_and_503_then_back_to_work() {
         full["incident"]["runs"]
     );
 }
+
+#[tokio::test]
+async fn an_alert_acknowledged_right_before_a_sigkill_is_not_lost() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = [("EUPHROSYNE_REDIS_URL", url.as_str())];
+    // A wait-for-more window: when the host dies the incident is still collecting, its timer gone.
+    let config = "redis_prefix = \"ack\"\n[trigger]\nwait_for_more_ms = 300";
+    let first = Host::start_with_env(|d| pack_slow(d, 100), config, &[], &env);
+    // As Alertmanager sends it (a fixed startsAt and fingerprint: its retry is the same alert).
+    let alert = alertmanager_body(
+        "{}:{alertname=\"SlowAck\"}",
+        "firing",
+        json!({"alertname": "SlowAck", "instance": "db-1"}),
+        json!({}),
+        "2026-11-24T08:00:00Z",
+        "fp-ack",
+    );
+    let r = first.post("/webhook", None).json(&alert).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    // SIGKILL the moment it said yes: Alertmanager will not send this alert again.
+    let mut first = first;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = Host::start_with_env(|d| pack_slow(d, 100), config, &[], &env);
+    let v = second.analysed_incident().await;
+    let inc = &v["incident"];
+    assert_eq!(inc["alerts"][0]["labels"]["alertname"], "SlowAck");
+    assert_eq!(inc["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(inc["runs"][0]["status"], "ok", "{:#}", inc["runs"]);
+    // A retry of it is still a duplicate.
+    let r = second.post("/webhook", None).json(&alert).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["duplicates"], 1);
+}

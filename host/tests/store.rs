@@ -144,7 +144,7 @@ async fn a_replica_that_lost_the_lease_can_neither_write_nor_start_an_action() {
     let token_a = a.try_acquire().await.unwrap().expect("a free lease is taken");
     assert!(b.try_acquire().await.unwrap().is_none(), "a held lease is not");
     assert_eq!(b.leader().await.unwrap().unwrap().replica, "replica-a");
-    store.fence_with(&token_a);
+    store.fence_with(&token_a, ttl);
     store
         .save(&[incident("inc-1", "2026-11-24T10:00:00Z", &[])], &[])
         .await
@@ -177,7 +177,7 @@ async fn a_replica_that_lost_the_lease_can_neither_write_nor_start_an_action() {
     assert!(matches!(a.renew(&token_a).await, Err(LeaseError::Lost(_))));
     // b's claim of what a claimed is still refused: an action runs once across replicas.
     assert!(!b.claim(&token_b, "act-1", Duration::from_secs(60)).await.unwrap());
-    store.fence_with(&token_b);
+    store.fence_with(&token_b, ttl);
     let (rec, _) = store.get("inc-1").await.unwrap().unwrap();
     assert!(rec.actions.is_empty(), "the stale write left nothing");
 

@@ -377,8 +377,25 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
             "missing or wrong webhook credentials (bearer or basic auth, as configured in webhook_auth)",
         );
     }
-    match api.reconciler.accept(&body) {
-        Ok(a) => (StatusCode::ACCEPTED, axum::Json(a)).into_response(),
+    match api.reconciler.accept_tracked(&body) {
+        Ok((a, ingested)) => {
+            // With Redis: answer 2xx only once the alerts are stored (Alertmanager does not
+            // retry a 2xx, so an alert acknowledged and then lost with this host is lost for good).
+            if let Some(ingested) = ingested.filter(|_| api.reconciler.durable()) {
+                let _ = ingested.await;
+                if !api.reconciler.persist_point(std::time::Duration::from_secs(5)).await {
+                    metrics.rejected("unavailable");
+                    let mut r = error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the alerts are queued but Redis did not store them within 5 s; retry (a retry is deduplicated)",
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                    return r;
+                }
+            }
+            (StatusCode::ACCEPTED, axum::Json(a)).into_response()
+        }
         Err(IntakeError::Invalid(e)) => {
             metrics.rejected("malformed");
             error(StatusCode::BAD_REQUEST, e.to_string())
@@ -542,6 +559,10 @@ async fn approve(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
             Err(e @ ApproveError::Unprocessable(_)) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
             Err(e @ ApproveError::Breaker(_)) => return error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         }
+    }
+    if any_new {
+        // On record before we answer (best effort: the run itself waits for it too).
+        api.reconciler.persist_point(std::time::Duration::from_secs(5)).await;
     }
     let code = if any_new { StatusCode::ACCEPTED } else { StatusCode::OK };
     let body = if out.len() == 1 {

@@ -451,7 +451,7 @@ impl Leading {
     /// Take the incidents back, collect results (also those pending on the previous leader),
     /// fence writes and actions with `token`, and start serving. Returns the incidents taken.
     async fn take_over(&self, token: &str) -> anyhow::Result<usize> {
-        self.store.fence_with(token);
+        self.store.fence_with(token, self.replicas.lease().ttl());
         let (incidents, actions) = self.store.load().await.context("loading incidents from Redis")?;
         let n = incidents.len();
         self.subprocess
