@@ -230,10 +230,13 @@ impl Agent {
                 if spec.node_name.is_none() {
                     let binding = json!({"apiVersion": "v1", "kind": "Binding",
                         "metadata": {"name": name}, "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}});
-                    let _ = pods
+                    let bound = pods
                         .create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
                         .await;
-                    continue;
+                    if bound.is_err() {
+                        continue;
+                    }
+                    // Bound to us: start it in this same pass, as a kubelet watching would.
                 }
                 if running.contains_key(&name) || phase == "Succeeded" || phase == "Failed" || phase == "Running" {
                     continue;
@@ -247,7 +250,7 @@ impl Agent {
                 let this = me.clone();
                 tokio::spawn(async move { this.run_pod(pod, rx).await });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
