@@ -162,6 +162,12 @@ impl Subprocess {
         Ok(path)
     }
 
+    /// Where results nobody in this process waits for go (the Kubernetes executor sends there
+    /// the failures of Jobs a previous leader started).
+    pub fn orphan_sender(&self) -> mpsc::UnboundedSender<RunResult> {
+        self.orphan_tx.clone()
+    }
+
     /// Results nobody in this process waits for (runs started before a restart), once.
     pub fn take_orphans(&self) -> Option<mpsc::UnboundedReceiver<RunResult>> {
         self.orphans.lock().unwrap_or_else(|e| e.into_inner()).take()

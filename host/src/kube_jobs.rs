@@ -15,7 +15,8 @@
 //!   patch/create/delete — see `manifests/`); only the Secrets it is granted are mounted.
 //! - Every Job is watched: a Job that fails (its pod failed, was OOM-killed, or ran past the
 //!   deadline), or whose pod the scheduler reports `Unschedulable`, closes its run at once with
-//!   the matching status instead of waiting for the incident deadline.
+//!   the matching status instead of waiting for the incident deadline — also a Job started by
+//!   a previous leader (or before a restart): its failure reaches the incident as an orphan result.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -99,7 +100,13 @@ impl KubeJobs {
     /// through Redis; `sources` maps recipe names to their ConfigMaps (kept by the registry).
     pub fn start(client: kube::Client, config: KubeConfig, results: Arc<Subprocess>, sources: Sources) -> Arc<Self> {
         let failures: Failures = Arc::default();
-        tokio::spawn(watch_jobs(client.clone(), config.namespace.clone(), failures.clone()));
+        let orphans = results.orphan_sender();
+        tokio::spawn(watch_jobs(
+            client.clone(),
+            config.namespace.clone(),
+            failures.clone(),
+            orphans,
+        ));
         Arc::new(KubeJobs {
             client,
             config,
@@ -294,7 +301,16 @@ impl KubeJobs {
 
 /// Watch our Jobs (and their pods); when one fails, or its pod cannot be scheduled, tell its
 /// run why.
-async fn watch_jobs(client: kube::Client, namespace: String, failures: Failures) {
+///
+/// A failed Job nobody here waits for — started by a previous leader, or before this host
+/// restarted — is handed to `orphans` as its run's result, so the incident that owns it closes the
+/// run at once (a run already closed ignores it).
+async fn watch_jobs(
+    client: kube::Client,
+    namespace: String,
+    failures: Failures,
+    orphans: tokio::sync::mpsc::UnboundedSender<RunResult>,
+) {
     tokio::spawn(watch_unschedulable(client.clone(), namespace.clone(), failures.clone()));
     let api: Api<Job> = Api::namespaced(client.clone(), &namespace);
     let mut events = watcher(api, watcher::Config::default().labels(RUN_LABEL))
@@ -319,12 +335,26 @@ async fn watch_jobs(client: kube::Client, namespace: String, failures: Failures)
             .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
             .cloned();
         let Some(condition) = failed else { continue };
-        let Some(tx) = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) else {
-            continue;
-        };
-        let why = explain(&client, &namespace, &job, &condition).await;
-        tracing::warn!(run_id = %run_id, "sandbox Job failed: {}", why.1);
-        let _ = tx.send(why);
+        let waiter = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        let (status, message) = explain(&client, &namespace, &job, &condition).await;
+        tracing::warn!(run_id = %run_id, "sandbox Job failed: {message}");
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send((status, message));
+            }
+            None => {
+                let recipe = job
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("euphrosyne.io/recipe"))
+                    .cloned()
+                    .unwrap_or_default();
+                let mut result = RunResult::lost(&run_id, &recipe, "", message);
+                result.status = status;
+                let _ = orphans.send(result);
+            }
+        }
     }
 }
 

@@ -509,7 +509,36 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The host dies while its Job runs, and the Job then fails: the host that comes back (a
+    // restart here; a follower taking over is the same path) closes the run from the failed Job
+    // at once, rather than at the incident deadline.
+    let (run7, _) = held_run(&host, &client, "{}:{alertname=\"StuckJob\",n=\"7\"}").await;
+    let mut host = host;
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
+    let _: i64 = ::redis::cmd("DEL")
+        .arg(format!("k8s:run:{run7}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     agent.hold.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    loop {
+        let job = jobs.get(&format!("euphrosyne-{run7}")).await.unwrap();
+        if job.status.and_then(|s| s.failed) == Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the Job never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    let r = closed_run(&host, &run7).await;
+    assert_eq!(r["status"], "trapped", "{r:#}");
+    assert!(
+        r["result"]["message"].as_str().unwrap().contains("exit code 3"),
+        "{r:#}"
+    );
 }
 
 /// Post a StuckJob alert in `group` (the node agent holds pods), and return its run id and pod
