@@ -532,12 +532,40 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         assert!(started.elapsed() < Duration::from_secs(10), "the Job never failed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // (Back with pod-crashloop chosen to run in the host's own engine.)
+    let config = format!("{config}\nin_process = [\"pod-crashloop\"]");
     let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
     let r = closed_run(&host, &run7).await;
     assert_eq!(r["status"], "trapped", "{r:#}");
     assert!(
         r["result"]["message"].as_str().unwrap().contains("exit code 3"),
         "{r:#}"
+    );
+
+    // Per-recipe executor: pod-crashloop now runs in-process — no Job — reading the cluster
+    // through the host's client (its ServiceAccount may get pods).
+    let jobs_before = jobs_of(&client, "pod-crashloop").await.len();
+    let g8 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-x7k2p\",n=\"8\"}";
+    let mut body = crashloop_alert(g8, "web-5d9c-x7k2p");
+    body["alerts"][0]["fingerprint"] = json!("fp-in-process"); // not a retry of the first alert
+    host.post("/webhook", None).json(&body).send().await.unwrap();
+    let id8 = incident_of(&host, g8).await;
+    let inc8 = analysed(&host, &id8).await;
+    assert_eq!(
+        inc8["incident"]["runs"][0]["status"], "ok",
+        "{:#}",
+        inc8["incident"]["runs"]
+    );
+    assert!(
+        inc8["incident"]["analysis"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("the application crashes")
+    );
+    assert_eq!(
+        jobs_of(&client, "pod-crashloop").await.len(),
+        jobs_before,
+        "no Job for an in-process recipe"
     );
 }
 
