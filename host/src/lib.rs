@@ -8,7 +8,12 @@
 //!   the sha256 it is pinned to;
 //! - [`recipe`], [`pack`]: recipes as packed ConfigMaps (files or cluster objects);
 //! - [`sandbox`]: verify → compile (cached) → instantiate → call under limits, one [`sandbox::RunResult`];
-//! - [`capability`]: each host interface a recipe may be granted, with its one grant check.
+//! - [`capability`]: each host interface a recipe may be granted, with its one grant check;
+//! - [`reconciler`], [`executor`]: alerts into incidents, runs fanned out to an executor — in
+//!   process, an `euphrosyne sandbox` subprocess, or a Kubernetes Job ([`kube_jobs`], recipes from
+//!   the ConfigMap [`registry`]) — results back through the Redis [`bus`];
+//! - [`store`], [`lease`]: incidents kept in memory or Redis, and several replicas on one Redis
+//!   (a fenced leader lease).
 //!
 //! The `euphrosyne` binary (`serve`, `sandbox`, `recipe …`) is a thin layer over these.
 
