@@ -30,12 +30,38 @@ pub struct Registered {
 /// Recipe name → its ConfigMap; shared with the Job executor.
 pub type Sources = Arc<RwLock<HashMap<String, Registered>>>;
 
-/// What [`load`] makes of the ConfigMaps: the recipes with their source, and the ConfigMaps
-/// skipped with why.
-pub type Parsed = (Vec<(Recipe, Registered)>, Vec<(ConfigMap, String)>);
+/// What [`register`] makes of the ConfigMaps: the recipes, the ones skipped as `/api/status`
+/// shows them, and the skipped ConfigMaps with why (to report on).
+pub type Registration = (Vec<Recipe>, Vec<RecipeErrorInfo>, Vec<(ConfigMap, String)>);
+
+/// Parse every ConfigMap into recipes, and record in `sources` (replacing what it held) where
+/// each came from.
+pub fn register(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>, sources: &Sources) -> Registration {
+    let (good, bad) = load(namespace, configmaps);
+    let mut s = sources.write().unwrap_or_else(|e| e.into_inner());
+    s.clear();
+    let recipes = good
+        .into_iter()
+        .map(|(r, reg)| {
+            s.insert(r.name().to_string(), reg);
+            r
+        })
+        .collect();
+    let errors = bad
+        .iter()
+        .map(|(cm, e)| RecipeErrorInfo {
+            origin: format!("configmap {namespace}/{}", cm.metadata.name.clone().unwrap_or_default()),
+            error: e.clone(),
+        })
+        .collect();
+    (recipes, errors, bad)
+}
+
+/// The recipes with their source, and the ConfigMaps skipped with why.
+type Parsed = (Vec<(Recipe, Registered)>, Vec<(ConfigMap, String)>);
 
 /// Parse every ConfigMap into recipes; the bad ones with why (and the ConfigMap to report on).
-pub fn load(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>) -> Parsed {
+fn load(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>) -> Parsed {
     let mut good: Vec<(Recipe, Registered)> = Vec::new();
     let mut bad = Vec::new();
     for (name, cm) in configmaps {
@@ -113,24 +139,10 @@ pub fn spawn(
             if !changed {
                 continue;
             }
-            let (good, bad) = load(&namespace, &current);
-            {
-                let mut s = sources.write().unwrap_or_else(|e| e.into_inner());
-                s.clear();
-                for (r, reg) in &good {
-                    s.insert(r.name().to_string(), reg.clone());
-                }
-            }
-            let names: Vec<String> = good.iter().map(|(r, _)| format!("{} {}", r.name(), r.digest)).collect();
+            let (recipes, errors, bad) = register(&namespace, &current, &sources);
+            let names: Vec<String> = recipes.iter().map(|r| format!("{} {}", r.name(), r.digest)).collect();
             tracing::info!(namespace = %namespace, recipes = ?names, skipped = bad.len(), "recipes registered");
-            let errors = bad
-                .iter()
-                .map(|(cm, e)| RecipeErrorInfo {
-                    origin: format!("configmap {namespace}/{}", cm.metadata.name.clone().unwrap_or_default()),
-                    error: e.clone(),
-                })
-                .collect();
-            reconciler.set_recipes(good.into_iter().map(|(r, _)| r).collect(), errors);
+            reconciler.set_recipes(recipes, errors);
             for (cm, why) in bad {
                 let key = (
                     cm.metadata.name.clone().unwrap_or_default(),

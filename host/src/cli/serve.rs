@@ -113,7 +113,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "default".into());
     }
     let sources: Sources = Default::default();
-    let loaded = if kind == ExecutorKind::Kube {
+    let (recipes, errors): (Vec<euphrosyne::recipe::Recipe>, Vec<RecipeErrorInfo>) = if kind == ExecutorKind::Kube {
         let client = kube
             .clone()
             .context("executor = \"kube\" needs a cluster: run in a pod (its ServiceAccount) or give --kubeconfig")?;
@@ -127,34 +127,24 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|cm| (cm.metadata.name.clone().unwrap_or_default(), cm))
             .collect();
-        let (good, bad) = euphrosyne::registry::load(&cfg.kube.namespace, &cms);
-        let mut s = sources.write().unwrap_or_else(|e| e.into_inner());
-        let mut recipes = Vec::new();
-        for (r, reg) in good {
-            s.insert(r.name().to_string(), reg);
-            recipes.push(r);
-        }
-        euphrosyne::recipe::Loaded {
-            recipes,
-            errors: bad
-                .into_iter()
-                .map(|(cm, e)| {
-                    let origin = format!("configmap {}", cm.metadata.name.unwrap_or_default());
-                    let err = euphrosyne::Error::Recipe {
-                        name: origin.clone(),
-                        message: e,
-                    };
-                    (origin, err)
-                })
-                .collect(),
-        }
+        let (recipes, errors, _) = euphrosyne::registry::register(&cfg.kube.namespace, &cms, &sources);
+        (recipes, errors)
     } else {
-        euphrosyne::recipe::load_dir(&cfg.recipes).with_context(|| {
+        let loaded = euphrosyne::recipe::load_dir(&cfg.recipes).with_context(|| {
             format!(
                 "loading recipes from {} (build the bundled ones with scripts/build-wasm, or pass --recipes DIR)",
                 cfg.recipes.display()
             )
-        })?
+        })?;
+        let errors = loaded
+            .errors
+            .iter()
+            .map(|(o, e)| RecipeErrorInfo {
+                origin: o.clone(),
+                error: e.to_string(),
+            })
+            .collect();
+        (loaded.recipes, errors)
     };
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         cache_dir: cfg.cache_dir.clone(),
@@ -244,7 +234,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     } else {
         println!("recipes from {}:", cfg.recipes.display());
     }
-    for r in &loaded.recipes {
+    for r in &recipes {
         println!(
             "  {:<18} {:<6} {} {}",
             r.name(),
@@ -253,11 +243,11 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             r.digest
         );
     }
-    for (origin, e) in &loaded.errors {
-        println!("  SKIPPED {origin}: {e}");
-        tracing::warn!(origin = %origin, "recipe skipped: {e}");
+    for RecipeErrorInfo { origin, error } in &errors {
+        println!("  SKIPPED {origin}: {error}");
+        tracing::warn!(origin = %origin, "recipe skipped: {error}");
     }
-    if loaded.recipes.is_empty() {
+    if recipes.is_empty() {
         println!("  (none loaded: alerts will be recorded but nothing will analyse them)");
     }
     if !auth.has_tokens() {
@@ -265,14 +255,6 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             "no API tokens configured: reads are open, approvals are refused (set EUPHROSYNE_OPERATOR_TOKEN or `tokens` in the config)"
         );
     }
-    let errors = loaded
-        .errors
-        .iter()
-        .map(|(o, e)| RecipeErrorInfo {
-            origin: o.clone(),
-            error: e.to_string(),
-        })
-        .collect();
     let max_body = cfg.max_body_bytes;
     let mut notifiers: Vec<Arc<dyn Notifier>> = vec![Arc::new(LogNotifier)];
     let webex = cfg
@@ -304,7 +286,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let lease_ttl = std::time::Duration::from_millis(cfg.leader_lease_ms);
     let cfg_prefix = cfg.redis_prefix.clone();
     let kube_namespace = cfg.kube.namespace.clone();
-    let reconciler = Reconciler::start(cfg, loaded.recipes, errors, executor, notifiers, metrics);
+    let reconciler = Reconciler::start(cfg, recipes, errors, executor, notifiers, metrics);
     if kind == ExecutorKind::Kube
         && let Some(client) = kube.clone()
     {
