@@ -563,23 +563,26 @@ impl Reconciler {
             return;
         }
         if policy.wait_for_more_ms > 0 {
-            let generation = {
-                let g = inner.window_gen.entry(id.clone()).or_insert(0);
-                *g += 1;
-                *g
-            };
-            let timers = self.timers.clone();
-            let wait = Duration::from_millis(policy.wait_for_more_ms);
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                let _ = timers.send(Msg::WindowElapsed {
-                    incident: id,
-                    generation,
-                });
-            });
+            self.open_window(&mut inner, &id, policy.wait_for_more_ms);
             return;
         }
         self.start_analysis(&mut inner, &id, &now);
+    }
+
+    /// (Re)start the incident's wait-for-more window: analysis starts when it passes, unless a
+    /// newer alert restarts it first.
+    fn open_window(&self, inner: &mut Inner, id: &str, wait_ms: u64) {
+        let generation = {
+            let g = inner.window_gen.entry(id.to_string()).or_insert(0);
+            *g += 1;
+            *g
+        };
+        let timers = self.timers.clone();
+        let incident = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            let _ = timers.send(Msg::WindowElapsed { incident, generation });
+        });
     }
 
     fn window_elapsed(self: &Arc<Self>, incident: &str, generation: u64) {
@@ -1077,6 +1080,7 @@ impl Reconciler {
     pub fn restore(self: &Arc<Self>, incidents: Vec<IncidentRecord>, actions: Vec<ActionRun>) {
         let now = now_rfc3339();
         let mut resume = Vec::new();
+        let mut running = Vec::new();
         {
             let mut inner = lock(&self.inner);
             for mut rec in incidents {
@@ -1094,16 +1098,7 @@ impl Reconciler {
                     && rec.occurrences >= policy.min_occurrences
                     && rec.alerts.iter().any(|a| a.status == crate::model::AlertStatus::Firing)
                 {
-                    inner.window_gen.insert(rec.id.clone(), 1);
-                    let (timers, incident) = (self.timers.clone(), rec.id.clone());
-                    let wait = Duration::from_millis(policy.wait_for_more_ms);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        let _ = timers.send(Msg::WindowElapsed {
-                            incident,
-                            generation: 1,
-                        });
-                    });
+                    self.open_window(&mut inner, &rec.id, policy.wait_for_more_ms);
                 }
                 inner.order.push_back(rec.id.clone());
                 inner.incidents.insert(rec.id.clone(), rec);
@@ -1115,41 +1110,11 @@ impl Reconciler {
                     a.status = ActionStatus::Failed;
                     a.error = Some("its host stopped before starting it; nothing ran".into());
                 }
+                if a.status == ActionStatus::Running && a.result.is_none() {
+                    running.push(a.id.clone());
+                }
                 inner.actions.insert(a.id.clone(), a);
             }
-        }
-        // Actions that were running: their result is adopted when it arrives; one that never
-        // does (its host died before starting it) is closed at the incident deadline.
-        let running: Vec<String> = lock(&self.inner)
-            .actions
-            .values()
-            .filter(|a| a.status == ActionStatus::Running && a.result.is_none())
-            .map(|a| a.id.clone())
-            .collect();
-        if !running.is_empty() {
-            let this = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(this.config.incident_deadline()).await;
-                for id in running {
-                    let job = lock(&this.inner).actions.get(&id).and_then(|a| {
-                        a.result.is_none().then(|| {
-                            (
-                                a.run_id.clone().unwrap_or_default(),
-                                a.recipe.clone().unwrap_or_default(),
-                            )
-                        })
-                    });
-                    if let Some((run_id, recipe)) = job {
-                        let lost = RunResult::lost(
-                            &run_id,
-                            &recipe,
-                            "",
-                            "its host stopped and no result arrived before the incident deadline",
-                        );
-                        this.finish_action(&id, lost).await;
-                    }
-                }
-            });
         }
         // Retries of alerts the previous host accepted are still duplicates here.
         let mut dedup = lock(&self.dedup);
@@ -1159,13 +1124,18 @@ impl Reconciler {
             }
         }
         drop(dedup);
-        for id in resume {
-            let this = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(this.config.incident_deadline()).await;
+        if resume.is_empty() && running.is_empty() {
+            return;
+        }
+        // Runs and actions that were in flight: their results are adopted as they arrive; what
+        // has not reported by the incident deadline is closed then, never left pending.
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(this.config.incident_deadline()).await;
+            for id in resume {
                 let pending = this.pending_runs(&id);
                 if pending.is_empty() {
-                    return; // adopt() finished it
+                    continue; // adopt() finished it
                 }
                 for (run_id, recipe, digest) in pending {
                     let result = RunResult::lost(
@@ -1177,8 +1147,27 @@ impl Reconciler {
                     this.record_run(&id, result);
                 }
                 this.finish_analysis(&id).await;
-            });
-        }
+            }
+            for id in running {
+                let job = lock(&this.inner).actions.get(&id).and_then(|a| {
+                    a.result.is_none().then(|| {
+                        (
+                            a.run_id.clone().unwrap_or_default(),
+                            a.recipe.clone().unwrap_or_default(),
+                        )
+                    })
+                });
+                if let Some((run_id, recipe)) = job {
+                    let lost = RunResult::lost(
+                        &run_id,
+                        &recipe,
+                        "",
+                        "its host stopped and no result arrived before the incident deadline",
+                    );
+                    this.finish_action(&id, lost).await;
+                }
+            }
+        });
     }
 
     fn pending_runs(&self, id: &str) -> Vec<(String, String, String)> {
