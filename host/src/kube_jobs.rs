@@ -115,11 +115,6 @@ impl KubeJobs {
             failures,
         })
     }
-
-    /// The Job for `job`, whose recipe is packed in ConfigMap `configmap` (uid `uid`).
-    pub fn job_spec(&self, job: &RunJob, configmap: &str, uid: &str) -> Result<Job, serde_json::Error> {
-        job_spec(&self.config, self.results.prefix(), job, configmap, uid)
-    }
 }
 
 /// The Job for a run (see the module docs for what it holds).
@@ -240,7 +235,13 @@ impl Executor for KubeJobs {
                 ),
             );
         };
-        let spec = match self.job_spec(&job, &source.configmap, &source.uid) {
+        let spec = match job_spec(
+            &self.config,
+            self.results.prefix(),
+            &job,
+            &source.configmap,
+            &source.uid,
+        ) {
             Ok(s) => s,
             Err(e) => return RunResult::closed(&job, RunStatus::InvalidModule, format!("building the Job: {e}")),
         };
@@ -312,22 +313,17 @@ async fn watch_jobs(
     orphans: tokio::sync::mpsc::UnboundedSender<RunResult>,
 ) {
     tokio::spawn(watch_unschedulable(client.clone(), namespace.clone(), failures.clone()));
-    let api: Api<Job> = Api::namespaced(client.clone(), &namespace);
-    let mut events = watcher(api, watcher::Config::default().labels(RUN_LABEL))
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    while let Some(event) = events.next().await {
-        let job = match event {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::warn!(namespace = %namespace, "watching sandbox Jobs: {e}; retrying");
-                continue;
-            }
-        };
-        let Some(run_id) = job.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {
+    let mut events = run_objects::<Job>(&client, &namespace);
+    // Failed Jobs already handled: a failed Job is seen again on every later change and every
+    // re-list, and is explained (a pod list) and reported once.
+    let mut handled: std::collections::HashSet<String> = Default::default();
+    while let Some(job) = events.next().await {
+        let Some(run_id) = label(&job.metadata, RUN_LABEL) else {
             continue;
         };
+        if handled.contains(&run_id) {
+            continue;
+        }
         let failed = job
             .status
             .as_ref()
@@ -335,6 +331,10 @@ async fn watch_jobs(
             .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
             .cloned();
         let Some(condition) = failed else { continue };
+        if handled.len() >= 10_000 {
+            handled.clear(); // bounded; a Job seen again after this is reported again, and ignored
+        }
+        handled.insert(run_id.clone());
         let waiter = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
         let (status, message) = explain(&client, &namespace, &job, &condition).await;
         tracing::warn!(run_id = %run_id, "sandbox Job failed: {message}");
@@ -343,13 +343,7 @@ async fn watch_jobs(
                 let _ = tx.send((status, message));
             }
             None => {
-                let recipe = job
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("euphrosyne.io/recipe"))
-                    .cloned()
-                    .unwrap_or_default();
+                let recipe = label(&job.metadata, "euphrosyne.io/recipe").unwrap_or_default();
                 let mut result = RunResult::lost(&run_id, &recipe, "", message);
                 result.status = status;
                 let _ = orphans.send(result);
@@ -358,23 +352,47 @@ async fn watch_jobs(
     }
 }
 
+/// Our Jobs or pods in `namespace` (those labelled with a run id), as they change; the watch
+/// reconnects with backoff, logging why.
+fn run_objects<K>(client: &kube::Client, namespace: &str) -> futures::stream::BoxStream<'static, K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let namespace = namespace.to_string();
+    watcher(api, watcher::Config::default().labels(RUN_LABEL))
+        .default_backoff()
+        .applied_objects()
+        .filter_map(move |event| {
+            let out = match event {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::warn!(namespace = %namespace, "watching sandbox Jobs and pods: {e}; retrying");
+                    None
+                }
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
+/// One label of an object.
+fn label(meta: &kube::api::ObjectMeta, key: &str) -> Option<String> {
+    meta.labels.as_ref().and_then(|l| l.get(key)).cloned()
+}
+
 /// A sandbox pod the scheduler cannot place would sit pending until the Job's deadline: close
 /// its run at once and delete the Job instead.
 async fn watch_unschedulable(client: kube::Client, namespace: String, failures: Failures) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
-    let mut events = watcher(api, watcher::Config::default().labels(RUN_LABEL))
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    while let Some(event) = events.next().await {
-        let pod = match event {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(namespace = %namespace, "watching sandbox pods: {e}; retrying");
-                continue;
-            }
-        };
+    let mut events = run_objects::<Pod>(&client, &namespace);
+    while let Some(pod) = events.next().await {
         let unschedulable = pod
             .status
             .as_ref()
@@ -386,7 +404,7 @@ async fn watch_unschedulable(client: kube::Client, namespace: String, failures: 
             })
             .cloned();
         let Some(condition) = unschedulable else { continue };
-        let Some(run_id) = pod.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).cloned() else {
+        let Some(run_id) = label(&pod.metadata, RUN_LABEL) else {
             continue;
         };
         let Some(tx) = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) else {
