@@ -174,7 +174,7 @@ pub struct ServeConfig {
     pub templates: crate::chat::Templates,
     /// Prefix of every Redis key (with `--redis`).
     pub redis_prefix: String,
-    /// How long incidents and actions are kept in Redis.
+    /// How long incidents and actions are kept in Redis after their last write.
     pub incident_retention_ms: u64,
     /// Several replicas on one Redis: how long the leader lease lasts unless renewed (renewed at a
     /// third of it). A dead leader is replaced after at most this long.

@@ -11,15 +11,27 @@
 //! result stream until recorded. On start (and when a follower replica takes the lease over) the host loads the
 //! store back.
 //!
-//! In Redis: `{prefix}:incident:{id}` (JSON) and `{prefix}:action:{id}`, each with the configured
-//! retention as TTL, indexed by creation time in the sorted set `{prefix}:incidents` (trimmed to
-//! the retention on every write). With several replicas each write is fenced by the leader
-//! lease's token inside Redis (see [`crate::lease`]): a replica that lost the lease cannot
-//! overwrite its successor's incidents.
+//! ## What is kept, and for how long
+//!
+//! One rule in both stores: **a record is kept for the retention after its last write.** An
+//! incident that stays open for a week is written whenever something happens to it, so it is kept
+//! for as long as it lives and for the retention after that; an action is kept likewise. Loads
+//! list the incidents oldest (by creation) first.
+//!
+//! In Redis: `{prefix}:incident:{id}` (JSON) and `{prefix}:action:{id}`, each written with the
+//! retention as its TTL, and the sorted set `{prefix}:incidents` that lets a load find them. The
+//! index is scored by the time of each incident's **last write**, read from the Redis server's
+//! own clock inside the write script — the clock that also runs the records' TTLs — and trimmed
+//! on every write to the entries whose last write is older than the retention, which are exactly
+//! the records Redis has already expired. (Scoring by creation time instead, as an earlier
+//! version did, trimmed an incident that was still open after the retention out of the index:
+//! its record lived on, but no load found it again, so a restarted host lost it.) With several
+//! replicas each write is fenced by the leader lease's token inside Redis (see [`crate::lease`]):
+//! a replica that lost the lease cannot overwrite its successor's incidents.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
 
@@ -40,12 +52,13 @@ pub enum StoreError {
 /// An incident with its approved actions.
 pub type Stored = (IncidentRecord, Vec<ActionRun>);
 
-/// Incidents and actions, kept for a retention period.
+/// Incidents and actions, each kept for the retention after its last write.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Write (insert or replace) these incidents and actions.
     async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError>;
-    /// Every incident still kept, oldest first, and the actions approved on them.
+    /// Every incident still kept (written within the retention), oldest (by creation) first,
+    /// and the actions approved on them.
     async fn load(&self) -> Result<(Vec<IncidentRecord>, Vec<ActionRun>), StoreError>;
     /// One incident and its actions.
     async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError>;
@@ -133,25 +146,29 @@ impl Store for MemoryStore {
 // ------------------------------------------------------------------------------------- redis
 
 /// Write incidents and actions, checking the fencing token first (`''` = unfenced; a lease
-/// that vanished — Redis restarted empty — is taken back for `ARGV[5]` ms, as a renewal would)
-/// and trimming the index to the retention. 1 = written; else the holder's token.
+/// that vanished — Redis restarted empty — is taken back for `ARGV[4]` ms, as a renewal would).
+/// Each incident's index score is the time of this write on the server's clock, the clock of the
+/// records' TTLs, and the index loses the entries not written for the retention (`ARGV[3]` ms):
+/// the ones whose records have expired. 1 = written; else the holder's token.
 const WRITE: &str = r#"
 if ARGV[1] ~= '' then
   local cur = redis.call('GET', KEYS[1])
   if not cur then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
   elseif cur ~= ARGV[1] then
     return cur
   end
 end
 local prefix, ttl = ARGV[2], ARGV[3]
-redis.call('ZREMRANGEBYSCORE', prefix .. ':incidents', '-inf', '(' .. ARGV[4])
-local i = 6
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', prefix .. ':incidents', '-inf', '(' .. (now - tonumber(ttl)))
+local i = 5
 while i <= #ARGV do
   if ARGV[i] == 'i' then
-    redis.call('SET', prefix .. ':incident:' .. ARGV[i + 1], ARGV[i + 3], 'PX', ttl)
-    redis.call('ZADD', prefix .. ':incidents', ARGV[i + 2], ARGV[i + 1])
-    i = i + 4
+    redis.call('SET', prefix .. ':incident:' .. ARGV[i + 1], ARGV[i + 2], 'PX', ttl)
+    redis.call('ZADD', prefix .. ':incidents', now, ARGV[i + 1])
+    i = i + 3
   else
     redis.call('SET', prefix .. ':action:' .. ARGV[i + 1], ARGV[i + 2], 'PX', ttl)
     i = i + 3
@@ -215,18 +232,15 @@ impl RedisStore {
 impl Store for RedisStore {
     async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError> {
         let (fence, lease_ttl) = self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let oldest = now.saturating_sub(self.retention).as_millis() as u64;
         let script = redis::Script::new(WRITE);
         let mut inv = script.key(self.key("leader"));
         inv.arg(&fence)
             .arg(&self.prefix)
-            .arg(self.retention.as_millis() as u64)
-            .arg(oldest)
+            .arg(self.retention.as_millis().max(1) as u64)
             .arg(lease_ttl.as_millis().max(1) as u64);
         for rec in incidents {
             let json = serde_json::to_string(rec).unwrap_or_default();
-            inv.arg("i").arg(&rec.id).arg(created_ms(rec)).arg(json);
+            inv.arg("i").arg(&rec.id).arg(json);
         }
         for a in actions {
             inv.arg("a")
@@ -270,6 +284,8 @@ impl Store for RedisStore {
                 .query_async(&mut conn)
                 .await?;
         }
+        // The index is in order of last write; a load lists the oldest incident first.
+        incidents.sort_by_key(|r| (created_ms(r), r.id.clone()));
         let action_ids: Vec<String> = incidents.iter().flat_map(|r| r.actions.clone()).collect();
         let actions = self
             .mget::<ActionRun>("action", &action_ids)

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::ago;
 use common::redis::RedisServer;
 use euphrosyne::incident::{ActionRun, ActionStatus, IncidentRecord};
 use euphrosyne::lease::{Lease, LeaseError};
@@ -33,11 +34,14 @@ fn action(id: &str, incident: &str) -> ActionRun {
         error: None,
         run_id: Some(format!("run-{id}")),
         result: None,
-        created_at: "2026-11-24T10:00:00Z".into(),
+        created_at: ago(60),
     }
 }
 
-/// What every store must do. `short` keeps records 400 ms; `store` keeps them for a day.
+const DAY: u64 = 86_400;
+
+/// What every store must do. `store` keeps records for a day after their last write, `short`
+/// for one second. Every timestamp is relative to now: the contract holds on any day.
 async fn contract(store: &dyn Store, short: &dyn Store) {
     // Empty.
     let (incidents, actions) = store.load().await.unwrap();
@@ -45,9 +49,9 @@ async fn contract(store: &dyn Store, short: &dyn Store) {
     assert!(store.get("inc-nope").await.unwrap().is_none());
 
     // Saved in any order, loaded oldest first, with their actions.
-    let b = incident("inc-b", "2026-11-24T10:00:02Z", &["act-b1"]);
-    let a = incident("inc-a", "2026-11-24T10:00:01Z", &[]);
-    let c = incident("inc-c", "2026-11-24T10:00:03Z", &["act-c1", "act-c2"]);
+    let b = incident("inc-b", &ago(30), &["act-b1"]);
+    let a = incident("inc-a", &ago(40), &[]);
+    let c = incident("inc-c", &ago(20), &["act-c1", "act-c2"]);
     store
         .save(&[b.clone(), c.clone()], &[action("act-b1", "inc-b")])
         .await
@@ -75,7 +79,7 @@ async fn contract(store: &dyn Store, short: &dyn Store) {
 
     // A later version replaces the earlier one: no duplicate, the log grown.
     let mut c2 = c.clone();
-    c2.log("2026-11-24T10:00:04Z", "analysis-complete", "done", None, None);
+    c2.log(&ago(10), "analysis-complete", "done", None, None);
     let mut act = action("act-c1", "inc-c");
     act.status = ActionStatus::Succeeded;
     store.save(&[c2.clone()], &[act]).await.unwrap();
@@ -88,29 +92,60 @@ async fn contract(store: &dyn Store, short: &dyn Store) {
     let c1 = acts.iter().find(|a| a.id == "act-c1").unwrap();
     assert_eq!(c1.status, ActionStatus::Succeeded);
 
-    // Retention: gone after it, from loads and lookups alike.
-    short.save(std::slice::from_ref(&a), &[]).await.unwrap();
-    assert!(short.get("inc-a").await.unwrap().is_some());
+    // An incident open for longer than the retention (created three days ago, written since) is
+    // kept while it is written, whatever else is written meanwhile.
+    let old = incident("inc-old", &ago(3 * DAY), &["act-old"]);
+    store
+        .save(std::slice::from_ref(&old), &[action("act-old", "inc-old")])
+        .await
+        .unwrap();
+    store.save(std::slice::from_ref(&a), &[]).await.unwrap();
+    let (incidents, actions) = store.load().await.unwrap();
+    let ids: Vec<&str> = incidents.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["inc-old", "inc-a", "inc-b", "inc-c"],
+        "loaded oldest first, the long-lived one kept"
+    );
+    assert!(actions.iter().any(|a| a.id == "act-old"), "{actions:?}");
+
+    // Retention counts from the last write, not the first: written at 0 and again at 0.6 s, the
+    // incident is still there at 1.2 s (past a second after its first write) and gone once a
+    // second has passed since its last.
+    let long_lived = incident("inc-long", &ago(3 * DAY), &[]);
+    short.save(std::slice::from_ref(&long_lived), &[]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(short.get("inc-a").await.unwrap().is_none());
+    short.save(std::slice::from_ref(&long_lived), &[]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        short.get("inc-long").await.unwrap().is_some(),
+        "expired by its first write"
+    );
+    let (incidents, _) = short.load().await.unwrap();
+    let ids: Vec<&str> = incidents.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["inc-long"], "a written incident is found by a load");
+
+    // Retention: gone after it, from loads and lookups alike.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(short.get("inc-long").await.unwrap().is_none());
     let (incidents, _) = short.load().await.unwrap();
     assert!(incidents.is_empty(), "{incidents:?}");
 }
 
 #[tokio::test]
 async fn memory_store_keeps_the_contract() {
-    let day = MemoryStore::new(Duration::from_secs(86_400));
-    let short = MemoryStore::new(Duration::from_millis(400));
+    let day = MemoryStore::new(Duration::from_secs(DAY));
+    let short = MemoryStore::new(Duration::from_secs(1));
     contract(&day, &short).await;
 }
 
 #[tokio::test]
 async fn redis_store_keeps_the_contract() {
     let redis = RedisServer::start();
-    let day = RedisStore::connect(&redis.url(), "day", Duration::from_secs(86_400))
+    let day = RedisStore::connect(&redis.url(), "day", Duration::from_secs(DAY))
         .await
         .unwrap();
-    let short = RedisStore::connect(&redis.url(), "short", Duration::from_millis(400))
+    let short = RedisStore::connect(&redis.url(), "short", Duration::from_secs(1))
         .await
         .unwrap();
     contract(&day, &short).await;
@@ -145,10 +180,7 @@ async fn a_replica_that_lost_the_lease_can_neither_write_nor_start_an_action() {
     assert!(b.try_acquire().await.unwrap().is_none(), "a held lease is not");
     assert_eq!(b.leader().await.unwrap().unwrap().replica, "replica-a");
     store.fence_with(&token_a, ttl);
-    store
-        .save(&[incident("inc-1", "2026-11-24T10:00:00Z", &[])], &[])
-        .await
-        .unwrap();
+    store.save(&[incident("inc-1", &ago(60), &[])], &[]).await.unwrap();
     assert!(a.claim(&token_a, "act-1", Duration::from_secs(60)).await.unwrap());
     assert!(
         !a.claim(&token_a, "act-1", Duration::from_secs(60)).await.unwrap(),
@@ -165,7 +197,7 @@ async fn a_replica_that_lost_the_lease_can_neither_write_nor_start_an_action() {
     assert!(eb > ea, "a new fencing epoch: {ea} then {eb}");
 
     // a wakes up: its writes, claims and renewals are refused.
-    let stale = incident("inc-1", "2026-11-24T10:00:00Z", &["act-2"]);
+    let stale = incident("inc-1", &ago(60), &["act-2"]);
     match store.save(&[stale], &[]).await {
         Err(StoreError::Fenced(by)) => assert_eq!(by, "replica-b"),
         other => panic!("a fenced write went through: {other:?}"),
