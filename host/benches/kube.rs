@@ -42,7 +42,7 @@ fn alert(group: &str) -> serde_json::Value {
         "firing",
         json!({"alertname": "BenchJob", "group": group}),
         json!({}),
-        "2026-11-24T08:00:00Z",
+        common::firing_since(),
         group,
     )
 }

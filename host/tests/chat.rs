@@ -47,7 +47,7 @@ async fn raise_incident(w: &World) -> String {
         "firing",
         json!({"alertname": "EndpointDown", "service": "shop"}),
         json!({"probe_url": format!("http://127.0.0.1:{}/health", w.endpoint.port)}),
-        "2026-11-24T08:00:00Z",
+        common::firing_since(),
         "fp-chat",
     );
     w.host.post("/webhook", None).json(&body).send().await.unwrap();
@@ -95,14 +95,14 @@ fn webex_click(
     inputs: Value,
     secret: &str,
 ) -> reqwest::RequestBuilder {
-    w.emu.attachment_actions.lock().unwrap().insert(id.into(), json!({"id": id, "type": "submit", "messageId": "msg-1", "personId": person, "roomId": "room-1", "inputs": inputs, "created": "2026-11-24T09:00:00.000Z"}));
+    w.emu.attachment_actions.lock().unwrap().insert(id.into(), json!({"id": id, "type": "submit", "messageId": "msg-1", "personId": person, "roomId": "room-1", "inputs": inputs, "created": common::now_millis()}));
     w.emu.people.lock().unwrap().insert(
         person.into(),
         json!({"id": person, "emails": [email], "displayName": email, "type": "person"}),
     );
     let body = json!({"id": "wh-1", "name": "euphrosyne approvals", "targetUrl": "https://euphrosyne.test/webhook/webex", "resource": "attachmentActions", "event": "created",
                       "orgId": "org-1", "createdBy": "bot", "appId": "app-1", "ownedBy": "creator", "status": "active", "actorId": person,
-                      "data": {"id": id, "type": "submit", "messageId": "msg-1", "personId": person, "roomId": "room-1", "created": "2026-11-24T09:00:00.000Z"}})
+                      "data": {"id": id, "type": "submit", "messageId": "msg-1", "personId": person, "roomId": "room-1", "created": common::now_millis()}})
     .to_string();
     let sig = euphrosyne::chat::hmac_sha1_hex(secret.as_bytes(), body.as_bytes());
     w.host

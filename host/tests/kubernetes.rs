@@ -101,7 +101,7 @@ fn crashloop_alert(group: &str, pod: &str) -> serde_json::Value {
         "firing",
         json!({"alertname": "KubePodCrashLooping", "namespace": NS, "pod": pod, "severity": "critical"}),
         json!({"summary": format!("{pod} is crashlooping")}),
-        "2026-11-24T08:00:00Z",
+        common::firing_since(),
         &format!("fp-{pod}"),
     )
 }
@@ -450,7 +450,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         "firing",
         json!({"alertname": "StuckJob"}),
         json!({}),
-        "2026-11-24T08:00:00Z",
+        common::firing_since(),
         "fp-stuck",
     );
     host.post("/webhook", None).json(&body).send().await.unwrap();
@@ -573,7 +573,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
 /// once the Job controller made the pod.
 async fn held_run(host: &Host, client: &kube::Client, group: &str) -> (String, String) {
     let labels = json!({"alertname": "StuckJob", "group": group});
-    let body = alertmanager_body(group, "firing", labels, json!({}), "2026-11-24T08:00:00Z", group);
+    let body = alertmanager_body(group, "firing", labels, json!({}), common::firing_since(), group);
     host.post("/webhook", None).json(&body).send().await.unwrap();
     let id = incident_of(host, group).await;
     let inc = host

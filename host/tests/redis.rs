@@ -336,7 +336,7 @@ async fn an_alert_acknowledged_right_before_a_sigkill_is_not_lost() {
         "firing",
         json!({"alertname": "SlowAck", "instance": "db-1"}),
         json!({}),
-        "2026-11-24T08:00:00Z",
+        common::firing_since(),
         "fp-ack",
     );
     let r = first.post("/webhook", None).json(&alert).send().await.unwrap();

@@ -53,7 +53,7 @@ async fn the_surviving_replica_finishes_what_the_killed_leader_started_and_nothi
         "firing",
         json!({"alertname": "EndpointDown", "service": "shop"}),
         json!({"probe_url": format!("http://127.0.0.1:{}/health", endpoint.port)}),
-        "2026-11-24T08:00:00Z",
+        common::firing_since(),
         "fp-shop",
     );
     let r = b.post("/webhook", None).json(&probe_alert).send().await.unwrap();

@@ -338,7 +338,7 @@ async fn every_route_refuses_bad_input_clearly() {
             "firing",
             json!({"alertname": "Other"}),
             json!({}),
-            "2026-11-24T08:00:00Z",
+            common::firing_since(),
             "fp-other",
         )
         .to_string(),

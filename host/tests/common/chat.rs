@@ -110,7 +110,7 @@ async fn webex_post_message(State(e): S, h: HeaderMap, body: Bytes) -> Response 
         return r;
     }
     let id = e.next_id("msg");
-    let mut msg = json!({"id": id, "roomId": body["roomId"], "roomType": "group", "markdown": body["markdown"], "personId": "bot", "personEmail": "bot@webex.bot", "created": "2026-11-24T09:00:00.000Z"});
+    let mut msg = json!({"id": id, "roomId": body["roomId"], "roomType": "group", "markdown": body["markdown"], "personId": "bot", "personEmail": "bot@webex.bot", "created": super::now_millis()});
     if let Some(p) = body.get("parentId") {
         msg["parentId"] = p.clone();
     }
@@ -122,7 +122,10 @@ async fn webex_put_message(State(e): S, h: HeaderMap, Path(id): Path<String>, bo
     if let Some(r) = e.record("PUT", &format!("/v1/messages/{id}"), &h, body.clone()) {
         return r;
     }
-    axum::Json(json!({"id": id, "roomId": body["roomId"], "markdown": body["markdown"], "updated": "2026-11-24T09:00:01.000Z"})).into_response()
+    axum::Json(
+        json!({"id": id, "roomId": body["roomId"], "markdown": body["markdown"], "updated": super::now_millis()}),
+    )
+    .into_response()
 }
 
 async fn webex_attachment_action(State(e): S, h: HeaderMap, Path(id): Path<String>) -> Response {

@@ -233,7 +233,7 @@ impl World {
             "firing",
             serde_json::json!({"alertname": "EndpointDown", "service": "shop", "severity": "critical"}),
             serde_json::json!({"summary": "shop is down", "probe_url": format!("http://127.0.0.1:{}/health", self.endpoint.port)}),
-            "2026-11-24T08:00:00Z",
+            super::firing_since(),
             fingerprint,
         )
     }

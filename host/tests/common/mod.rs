@@ -99,13 +99,32 @@ pub fn bundled_job(name: &str, input: RunInput) -> RunJob {
     }
 }
 
+/// The wall-clock time `secs` seconds ago, as RFC 3339 UTC. Tests take every timestamp relative
+/// to now, never a calendar date: they must pass on any day.
+pub fn ago(secs: u64) -> String {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// When this test process's alerts started firing: a minute before it first asked, and the same
+/// at every later call, as Alertmanager repeats an alert's `startsAt` on every retry.
+pub fn firing_since() -> &'static str {
+    static SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SINCE.get_or_init(|| ago(60))
+}
+
+/// The wall-clock time now with milliseconds, as the chat APIs write their `created` fields.
+pub fn now_millis() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
 /// An incident of one firing alert.
 pub fn incident(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Incident {
     let body = serde_json::json!({
         "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
     });
-    euphrosyne::alert::incident_from_json(body.to_string().as_bytes(), "inc-test", "2026-11-24T00:00:00Z").unwrap()
+    euphrosyne::alert::incident_from_json(body.to_string().as_bytes(), "inc-test", &ago(0)).unwrap()
 }
 
 /// Debug input.
