@@ -231,7 +231,9 @@ pub struct Replicas {
 
 impl Replicas {
     /// A follower, until [`Replicas::set_leader`]. Claims are kept for `claim_ttl` (the
-    /// incident retention: an action cannot run twice while its incident is kept).
+    /// incident retention). A claim fences the race between replicas; a later approval of an
+    /// action already on record is refused from the incident's own record, which is kept for as
+    /// long as the incident is written.
     pub fn new(lease: Lease, claim_ttl: Duration) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Replicas {
             lease,
