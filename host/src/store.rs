@@ -64,6 +64,11 @@ pub trait Store: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<Stored>, StoreError>;
 }
 
+/// Put `incidents` in the order loads return them: oldest (by creation) first, then by id.
+fn oldest_first(incidents: &mut [IncidentRecord]) {
+    incidents.sort_by_cached_key(|r| (created_ms(r), r.id.clone()));
+}
+
 fn created_ms(rec: &IncidentRecord) -> u64 {
     humantime::parse_rfc3339(&rec.created_at)
         .ok()
@@ -121,7 +126,7 @@ impl Store for MemoryStore {
     async fn load(&self) -> Result<(Vec<IncidentRecord>, Vec<ActionRun>), StoreError> {
         let g = self.locked();
         let mut incidents: Vec<IncidentRecord> = g.incidents.values().map(|(r, _)| r.clone()).collect();
-        incidents.sort_by_key(|r| (created_ms(r), r.id.clone()));
+        oldest_first(&mut incidents);
         let actions = incidents
             .iter()
             .flat_map(|r| r.actions.iter())
@@ -285,7 +290,7 @@ impl Store for RedisStore {
                 .await?;
         }
         // The index is in order of last write; a load lists the oldest incident first.
-        incidents.sort_by_key(|r| (created_ms(r), r.id.clone()));
+        oldest_first(&mut incidents);
         let action_ids: Vec<String> = incidents.iter().flat_map(|r| r.actions.clone()).collect();
         let actions = self
             .mget::<ActionRun>("action", &action_ids)

@@ -12,6 +12,12 @@ pub struct RedisServer {
     tls: bool,
 }
 
+/// `cmd` on the machine's clock even when the suite runs under libfaketime (scripts/test's
+/// year-ahead run).
+fn on_machine_clock(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LD_PRELOAD").env_remove("FAKETIME")
+}
+
 impl RedisServer {
     pub fn start() -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -43,11 +49,7 @@ impl RedisServer {
         // subprocesses (started with a cleared environment) keep the machine's, and both must
         // accept them.
         let sh = |script: &str| {
-            let ok = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .env_remove("LD_PRELOAD")
-                .env_remove("FAKETIME")
+            let ok = on_machine_clock(Command::new("sh").arg("-c").arg(script))
                 .current_dir(dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -103,8 +105,8 @@ impl RedisServer {
         } else {
             (&port, vec![])
         };
-        let child = Command::new("redis-server")
-            .args(&tls)
+        let mut cmd = Command::new("redis-server");
+        cmd.args(&tls)
             .args([
                 "--bind",
                 "127.0.0.1",
@@ -118,12 +120,11 @@ impl RedisServer {
                 PASSWORD,
             ])
             .arg("--dir")
-            .arg(self.dir.path())
-            // redis-server keeps the machine's clock when the suite runs under a faked one
-            // (scripts/test's year-ahead run): libfaketime recurses inside its allocator and it
-            // never starts. A Redis whose clock differs from the hosts' is what production has.
-            .env_remove("LD_PRELOAD")
-            .env_remove("FAKETIME")
+            .arg(self.dir.path());
+        // redis-server keeps the machine's clock when the suite runs under a faked one
+        // (scripts/test's year-ahead run): libfaketime recurses inside its allocator and it never
+        // starts. A Redis whose clock differs from the hosts' is what production has.
+        let child = on_machine_clock(&mut cmd)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
