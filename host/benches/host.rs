@@ -48,7 +48,7 @@ async fn main() {
     let recipes: Vec<Recipe> = (1..=5)
         .map(|i| {
             let toml = format!(
-                "name = \"debugger-{i}\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{digest}\"\nmatchers = ['alertname=~\"Bench.*\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = [\"get\"]\n[config]\nmode = \"ok\"\n"
+                "name = \"debugger-{i}\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{digest}\"\nmatchers = ['alertname=~\"Bench.*\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = {{ pods = [\"get\"] }}\n[config]\nmode = \"ok\"\n"
             );
             Recipe::new(Manifest::from_toml(&toml, "bench").unwrap(), bytes.clone(), "bench").unwrap()
         })

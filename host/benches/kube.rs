@@ -80,7 +80,7 @@ async fn main() {
     ]);
     let bytes = common::guest("hostile");
     let toml = format!(
-        "name = \"quick\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=\"BenchJob\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = [\"get\"]\n",
+        "name = \"quick\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=\"BenchJob\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = {{ pods = [\"get\"] }}\n",
         euphrosyne::digest::Digest::of(&bytes)
     );
     let m = euphrosyne::manifest::Manifest::from_toml(&toml, "quick").unwrap();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use euphrosyne::digest::Digest;
-use euphrosyne::manifest::{Capabilities, KubeVerb, Limits, Manifest};
+use euphrosyne::manifest::{Capabilities, Limits, Manifest};
 use euphrosyne::sandbox::{RunInput, RunJob, RunStatus, Sandbox, SandboxConfig};
 
 fn repo() -> std::path::PathBuf {
@@ -113,7 +113,7 @@ async fn main() {
         capabilities: Capabilities {
             http: vec!["x.invalid".into()],
             secrets: vec!["x".into()],
-            kubernetes: vec![KubeVerb::Get],
+            kubernetes: euphrosyne::manifest::KubeGrants::of(euphrosyne::manifest::Scope::Namespace, &[("pods", &[euphrosyne::manifest::KubeVerb::Get])]),
             dirs: vec![],
         },
         limits: Limits::default(),

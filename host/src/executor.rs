@@ -81,6 +81,8 @@ pub struct Subprocess {
     slots: Semaphore,
     secrets_dir: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
+    impersonate: Option<(String, String, String)>,
+    kube_policy: String,
     orphans: Mutex<Option<mpsc::UnboundedReceiver<RunResult>>>,
     orphan_tx: mpsc::UnboundedSender<RunResult>,
 }
@@ -92,6 +94,10 @@ pub struct SubprocessGrants {
     pub secrets_dir: Option<PathBuf>,
     /// Kubeconfig for the kubernetes capability.
     pub kubeconfig: Option<PathBuf>,
+    /// Act as a recipe ServiceAccount with that kubeconfig: (namespace, reader, writer).
+    pub impersonate: Option<(String, String, String)>,
+    /// The host's policy over Kubernetes grants, enforced by the subprocess too.
+    pub kube_policy: crate::manifest::KubePolicy,
 }
 
 impl Subprocess {
@@ -121,6 +127,8 @@ impl Subprocess {
             slots: Semaphore::new(max_concurrent),
             secrets_dir: grants.secrets_dir,
             kubeconfig: grants.kubeconfig,
+            impersonate: grants.impersonate,
+            kube_policy: serde_json::to_string(&grants.kube_policy).unwrap_or_default(),
             orphans: Mutex::new(Some(orphan_rx)),
             orphan_tx,
         }))
@@ -288,7 +296,12 @@ impl Executor for Subprocess {
         }
         if let Some(k) = &self.kubeconfig {
             cmd.env("EUPHROSYNE_KUBECONFIG", k);
+            if let Some((ns, reader, writer)) = &self.impersonate {
+                let sa = if job.capabilities.kubernetes.writes() { writer } else { reader };
+                cmd.env("EUPHROSYNE_KUBE_IMPERSONATE", format!("system:serviceaccount:{ns}:{sa}"));
+            }
         }
+        cmd.env("EUPHROSYNE_KUBE_POLICY", &self.kube_policy);
         for name in &job.capabilities.secrets {
             let var = format!("EUPHROSYNE_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"));
             if let Ok(v) = std::env::var(&var) {

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::executor::{Executor, Subprocess};
+use crate::manifest::KubePolicy;
 use crate::registry::Sources;
 use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
 
@@ -66,6 +67,26 @@ pub struct KubeConfig {
     pub start_slack_seconds: i64,
     /// MiB added to the recipe's memory limit for the sandbox process itself.
     pub process_overhead_mib: u64,
+    /// Runs outside a Job (in this process, or a sandbox subprocess) impersonate the recipe
+    /// ServiceAccounts above, so the API server bounds them as it bounds their Jobs. The host's
+    /// ServiceAccount needs `impersonate` on those two ServiceAccounts (manifests/rbac.yaml).
+    /// `false` lets them use the host's own identity: only for a cluster without RBAC.
+    pub impersonate: bool,
+    /// Recipes allowed `scope = "cluster"` in `capabilities.kubernetes`.
+    pub cluster_scope: Vec<String>,
+    /// Sensitive grants (`resource:verb`: `secrets:get`, `pods:create`, `jobs:create`, RBAC
+    /// kinds …) the host allows; any other is refused.
+    pub allow_sensitive: Vec<String>,
+}
+
+impl KubeConfig {
+    /// The policy over recipes' Kubernetes grants.
+    pub fn policy(&self) -> KubePolicy {
+        KubePolicy {
+            cluster_scope: self.cluster_scope.clone(),
+            allow_sensitive: self.allow_sensitive.clone(),
+        }
+    }
 }
 
 impl Default for KubeConfig {
@@ -80,6 +101,9 @@ impl Default for KubeConfig {
             ttl_seconds_after_finished: 600,
             start_slack_seconds: 30,
             process_overhead_mib: 96,
+            impersonate: true,
+            cluster_scope: KubePolicy::default().cluster_scope,
+            allow_sensitive: vec![],
         }
     }
 }
@@ -137,16 +161,21 @@ pub fn job_spec(
         "euphrosyne.io/recipe": job.recipe,
         "euphrosyne.io/incident": incident,
     });
-    let verbs = &job.capabilities.kubernetes;
-    let service_account = if verbs.is_empty() {
+    let grants = &job.capabilities.kubernetes;
+    let service_account = if grants.is_empty() {
         None
-    } else if verbs.iter().any(|v| v.writes()) {
+    } else if grants.writes() {
         Some(config.writer_service_account.clone())
     } else {
         Some(config.reader_service_account.clone())
     };
-    let mut env = vec![json!({"name": "EUPHROSYNE_REDIS_URL",
-        "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}})];
+    let mut env = vec![
+        json!({"name": "EUPHROSYNE_REDIS_URL",
+            "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}}),
+        // The sandbox enforces the host's policy over Kubernetes grants too.
+        json!({"name": "EUPHROSYNE_KUBE_POLICY",
+            "value": serde_json::to_string(&config.policy()).unwrap_or_default()}),
+    ];
     let mut mounts = vec![
         json!({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": true}),
         json!({"name": "tmp", "mountPath": "/tmp"}),
@@ -337,7 +366,7 @@ async fn watch_jobs(
         handled.insert(run_id.clone());
         let waiter = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
         let (status, message) = explain(&client, &namespace, &job, &condition).await;
-        tracing::warn!(run_id = %run_id, "sandbox Job failed: {message}");
+        tracing::warn!(run_id = ?run_id, message = ?message, "sandbox Job failed");
         match waiter {
             Some(tx) => {
                 let _ = tx.send((status, message));
@@ -415,7 +444,7 @@ async fn watch_unschedulable(client: kube::Client, namespace: String, failures: 
             pod.metadata.name.clone().unwrap_or_default(),
             condition.message.unwrap_or_default()
         );
-        tracing::warn!(run_id = %run_id, "{message}");
+        tracing::warn!(run_id = ?run_id, message = ?message, "sandbox pod cannot be scheduled");
         let _ = tx.send((RunStatus::TimedOut, message));
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),

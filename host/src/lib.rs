@@ -40,6 +40,11 @@ pub mod registry;
 pub mod sandbox;
 pub mod store;
 
+/// Every allocation of the process carries a header naming the run it is charged to, so a
+/// recipe's host-side memory counts against its `memory_mib` (see `sandbox::meter`).
+#[global_allocator]
+static ALLOCATOR: sandbox::MeteredAlloc = sandbox::MeteredAlloc;
+
 /// The WIT package version this host speaks (`euphrosyne:recipe@0.1.0`).
 pub const WIT_VERSION: &str = "0.1.0";
 

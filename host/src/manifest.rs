@@ -10,7 +10,8 @@
 //! # actions = ["restart-workload"]   # action recipes: the action names they implement
 //!
 //! [capabilities]                      # everything absent is denied
-//! kubernetes = ["get", "list", "logs", "events"]   # and "patch", "create", "delete"
+//! kubernetes = { pods = ["get", "list", "logs"], events = ["list"] }   # verbs per resource;
+//! #   get, list, logs (pods), patch, create, delete; scope = "cluster" for cluster-wide access
 //! http = ["jira.example.com", "*.svc.cluster.local:8080", "127.0.0.1:9000"]
 //! secrets = ["jira-token"]
 //! dirs = [{ host = "/var/lib/runbooks", guest = "/runbooks" }]   # read-only; host must allow the root
@@ -54,32 +55,7 @@ impl fmt::Display for Kind {
     }
 }
 
-/// A Kubernetes verb a recipe may be granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KubeVerb {
-    /// Read one object.
-    Get,
-    /// List objects.
-    List,
-    /// Read pod logs.
-    Logs,
-    /// Read events.
-    Events,
-    /// Merge-patch an object.
-    Patch,
-    /// Create an object.
-    Create,
-    /// Delete an object.
-    Delete,
-}
-
-impl KubeVerb {
-    /// Does this verb change the cluster?
-    pub fn writes(self) -> bool {
-        matches!(self, KubeVerb::Patch | KubeVerb::Create | KubeVerb::Delete)
-    }
-}
+pub use crate::capability::kube_grants::{KubeGrants, KubePolicy, KubeVerb, Scope};
 
 /// A directory shared read-only into the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,9 +77,9 @@ pub struct Capabilities {
     /// Secret names readable through the secrets interface.
     #[serde(default)]
     pub secrets: Vec<String>,
-    /// Kubernetes verbs.
-    #[serde(default)]
-    pub kubernetes: Vec<KubeVerb>,
+    /// Kubernetes verbs per resource, and their scope.
+    #[serde(default, skip_serializing_if = "KubeGrants::is_empty")]
+    pub kubernetes: KubeGrants,
     /// Read-only directories.
     #[serde(default)]
     pub dirs: Vec<DirGrant>,
@@ -261,6 +237,7 @@ impl Manifest {
         for h in &self.capabilities.http {
             HostPattern::parse(h).map_err(|e| format!("capabilities.http: {e}"))?;
         }
+        self.capabilities.kubernetes.validate()?;
         for d in &self.capabilities.dirs {
             if !d.host.is_absolute() || !d.guest.starts_with('/') {
                 return Err(format!(
@@ -294,8 +271,9 @@ kind = "debug"
 version = "0.1.0"
 digest = ""
 matchers = ['alertname=~"KubePodCrashLooping|KubePodNotReady"']
-[capabilities]
-kubernetes = ["get", "list", "logs", "events"]
+[capabilities.kubernetes]
+pods = ["get", "list", "logs"]
+events = ["list"]
 [limits]
 timeout_ms = 5000
 "#;
@@ -312,7 +290,8 @@ timeout_ms = 5000
                 ..Limits::default()
             }
         );
-        assert_eq!(m.capabilities.kubernetes.len(), 4);
+        assert!(m.capabilities.kubernetes.allows("pods", KubeVerb::Logs));
+        assert!(m.capabilities.kubernetes.allows("events", KubeVerb::List));
         let back = Manifest::from_toml(&m.to_toml(), "round trip").unwrap();
         assert_eq!(back, m);
     }
@@ -323,7 +302,8 @@ timeout_ms = 5000
             (POD.replace("pod-crashloop", "Pod_Crash"), "DNS-1123"),
             (POD.replace("kind = \"debug\"", "kind = \"action\""), "needs `actions`"),
             (POD.replace("KubePodNotReady\"", "(\""), "bad regex"),
-            (POD.replace("\"events\"]", "\"events\", \"exec\"]"), "unknown variant"),
+            (POD.replace("\"logs\"]", "\"logs\", \"exec\"]"), "unknown variant"),
+            (POD.replace("events = [\"list\"]", "events = [\"logs\"]"), "verb of `pods`"),
             (POD.replace("timeout_ms = 5000", "timeout_ms = 0"), "timeout_ms"),
             (POD.replace("digest = \"\"", "digest = \"sha256:12\""), "invalid digest"),
             (format!("{POD}\nsurprise = 1"), "unknown field"),

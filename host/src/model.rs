@@ -53,6 +53,24 @@ pub struct Incident {
     pub common_labels: BTreeMap<String, String>,
 }
 
+impl Incident {
+    /// The namespaces the incident is about: every `namespace` label of its alerts, sorted,
+    /// without duplicates. A recipe with namespace scope reaches only these.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut ns: Vec<String> = self
+            .alerts
+            .iter()
+            .filter_map(|a| a.labels.get("namespace"))
+            .chain(self.common_labels.get("namespace"))
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect();
+        ns.sort();
+        ns.dedup();
+        ns
+    }
+}
+
 /// Did the recipe find the cause?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

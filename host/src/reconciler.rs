@@ -1224,7 +1224,7 @@ impl Reconciler {
                 }
             }
             (None, Some(action)) => self.finish_action(&action, result).await,
-            (None, None) => tracing::warn!(run_id = %result.run_id, "a result for a run no incident knows; dropped"),
+            (None, None) => tracing::warn!(run_id = ?result.run_id, "a result for a run no incident knows; dropped"),
         }
     }
 

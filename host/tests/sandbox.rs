@@ -7,52 +7,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use euphrosyne::capability::secrets::SecretStore;
-use euphrosyne::manifest::{Capabilities, KubeVerb, Limits};
-use euphrosyne::sandbox::{CacheUse, RunResult, RunStatus, Sandbox, SandboxConfig};
-
-fn hostile(mode: &str, caps: Capabilities, limits: Limits) -> euphrosyne::sandbox::RunJob {
-    let mut j = job("hostile", &guest("hostile"), debug(&[("alertname", "Hostile")]));
-    j.run_id = format!("hostile-{mode}");
-    j.config.insert("mode".into(), mode.into());
-    j.capabilities = caps;
-    j.limits = limits;
-    j
-}
-
-/// Grants that satisfy the hostile guest's imports (it imports http, secrets and kubernetes).
-fn hostile_caps() -> Capabilities {
-    Capabilities {
-        http: vec!["allowed.invalid".into()],
-        secrets: vec!["api-token".into()],
-        kubernetes: vec![KubeVerb::Get],
-        dirs: vec![],
-    }
-}
-
-fn tight() -> Limits {
-    Limits {
-        timeout_ms: 500,
-        memory_mib: 32,
-        output_bytes: 64 * 1024,
-    }
-}
-
-fn assert_status(r: &RunResult, status: RunStatus, needle: &str) {
-    assert_eq!(
-        r.status,
-        status,
-        "{}: {} (stderr: {})",
-        r.run_id,
-        r.message,
-        r.stderr.chars().take(300).collect::<String>()
-    );
-    assert!(
-        r.message.contains(needle),
-        "{}: message `{}` should contain `{needle}`",
-        r.run_id,
-        r.message
-    );
-}
+use euphrosyne::manifest::Capabilities;
+use euphrosyne::sandbox::{CacheUse, RunStatus, Sandbox, SandboxConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adversarial_suite_in_one_process_then_a_normal_recipe_still_runs() {

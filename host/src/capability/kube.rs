@@ -1,27 +1,87 @@
-//! Kubernetes for recipes, through the host's client, with the manifest's verbs enforced here.
+//! Kubernetes for recipes: the manifest's grants enforced here, the recipe's own identity
+//! enforced by the API server.
 //!
-//! In-process runs use the host's credentials, so this check is the boundary: a verb not granted
-//! is refused (and recorded) before any request is made. In a sandbox Job the client is built
-//! from the Job's ServiceAccount, whose RBAC matches the grant level, so the API server enforces
-//! it a second time.
-
-use std::collections::BTreeSet;
+//! Every call is checked before any request is made ([`KubeAccess`]): the resource (by API group
+//! and plural) must be granted the verb, and a namespaced call must stay in the incident's
+//! namespaces unless the recipe has cluster scope. A refusal is recorded and the run ends
+//! `denied`.
+//!
+//! The calls never carry the host's identity. In a sandbox Job the client is the Job's
+//! ServiceAccount (`[kube] reader_service_account` or `writer_service_account`, by whether the
+//! recipe may write); in-process and subprocess runs of `serve` **impersonate** that same
+//! ServiceAccount ([`KubeClients::impersonating`]), so the API server's RBAC bounds a run the
+//! same way wherever it executes. `recipe run --kubeconfig` acts as the kubeconfig's user: it is
+//! the recipe author's own tool.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
 use super::Denials;
-use crate::manifest::KubeVerb;
+use super::kube_grants::{KubeGrants, KubeVerb, Resource, Scope};
+
+/// Read a kubeconfig file (its current context).
+pub async fn config_from_kubeconfig(path: &std::path::Path) -> Result<kube::Config, String> {
+    let kc =
+        kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
+    kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| format!("kubeconfig {}: {e}", path.display()))
+}
+
+/// The clients a recipe's calls go through: one for recipes that only read, one for recipes
+/// that may write.
+#[derive(Clone)]
+pub struct KubeClients {
+    reader: kube::Client,
+    writer: kube::Client,
+    /// Who the calls act as, for messages (`None`: the client's own user).
+    pub acting_as: Option<(String, String)>,
+}
+
+impl KubeClients {
+    /// Both through `client`, as its own user (a sandbox Job's ServiceAccount, `recipe run`).
+    pub fn own(client: kube::Client) -> KubeClients {
+        KubeClients {
+            reader: client.clone(),
+            writer: client,
+            acting_as: None,
+        }
+    }
+
+    /// Through `config`'s credentials, impersonating ServiceAccount `reader` or `writer` of
+    /// `namespace` (the host needs RBAC `impersonate` on those two ServiceAccounts).
+    pub fn impersonating(config: &kube::Config, namespace: &str, reader: &str, writer: &str) -> Result<KubeClients, String> {
+        let client_as = |sa: &str| {
+            let mut c = config.clone();
+            c.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{sa}"));
+            c.auth_info.impersonate_groups = None;
+            kube::Client::try_from(c).map_err(|e| format!("building the Kubernetes client acting as {sa}: {e}"))
+        };
+        Ok(KubeClients {
+            reader: client_as(reader)?,
+            writer: client_as(writer)?,
+            acting_as: Some((
+                format!("system:serviceaccount:{namespace}:{reader}"),
+                format!("system:serviceaccount:{namespace}:{writer}"),
+            )),
+        })
+    }
+
+    /// The client for a recipe with these grants.
+    pub fn for_grants(&self, grants: &KubeGrants) -> kube::Client {
+        if grants.writes() {
+            self.writer.clone()
+        } else {
+            self.reader.clone()
+        }
+    }
+}
 
 /// A client from a kubeconfig file (its current context), for the recipes' kubernetes
 /// capability in `serve` and `recipe run`.
 pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Client, String> {
-    let kc =
-        kube::config::Kubeconfig::read_from(path).map_err(|e| format!("reading kubeconfig {}: {e}", path.display()))?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+    let cfg = config_from_kubeconfig(path).await?;
     kube::Client::try_from(cfg).map_err(|e| format!("building the Kubernetes client from {}: {e}", path.display()))
 }
 
@@ -33,6 +93,16 @@ pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceacc
 /// [`SERVICE_ACCOUNT_DIR`]). `Ok(None)` when not in a pod, or no token is mounted (the recipe
 /// was granted no Kubernetes access, so the Job mounts none).
 pub async fn client_in_cluster(dir: Option<&std::path::Path>) -> Result<Option<kube::Client>, String> {
+    match config_in_cluster(dir).await? {
+        None => Ok(None),
+        Some(cfg) => kube::Client::try_from(cfg)
+            .map(Some)
+            .map_err(|e| format!("building the in-cluster Kubernetes client: {e}")),
+    }
+}
+
+/// The in-cluster configuration [`client_in_cluster`] builds its client from.
+pub async fn config_in_cluster(dir: Option<&std::path::Path>) -> Result<Option<kube::Config>, String> {
     let dir = dir.unwrap_or(std::path::Path::new(SERVICE_ACCOUNT_DIR));
     let (Ok(host), Ok(port)) = (
         std::env::var("KUBERNETES_SERVICE_HOST"),
@@ -60,9 +130,7 @@ pub async fn client_in_cluster(dir: Option<&std::path::Path>) -> Result<Option<k
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .map_err(|e| format!("in-cluster config from {}: {e}", dir.display()))?;
-    kube::Client::try_from(cfg)
-        .map(Some)
-        .map_err(|e| format!("building the in-cluster Kubernetes client: {e}"))
+    Ok(Some(cfg))
 }
 
 /// Why a call failed (mirrors the WIT `kube-error`).
@@ -82,7 +150,9 @@ pub enum KubeError {
 #[derive(Clone)]
 pub struct KubeAccess {
     client: Option<kube::Client>,
-    verbs: BTreeSet<KubeVerb>,
+    grants: KubeGrants,
+    /// The incident's namespaces (its alerts' `namespace` labels).
+    namespaces: Vec<String>,
     denials: Denials,
     max_log_bytes: i64,
 }
@@ -129,29 +199,83 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, KubeError> {
 }
 
 impl KubeAccess {
-    /// Access with `verbs` through `client` (`None`: no cluster configured).
-    pub fn new(client: Option<kube::Client>, verbs: &[KubeVerb], denials: Denials, max_log_bytes: usize) -> Self {
+    /// Access with `grants` through `clients` (`None`: no cluster configured), for an incident
+    /// in `namespaces`.
+    pub fn new(
+        clients: Option<&KubeClients>,
+        grants: &KubeGrants,
+        namespaces: Vec<String>,
+        denials: Denials,
+        max_log_bytes: usize,
+    ) -> Self {
         KubeAccess {
-            client,
-            verbs: verbs.iter().copied().collect(),
+            client: clients.map(|c| c.for_grants(grants)),
+            grants: grants.clone(),
+            namespaces,
             denials,
             max_log_bytes: max_log_bytes as i64,
         }
     }
 
-    /// The one grant check.
-    fn allow(&self, verb: KubeVerb, target: &str) -> Result<kube::Client, KubeError> {
-        if !self.verbs.contains(&verb) {
-            let msg = format!("kubernetes: verb `{verb:?}` on {target} is not granted (capabilities.kubernetes)")
-                .to_lowercase();
-            self.denials.record(msg.clone());
-            return Err(KubeError::Denied(msg));
+    fn deny(&self, msg: String) -> KubeError {
+        self.denials.record(msg.clone());
+        KubeError::Denied(msg)
+    }
+
+    /// The one grant check: resource, verb, namespace.
+    fn allow(&self, ar: &ApiResource, verb: KubeVerb, ns: Option<&str>, target: &str) -> Result<kube::Client, KubeError> {
+        let Some(res) = Resource::of(&ar.group, &ar.plural) else {
+            let what = if ar.group.is_empty() {
+                ar.plural.clone()
+            } else {
+                format!("{}.{}", ar.plural, ar.group)
+            };
+            return Err(self.deny(format!(
+                "kubernetes: {verb} on {target}: `{what}` is not a resource recipes can be granted"
+            )));
+        };
+        if !self.grants.allows(res.name, verb) {
+            return Err(self.deny(format!(
+                "kubernetes: {verb} on {target} is not granted (capabilities.kubernetes: {} = [\"{verb}\"])",
+                res.name
+            )));
+        }
+        if self.grants.scope != Scope::Cluster {
+            match (res.namespaced, ns) {
+                (false, _) => {
+                    return Err(self.deny(format!(
+                        "kubernetes: {verb} on {target}: `{}` are cluster-scoped and the recipe has namespace scope",
+                        res.name
+                    )));
+                }
+                (true, None) => {
+                    return Err(self.deny(format!(
+                        "kubernetes: {verb} on {target} across all namespaces: the recipe has namespace scope (the incident's namespaces: {})",
+                        self.namespaces_text()
+                    )));
+                }
+                (true, Some(n)) if !self.namespaces.iter().any(|x| x == n) => {
+                    return Err(self.deny(format!(
+                        "kubernetes: {verb} on {target}: namespace `{n}` is not the incident's ({})",
+                        self.namespaces_text()
+                    )));
+                }
+                _ => {}
+            }
         }
         self.client.clone().ok_or_else(|| {
             KubeError::Api(
                 "no Kubernetes cluster is configured for this host (pass --kubeconfig or run in a cluster)".into(),
             )
         })
+    }
+
+    fn namespaces_text(&self) -> String {
+        if self.namespaces.is_empty() {
+            "none: its alerts carry no `namespace` label".into()
+        } else {
+            self.namespaces.join(", ")
+        }
     }
 
     fn api(&self, client: kube::Client, ar: &ApiResource, ns: Option<&str>) -> Result<Api<DynamicObject>, KubeError> {
@@ -164,8 +288,8 @@ impl KubeAccess {
     /// `get`.
     pub async fn get(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<String, KubeError> {
         let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
-        let client = self.allow(KubeVerb::Get, &target)?;
         let ar = api_resource(api_version, kind)?;
+        let client = self.allow(&ar, KubeVerb::Get, ns, &target)?;
         let obj = self
             .api(client, &ar, ns)?
             .get(checked_name("name", name)?)
@@ -184,8 +308,8 @@ impl KubeAccess {
         fields: Option<&str>,
     ) -> Result<String, KubeError> {
         let target = format!("{kind} list");
-        let client = self.allow(KubeVerb::List, &target)?;
         let ar = api_resource(api_version, kind)?;
+        let client = self.allow(&ar, KubeVerb::List, ns, &target)?;
         let mut lp = ListParams::default().limit(500);
         if let Some(l) = labels {
             lp = lp.labels(l);
@@ -211,7 +335,8 @@ impl KubeAccess {
         previous: bool,
     ) -> Result<String, KubeError> {
         let target = format!("logs of pod {ns}/{pod}");
-        let client = self.allow(KubeVerb::Logs, &target)?;
+        let ar = api_resource("v1", "Pod")?;
+        let client = self.allow(&ar, KubeVerb::Logs, Some(ns), &target)?;
         let api: Api<Pod> = Api::namespaced(client, checked_name("namespace", ns)?);
         let lp = LogParams {
             container: container.map(str::to_string),
@@ -228,13 +353,13 @@ impl KubeAccess {
     /// `events` about one object. Kind and name are validated, never spliced raw into the selector.
     pub async fn events(&self, ns: Option<&str>, kind: &str, name: &str) -> Result<String, KubeError> {
         let target = format!("events of {kind} {name}");
-        let client = self.allow(KubeVerb::Events, &target)?;
+        let ar = api_resource("v1", "Event")?;
+        let client = self.allow(&ar, KubeVerb::List, ns, &target)?;
         let fields = format!(
             "involvedObject.kind={},involvedObject.name={}",
             checked_name("kind", kind)?,
             checked_name("name", name)?
         );
-        let ar = api_resource("v1", "Event")?;
         let list = self
             .api(client, &ar, ns)?
             .list(&ListParams::default().fields(&fields).limit(200))
@@ -253,8 +378,8 @@ impl KubeAccess {
         patch: &str,
     ) -> Result<String, KubeError> {
         let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
-        let client = self.allow(KubeVerb::Patch, &target)?;
         let ar = api_resource(api_version, kind)?;
+        let client = self.allow(&ar, KubeVerb::Patch, ns, &target)?;
         let body: serde_json::Value =
             serde_json::from_str(patch).map_err(|e| KubeError::Invalid(format!("patch is not JSON: {e}")))?;
         let obj = self
@@ -278,8 +403,8 @@ impl KubeAccess {
         object: &str,
     ) -> Result<String, KubeError> {
         let target = format!("new {kind}");
-        let client = self.allow(KubeVerb::Create, &target)?;
         let ar = api_resource(api_version, kind)?;
+        let client = self.allow(&ar, KubeVerb::Create, ns, &target)?;
         let obj: DynamicObject = serde_json::from_str(object)
             .map_err(|e| KubeError::Invalid(format!("object is not a Kubernetes object: {e}")))?;
         let created = self
@@ -293,8 +418,8 @@ impl KubeAccess {
     /// `delete`.
     pub async fn delete(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<(), KubeError> {
         let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
-        let client = self.allow(KubeVerb::Delete, &target)?;
         let ar = api_resource(api_version, kind)?;
+        let client = self.allow(&ar, KubeVerb::Delete, ns, &target)?;
         self.api(client, &ar, ns)?
             .delete(checked_name("name", name)?, &DeleteParams::default())
             .await
@@ -310,23 +435,37 @@ mod tests {
     #[tokio::test]
     async fn ungranted_verbs_are_denied_before_any_request() {
         let d = Denials::default();
-        let k = KubeAccess::new(None, &[KubeVerb::Get], d.clone(), 1024);
-        let err = k
-            .patch("apps/v1", "Deployment", Some("shop"), "web", "{}")
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, KubeError::Denied(ref m) if m.contains("patch")),
-            "{err:?}"
+        let grants = KubeGrants::of(
+            Scope::Namespace,
+            &[("pods", &[KubeVerb::Get]), ("deployments", &[KubeVerb::Get])],
         );
-        assert_eq!(d.list().len(), 1);
+        let k = KubeAccess::new(None, &grants, vec!["shop".into()], d.clone(), 1024);
+        let denied = [
+            k.patch("apps/v1", "Deployment", Some("shop"), "web", "{}").await,
+            k.get("v1", "Secret", Some("shop"), "db").await,
+            k.get("v1", "Pod", Some("kube-system"), "etcd").await,
+            k.get("v1", "Node", None, "n1").await,
+            k.list("v1", "Pod", None, None, None).await,
+            k.get("example.com/v1", "Deployment", Some("shop"), "web").await,
+        ];
+        for (i, err) in denied.into_iter().enumerate() {
+            assert!(matches!(err, Err(KubeError::Denied(_))), "{i}: {err:?}");
+        }
+        let kept = d.list();
+        assert!(kept[0].contains("patch on Deployment shop/web is not granted"), "{kept:?}");
+        assert!(kept[1].contains("Secret shop/db is not granted"), "{kept:?}");
+        assert!(kept[2].contains("namespace `kube-system` is not the incident's (shop)"), "{kept:?}");
+        assert!(kept[3].contains("not granted"), "{kept:?}");
+        assert!(kept[4].contains("not granted"), "{kept:?}");
+        assert!(kept[5].contains("not a resource recipes can be granted"), "{kept:?}");
+        assert_eq!(d.list().len(), 6);
         // Granted but no cluster: a clear API error, not a denial.
         let err = k.get("v1", "Pod", Some("shop"), "web").await.unwrap_err();
         assert!(
             matches!(err, KubeError::Api(ref m) if m.contains("no Kubernetes cluster")),
             "{err:?}"
         );
-        assert_eq!(d.list().len(), 1);
+        assert_eq!(d.list().len(), 6);
     }
 
     #[test]

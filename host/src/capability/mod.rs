@@ -5,35 +5,96 @@
 //! | [`log`]       | `euphrosyne:recipe/log`         | always (bounded)                |
 //! | config        | `euphrosyne:recipe/config`      | always (the manifest's table)   |
 //! | [`secrets`]   | `euphrosyne:recipe/secrets`     | `capabilities.secrets`          |
-//! | [`kube`]      | `euphrosyne:recipe/kubernetes`  | `capabilities.kubernetes` verbs |
+//! | [`kube`]      | `euphrosyne:recipe/kubernetes`  | `capabilities.kubernetes`: verbs per resource, in the incident's namespaces ([`kube_grants`]) |
 //! | [`http`]      | `wasi:http/outgoing-handler`    | `capabilities.http` hosts       |
 //!
 //! Every refusal is recorded in the run's [`Denials`] and ends the run as `denied`.
 
 pub mod http;
 pub mod kube;
+pub mod kube_grants;
 pub mod log;
 pub mod secrets;
 
 use std::sync::{Arc, Mutex};
 
 /// The denials of one run, shared between its capabilities.
+///
+/// Bounded like everything a recipe can make the host keep: at most [`Denials::KEPT`] are kept,
+/// each cut to [`Denials::MAX_BYTES`]; the rest are counted. The first few are mirrored to the
+/// host's log as escaped fields (`?`), never raw, so a guest-chosen string cannot forge a log
+/// line or send terminal escapes.
 #[derive(Debug, Clone, Default)]
-pub struct Denials(Arc<Mutex<Vec<String>>>);
+pub struct Denials(Arc<Mutex<DenialList>>);
+
+#[derive(Debug, Default)]
+struct DenialList {
+    kept: Vec<String>,
+    dropped: u64,
+}
 
 impl Denials {
-    /// Record a denial (at most 100 are kept; a recipe looping on denials cannot grow the result).
+    /// Denials kept per run.
+    pub const KEPT: usize = 20;
+    /// Bytes kept of each denial.
+    pub const MAX_BYTES: usize = 512;
+    /// Denials mirrored to the host's log per run.
+    const LOGGED: usize = 5;
+
+    /// Record a denial.
     pub fn record(&self, what: impl Into<String>) {
-        let what = what.into();
-        tracing::warn!(denial = %what, "sandbox denied a recipe request");
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() < 100 {
-            v.push(what);
+        let what = truncate(what.into(), Self::MAX_BYTES);
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if list.kept.len() < Self::LOGGED {
+            tracing::warn!(denial = ?what, "sandbox denied a recipe request");
+        }
+        if list.kept.len() < Self::KEPT {
+            list.kept.push(what);
+        } else {
+            list.dropped += 1;
         }
     }
 
-    /// The denials so far.
+    /// The denials kept, and a last line counting the ones dropped.
     pub fn list(&self) -> Vec<String> {
+        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = list.kept.clone();
+        if list.dropped > 0 {
+            v.push(format!("… and {} more denials", list.dropped));
+        }
+        v
+    }
+}
+
+/// The first host-side limit a run hit (connections, resources), shared between its
+/// capabilities and read when the run is classified: the run ends `limit-exceeded` with this.
+#[derive(Debug, Clone, Default)]
+pub struct LimitHit(Arc<Mutex<Option<String>>>);
+
+impl LimitHit {
+    /// Record `what` unless a limit was recorded already.
+    pub fn set(&self, what: String) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(what);
+        }
+    }
+
+    /// The limit hit, if any.
+    pub fn get(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }

@@ -112,11 +112,77 @@ impl Default for Templates {
     }
 }
 
+/// How a chat renders text, and so how guest- and alert-controlled strings are escaped in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    /// Webex Markdown: Markdown punctuation backslash-escaped, `<`, `>` and `&` as entities (so
+    /// no `<@all>` or `<@personEmail:…>` mention, link or HTML comes from a recipe).
+    Markdown,
+    /// Slack mrkdwn: `&`, `<`, `>` as entities, Slack's documented escaping (so no
+    /// `<!channel>`, `<@U…>` or link comes from a recipe); the template's `**bold**` becomes `*bold*`.
+    Slack,
+    /// Plain text inside JSON: no escaping.
+    Plain,
+}
+
+impl Markup {
+    /// `text` escaped for this markup.
+    pub fn escape(self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match (self, c) {
+                (Markup::Plain, c) => out.push(c),
+                (_, '&') => out.push_str("&amp;"),
+                (_, '<') => out.push_str("&lt;"),
+                (_, '>') => out.push_str("&gt;"),
+                (Markup::Markdown, '\\' | '*' | '_' | '~' | '`' | '[' | ']' | '#' | '|' | '!') => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                (_, c) => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn template(self, template: &str) -> String {
+        match self {
+            Markup::Slack => template.replace("**", "*"),
+            _ => template.to_string(),
+        }
+    }
+}
+
+/// Replace each `{key}` of `template` by its value in one pass: a value that itself contains
+/// `{summary}` stays as written (the placeholders are the template's, never the values').
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| (&after[..close], close)) {
+            Some((key, close)) if values.iter().any(|(k, _)| *k == key) => {
+                let value = values.iter().find(|(k, _)| *k == key).map(|(_, v)| *v).unwrap_or("");
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Templates {
-    /// Render the analysis message of `rec`.
-    pub fn analysis(&self, rec: &IncidentRecord) -> String {
+    /// Render the analysis message of `rec`, every value escaped for `markup`.
+    pub fn analysis(&self, rec: &IncidentRecord, markup: Markup) -> String {
+        let e = |s: &str| markup.escape(s);
         let Some(a) = &rec.analysis else {
-            return format!("Incident {}: no analysis", rec.id);
+            return format!("Incident {}: no analysis", e(&rec.id));
         };
         let findings: Vec<String> = a
             .findings
@@ -126,33 +192,43 @@ impl Templates {
                 format!(
                     "- [{:?}] {}: {}",
                     f.finding.severity,
-                    f.finding.title,
-                    truncate(&f.finding.detail, 300)
+                    e(&f.finding.title),
+                    e(&truncate(&f.finding.detail, 300))
                 )
             })
             .collect();
         let actions: Vec<String> = a
             .actions
             .iter()
-            .map(|s| format!("- `{}` {} — {}", s.action, s.parameters, s.reasons.join("; ")))
+            .map(|s| {
+                format!(
+                    "- `{}` {} — {}",
+                    e(&s.action),
+                    e(&s.parameters.to_string()),
+                    e(&s.reasons.join("; "))
+                )
+            })
             .collect();
-        self.analysis
-            .replace("{incident}", &rec.id)
-            .replace("{verdict}", &format!("{:?}", a.verdict).to_lowercase())
-            .replace("{summary}", &a.summary)
-            .replace("{findings}", &findings.join("\n"))
-            .replace(
-                "{actions}",
-                &if actions.is_empty() {
-                    "- none".to_string()
-                } else {
-                    actions.join("\n")
-                },
-            )
+        let actions = if actions.is_empty() {
+            "- none".to_string()
+        } else {
+            actions.join("\n")
+        };
+        fill(
+            &markup.template(&self.analysis),
+            &[
+                ("incident", &e(&rec.id)),
+                ("verdict", &format!("{:?}", a.verdict).to_lowercase()),
+                ("summary", &e(&a.summary)),
+                ("findings", &findings.join("\n")),
+                ("actions", &actions),
+            ],
+        )
     }
 
-    /// Render the outcome reply of `run`.
-    pub fn outcome(&self, run: &ActionRun) -> String {
+    /// Render the outcome reply of `run`, every value escaped for `markup`.
+    pub fn outcome(&self, run: &ActionRun, markup: Markup) -> String {
+        let e = |s: &str| markup.escape(s);
         let outcome = run
             .result
             .as_ref()
@@ -166,13 +242,17 @@ impl Templates {
             })
             .or_else(|| run.error.clone())
             .unwrap_or_default();
-        self.outcome
-            .replace("{incident}", &run.incident)
-            .replace("{action}", &run.action)
-            .replace("{status}", &format!("{:?}", run.status).to_lowercase())
-            .replace("{outcome}", &outcome)
-            .replace("{approver}", &run.approved_by)
-            .replace("{channel}", &run.channel)
+        fill(
+            &markup.template(&self.outcome),
+            &[
+                ("incident", &e(&run.incident)),
+                ("action", &e(&run.action)),
+                ("status", &format!("{:?}", run.status).to_lowercase()),
+                ("outcome", &e(&outcome)),
+                ("approver", &e(&run.approved_by)),
+                ("channel", &e(&run.channel)),
+            ],
+        )
     }
 }
 
@@ -246,6 +326,14 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_escaped_and_filled_once() {
+        assert_eq!(fill("{a} and {b} {c}", &[("a", "{b}"), ("b", "x")]), "{b} and x {c}");
+        assert_eq!(Markup::Slack.escape("<!channel> & <@U1>"), "&lt;!channel&gt; &amp; &lt;@U1&gt;");
+        assert_eq!(Markup::Markdown.escape("<@all> **x** [l](u)"), "&lt;@all&gt; \\*\\*x\\*\\* \\[l\\](u)");
+        assert_eq!(Markup::Plain.escape("<@all>"), "<@all>");
+    }
 
     #[test]
     fn approver_allow_list() {

@@ -143,7 +143,7 @@ impl Slack {
             .collect();
         buttons.push(json!({"type": "button", "style": "danger", "action_id": "reject", "text": {"type": "plain_text", "text": "Reject"}, "value": json!({"incident": rec.id}).to_string()}));
         vec![
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": super::truncate(&self.templates.analysis(rec).replace("**", "*"), 2900)}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": super::truncate(&self.templates.analysis(rec, super::Markup::Slack), 2900)}}),
             json!({"type": "actions", "block_id": format!("euphrosyne:{}", rec.id), "elements": buttons}),
         ]
     }
@@ -316,7 +316,7 @@ impl Notifier for Slack {
     }
 
     async fn outcome(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {
-        self.annotate(&rec.id, self.templates.outcome(run).replace("**", "*"))
+        self.annotate(&rec.id, self.templates.outcome(run, super::Markup::Slack))
             .await
     }
 }

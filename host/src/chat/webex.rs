@@ -334,7 +334,7 @@ impl Notifier for Webex {
     }
 
     async fn analysis(&self, rec: &IncidentRecord) -> Result<(), String> {
-        let body = json!({ "roomId": self.cfg.room_id, "markdown": self.templates.analysis(rec), "attachments": [Self::card(rec)] });
+        let body = json!({ "roomId": self.cfg.room_id, "markdown": self.templates.analysis(rec, super::Markup::Markdown), "attachments": [Self::card(rec)] });
         let msg = self.post_message(body).await?;
         let id = msg["id"]
             .as_str()
@@ -347,6 +347,6 @@ impl Notifier for Webex {
     }
 
     async fn outcome(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {
-        self.reply(&rec.id, &self.templates.outcome(run)).await
+        self.reply(&rec.id, &self.templates.outcome(run, super::Markup::Markdown)).await
     }
 }

@@ -100,11 +100,11 @@ impl Notifier for WebhookNotifier {
 
     async fn analysis(&self, rec: &IncidentRecord) -> Result<(), String> {
         let body = match self.cfg.format {
-            Format::Native => json!({"event": "analysis", "text": self.templates.analysis(rec), "incident": rec}),
+            Format::Native => json!({"event": "analysis", "text": self.templates.analysis(rec, super::Markup::Plain), "incident": rec}),
             Format::EuphrosyneBot => json!({
                 "uuid": rec.id,
                 "actions": rec.analysis.iter().flat_map(|a| a.actions.iter().map(|s| s.action.clone())).collect::<Vec<_>>(),
-                "analysis": self.templates.analysis(rec),
+                "analysis": self.templates.analysis(rec, super::Markup::Plain),
             }),
         };
         self.post(body).await
@@ -114,7 +114,7 @@ impl Notifier for WebhookNotifier {
         if self.cfg.format == Format::EuphrosyneBot {
             return Ok(());
         }
-        self.post(json!({"event": "outcome", "text": self.templates.outcome(run), "incident": rec.id, "action": run}))
+        self.post(json!({"event": "outcome", "text": self.templates.outcome(run, super::Markup::Plain), "incident": rec.id, "action": run}))
             .await
     }
 }

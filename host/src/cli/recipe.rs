@@ -108,6 +108,10 @@ pub struct RunArgs {
     /// Action recipes: who approved.
     #[arg(long, default_value = "local-user")]
     pub approver: String,
+    /// Allow a sensitive Kubernetes grant the manifest asks for (`secrets:get`, `pods:create`,
+    /// `jobs:create`, RBAC kinds …), as a host's `[kube] allow_sensitive` would; repeatable.
+    #[arg(long = "allow-sensitive", value_name = "RESOURCE:VERB")]
+    pub allow_sensitive: Vec<String>,
     /// Print the whole run result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -398,8 +402,15 @@ async fn run_local(a: RunArgs) -> anyhow::Result<ExitCode> {
             Digest::of(&bytes)
         }
     };
+    // Your own recipe with your own kubeconfig: cluster scope is allowed; sensitive grants
+    // (Secrets, RBAC, arbitrary pods, Jobs) only when you say so, as a host would.
+    let kube_policy = euphrosyne::manifest::KubePolicy {
+        cluster_scope: vec![manifest.name.clone()],
+        allow_sensitive: a.allow_sensitive.clone(),
+    };
     let sandbox = Sandbox::new(SandboxConfig {
-        kube,
+        kube: kube.map(euphrosyne::capability::kube::KubeClients::own),
+        kube_policy,
         secrets,
         pool_slots: 4,
         ..Default::default()

@@ -42,6 +42,14 @@ pub struct SandboxArgs {
     /// Where the ServiceAccount token is mounted [default: /var/run/secrets/kubernetes.io/serviceaccount].
     #[arg(long, env = "EUPHROSYNE_SERVICEACCOUNT_DIR")]
     pub serviceaccount_dir: Option<PathBuf>,
+    /// With --kubeconfig: call the API as this user (`system:serviceaccount:NS:NAME`), never as
+    /// the kubeconfig's own (the host sets it to the recipe's ServiceAccount).
+    #[arg(long, env = "EUPHROSYNE_KUBE_IMPERSONATE")]
+    pub impersonate: Option<String>,
+    /// The host's policy over Kubernetes grants, as JSON (`{"cluster_scope": [...],
+    /// "allow_sensitive": [...]}`) [default: the built-in policy].
+    #[arg(long, env = "EUPHROSYNE_KUBE_POLICY")]
+    pub kube_policy: Option<String>,
 }
 
 /// Like `eprintln!`, but a closed stderr (the host that started us died) is not fatal.
@@ -100,18 +108,28 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
         std::fs::read(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?
     };
     let kube = match &a.kubeconfig {
-        Some(p) => Some(
-            euphrosyne::capability::kube::client_from_kubeconfig(p)
+        Some(p) => {
+            let mut config = euphrosyne::capability::kube::config_from_kubeconfig(p)
                 .await
-                .map_err(anyhow::Error::msg)?,
-        ),
+                .map_err(anyhow::Error::msg)?;
+            if let Some(user) = &a.impersonate {
+                config.auth_info.impersonate = Some(user.clone());
+                config.auth_info.impersonate_groups = None;
+            }
+            Some(kube::Client::try_from(config).context("building the Kubernetes client")?)
+        }
         None => euphrosyne::capability::kube::client_in_cluster(a.serviceaccount_dir.as_deref())
             .await
             .map_err(anyhow::Error::msg)?,
     };
+    let kube_policy = match a.kube_policy.as_deref().filter(|p| !p.is_empty()) {
+        Some(json) => serde_json::from_str(json).context("EUPHROSYNE_KUBE_POLICY / --kube-policy is not a policy")?,
+        None => euphrosyne::manifest::KubePolicy::default(),
+    };
     let sandbox = Sandbox::new(SandboxConfig {
         pool_slots: 2,
-        kube,
+        kube: kube.map(euphrosyne::capability::kube::KubeClients::own),
+        kube_policy,
         secrets: SecretStore::load(a.secrets_dir.as_deref())?,
         ..Default::default()
     })?;

@@ -97,9 +97,10 @@ digest = ""
 matchers = ['alertname="DiskFull"']
 
 [capabilities]
-# kubernetes = ["get", "list", "logs", "events"]
 # http = ["status.example.com"]
 # secrets = ["api-token"]
+# Kubernetes: verbs per resource, in the incident's namespace only:
+# kubernetes = {{ pods = ["get", "list", "logs"], events = ["list"] }}
 
 [limits]
 timeout_ms = 5000
@@ -166,7 +167,8 @@ digest = ""
 actions = ["{name}"]
 
 [capabilities]
-# kubernetes = ["get", "patch"]
+# Kubernetes: verbs per resource, in the incident's namespace only:
+# kubernetes = {{ deployments = ["get", "patch"] }}
 
 [limits]
 timeout_ms = 10000

@@ -90,16 +90,21 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         (k, _) => k,
     };
     // The host's own Kubernetes client: a kubeconfig, or (in a pod) its ServiceAccount.
-    let kube = match &cfg.kubeconfig {
+    let kube_config = match &cfg.kubeconfig {
         Some(path) => Some(
-            euphrosyne::capability::kube::client_from_kubeconfig(path)
+            euphrosyne::capability::kube::config_from_kubeconfig(path)
                 .await
                 .map_err(anyhow::Error::msg)?,
         ),
-        None => euphrosyne::capability::kube::client_in_cluster(None)
+        None => euphrosyne::capability::kube::config_in_cluster(None)
             .await
             .map_err(anyhow::Error::msg)?,
     };
+    let kube = kube_config
+        .clone()
+        .map(kube::Client::try_from)
+        .transpose()
+        .context("building the Kubernetes client")?;
     if let Ok(image) = std::env::var("EUPHROSYNE_IMAGE") {
         cfg.kube.image = image;
     }
@@ -112,6 +117,21 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "default".into());
     }
+    // Recipes never call the API as the host: in this process they impersonate the recipe
+    // ServiceAccounts their Jobs would run as (unless `[kube] impersonate = false`).
+    let recipe_kube = match (&kube_config, &kube) {
+        (Some(config), _) if cfg.kube.impersonate => Some(
+            euphrosyne::capability::kube::KubeClients::impersonating(
+                config,
+                &cfg.kube.namespace,
+                &cfg.kube.reader_service_account,
+                &cfg.kube.writer_service_account,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        (_, Some(client)) => Some(euphrosyne::capability::kube::KubeClients::own(client.clone())),
+        _ => None,
+    };
     let sources: Sources = Default::default();
     let (recipes, errors): (Vec<euphrosyne::recipe::Recipe>, Vec<RecipeErrorInfo>) = if kind == ExecutorKind::Kube {
         let client = kube
@@ -146,12 +166,31 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .collect();
         (loaded.recipes, errors)
     };
+    // Grants the host's policy refuses are reported now, not at the recipe's first run (the
+    // sandbox refuses them there too).
+    let policy = cfg.kube.policy();
+    let (recipes, refused): (Vec<_>, Vec<_>) = recipes
+        .into_iter()
+        .partition(|r| policy.check(&r.manifest.name, &r.manifest.capabilities.kubernetes).is_ok());
+    let mut errors = errors;
+    for r in refused {
+        let why = policy
+            .check(&r.manifest.name, &r.manifest.capabilities.kubernetes)
+            .unwrap_err();
+        tracing::warn!(origin = %r.origin, "recipe skipped: {why}");
+        errors.push(RecipeErrorInfo {
+            origin: r.origin.clone(),
+            error: why,
+        });
+    }
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         cache_dir: cfg.cache_dir.clone(),
         pool_slots: (cfg.max_concurrent_runs as u32).max(4),
         dir_roots: cfg.dir_roots.clone(),
-        kube: kube.clone(),
+        kube: recipe_kube,
+        kube_policy: cfg.kube.policy(),
         secrets: SecretStore::load(cfg.secrets_dir.as_deref())?,
+        ..Default::default()
     })?);
     let metrics = Arc::new(Metrics::default());
     let mut runs_note = "runs: in-process (wasmtime in this process), incidents in memory".to_string();
@@ -173,6 +212,14 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             let grants = SubprocessGrants {
                 secrets_dir: cfg.secrets_dir.clone(),
                 kubeconfig: cfg.kubeconfig.clone(),
+                impersonate: (kube_config.is_some() && cfg.kube.impersonate).then(|| {
+                    (
+                        cfg.kube.namespace.clone(),
+                        cfg.kube.reader_service_account.clone(),
+                        cfg.kube.writer_service_account.clone(),
+                    )
+                }),
+                kube_policy: cfg.kube.policy(),
             };
             let sub = Subprocess::start(url, &cfg.redis_prefix, binary, workdir, cfg.max_concurrent_runs, grants)
                 .await

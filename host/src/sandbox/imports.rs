@@ -57,7 +57,7 @@ pub fn check(
         if !granted {
             let hint = match base {
                 "euphrosyne:recipe/secrets" => "grant the secrets it reads in capabilities.secrets",
-                "euphrosyne:recipe/kubernetes" => "grant verbs in capabilities.kubernetes",
+                "euphrosyne:recipe/kubernetes" => "grant verbs per resource in capabilities.kubernetes",
                 b if b.starts_with("wasi:http/") => "grant hosts in capabilities.http",
                 b if b.starts_with("wasi:sockets/") => "raw sockets are never granted; use wasi:http",
                 _ => "the host does not provide it",
@@ -88,7 +88,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::KubeVerb;
+    use crate::manifest::{KubeGrants, KubeVerb, Scope};
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn grants_decide() {
         let caps = Capabilities {
-            kubernetes: vec![KubeVerb::Get],
+            kubernetes: KubeGrants::of(Scope::Namespace, &[("pods", &[KubeVerb::Get])]),
             ..Default::default()
         };
         let base = s(&[

@@ -17,6 +17,7 @@ mod bindings;
 mod cache;
 mod imports;
 mod limits;
+mod meter;
 mod state;
 
 use std::collections::HashMap;
@@ -26,21 +27,22 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 pub use self::cache::DiskCache;
+pub use self::meter::MeteredAlloc;
 use self::limits::Limiter;
 use self::state::RunState;
-use crate::capability::Denials;
-use crate::capability::http::EgressPolicy;
-use crate::capability::kube::KubeAccess;
+use crate::capability::http::{EgressLimits, EgressPolicy};
+use crate::capability::{Denials, LimitHit};
+use crate::capability::kube::{KubeAccess, KubeClients};
 use crate::capability::log::{LogLine, LogSink};
 use crate::capability::secrets::SecretStore;
 use crate::digest::Digest;
-use crate::manifest::{Capabilities, Kind, Limits};
+use crate::manifest::{Capabilities, Kind, KubePolicy, Limits};
 use crate::model::{ActionRequest, Analysis, Incident, Outcome};
 
 /// How a run ended.
@@ -101,6 +103,14 @@ pub enum RunInput {
 }
 
 impl RunInput {
+    /// The incident the run is about.
+    pub fn incident(&self) -> &Incident {
+        match self {
+            RunInput::Debug(i) => i,
+            RunInput::Action(a) => &a.incident,
+        }
+    }
+
     /// The recipe kind this input needs.
     pub fn kind(&self) -> Kind {
         match self {
@@ -248,10 +258,14 @@ pub struct SandboxConfig {
     pub pool_slots: u32,
     /// Host directories under which manifests may grant read-only `dirs`. Empty: no dir grants.
     pub dir_roots: Vec<PathBuf>,
-    /// Kubernetes client for the kubernetes capability (`None`: calls fail with a clear error).
-    pub kube: Option<kube::Client>,
+    /// Kubernetes clients for the kubernetes capability (`None`: calls fail with a clear error).
+    pub kube: Option<KubeClients>,
+    /// Which Kubernetes grants the host allows (cluster scope, sensitive resources).
+    pub kube_policy: KubePolicy,
     /// Secret values.
     pub secrets: SecretStore,
+    /// Runs of one recipe at the same time in this process; more wait for a turn.
+    pub max_runs_per_recipe: u32,
 }
 
 impl Default for SandboxConfig {
@@ -261,7 +275,9 @@ impl Default for SandboxConfig {
             pool_slots: 128,
             dir_roots: vec![],
             kube: None,
+            kube_policy: KubePolicy::default(),
             secrets: SecretStore::default(),
+            max_runs_per_recipe: 16,
         }
     }
 }
@@ -285,6 +301,10 @@ pub struct Sandbox {
     compiled: Mutex<HashMap<Digest, Arc<Compiled>>>,
     disk: Option<DiskCache>,
     config: SandboxConfig,
+    /// One permit per pool slot: runs past the pool's size wait instead of failing to instantiate.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Permits per recipe name, so one recipe cannot take every slot.
+    per_recipe: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// Largest linear memory any recipe may have; the pool reserves slots this big.
@@ -309,6 +329,8 @@ impl Sandbox {
         wt.epoch_interruption(true)
             .wasm_component_model(true)
             .max_wasm_stack(1 << 20)
+            // Guest frames are not shown to anyone; a trap's message is enough.
+            .wasm_backtrace_max_frames(None)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wt).map_err(|e| crate::Error::Sandbox(format!("engine: {e}")))?;
         let mut linker = Linker::new(&engine);
@@ -335,6 +357,8 @@ impl Sandbox {
             linker,
             compiled: Mutex::new(HashMap::new()),
             disk,
+            slots: Arc::new(tokio::sync::Semaphore::new(config.pool_slots as usize)),
+            per_recipe: Mutex::new(HashMap::new()),
             config,
         })
     }
@@ -491,6 +515,41 @@ impl Sandbox {
             }
         }
 
+        if let Err(why) = self
+            .config
+            .kube_policy
+            .check(&job.recipe, &job.capabilities.kubernetes)
+        {
+            return result.fail(RunStatus::Denied, why);
+        }
+
+        // A component that exports the function with other types is not a recipe of this kind:
+        // refuse it as invalid before instantiating anything.
+        let wrong_world = match job.input.kind() {
+            Kind::Debug if compiled.debugger.is_none() => Some("debugger world (export `debug` with the 0.1.0 types)"),
+            Kind::Action if compiled.actor.is_none() => Some("actor world (export `act` with the 0.1.0 types)"),
+            _ => None,
+        };
+        if let Some(world) = wrong_world {
+            return result.fail(
+                RunStatus::InvalidModule,
+                format!("recipe `{}`: the component does not match the {world}", job.recipe),
+            );
+        }
+
+        // Wait for a turn: a pool slot, and one of this recipe's permits.
+        let recipe_permits = {
+            let mut map = self.per_recipe.lock().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < self.config.max_runs_per_recipe as usize);
+            map.entry(job.recipe.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.max_runs_per_recipe.max(1) as usize)))
+                .clone()
+        };
+        let (Ok(_recipe_turn), Ok(_slot)) = (recipe_permits.acquire_owned().await, self.slots.clone().acquire_owned().await)
+        else {
+            return result.fail(RunStatus::LimitExceeded, "the sandbox is shutting down");
+        };
+
         // 4. A fresh store.
         let t = Instant::now();
         let mut store = match self.store(job) {
@@ -498,9 +557,23 @@ impl Sandbox {
             Err(why) => return result.fail(RunStatus::Denied, format!("recipe `{}`: {why}", job.recipe)),
         };
         let deadline = Duration::from_millis(job.limits.timeout_ms);
-        store.set_epoch_deadline(job.limits.timeout_ms / EPOCH_TICK.as_millis() as u64 + 1);
-        store.epoch_deadline_trap();
+        // Every epoch tick the guest yields to the async runtime (so a spinning recipe never holds
+        // a worker thread for more than one tick), its whole memory budget is checked, and past
+        // the deadline it is interrupted.
+        let started = Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            if state.limiter.check().is_err() || state.limit.get().is_some() {
+                return Err(Trap::Interrupt.into());
+            }
+            if started.elapsed() >= deadline {
+                return Err(Trap::Interrupt.into());
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
         store.limiter(|s| &mut s.limiter);
+        let meter_id = store.data().limiter.meter.as_ref().map(meter::Meter::id);
 
         // 5. Instantiate and call under the wall-clock timeout (epochs do not interrupt host calls).
         let call = async {
@@ -541,20 +614,35 @@ impl Sandbox {
                 }
             }
         };
-        let outcome = tokio::time::timeout(deadline + Duration::from_millis(50), call).await;
+        let outcome = tokio::time::timeout(
+            deadline + Duration::from_millis(50),
+            meter::Metered::new(meter_id, call),
+        )
+        .await;
         let total_us = t.elapsed().as_micros() as u64;
 
         // 6. Classify.
         let state = store.data_mut();
         result.denials = state.denials.list();
-        result.memory_peak_bytes = state.limiter.peak_memory as u64;
+        result.memory_peak_bytes = state.limiter.true_peak() as u64;
         result.logs = state.logs.take();
+        if state.logs.dropped() > 0 {
+            result.logs.push(LogLine {
+                level: "warn".into(),
+                message: format!(
+                    "{} more log records dropped: the run's log is capped at limits.output_bytes = {} bytes (each record counts its encoded size + {} bytes)",
+                    state.logs.dropped(),
+                    job.limits.output_bytes,
+                    LogSink::RECORD_OVERHEAD
+                ),
+            });
+        }
         let out_cap = job.limits.output_bytes as usize;
         let (stdout, stderr) = (state.stdout.contents(), state.stderr.contents());
         result.stdout = String::from_utf8_lossy(&stdout).into_owned();
         result.stderr = String::from_utf8_lossy(&stderr).into_owned();
         let output_full = stdout.len() >= out_cap || stderr.len() >= out_cap;
-        let limit_hit = state.limiter.hit.clone();
+        let limit_hit = state.limiter.hit.clone().or_else(|| state.limit.get());
         match outcome {
             Err(_elapsed) => {
                 result.timings.run_us = total_us;
@@ -569,7 +657,10 @@ impl Sandbox {
             Ok(Err(e)) => {
                 result.timings.run_us = total_us;
                 let trap = e.downcast_ref::<Trap>().copied();
-                let (status, msg) = if trap == Some(Trap::Interrupt) {
+                let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|x| x.0);
+                let (status, msg) = if let Some(limit) = limit_hit {
+                    (RunStatus::LimitExceeded, format!("recipe `{}`: {limit}", job.recipe))
+                } else if trap == Some(Trap::Interrupt) {
                     (
                         RunStatus::TimedOut,
                         format!(
@@ -577,8 +668,14 @@ impl Sandbox {
                             job.recipe, job.limits.timeout_ms
                         ),
                     )
-                } else if let Some(limit) = limit_hit {
-                    (RunStatus::LimitExceeded, format!("recipe `{}`: {limit}", job.recipe))
+                } else if let Some(code) = exit {
+                    (
+                        RunStatus::Trapped,
+                        format!(
+                            "recipe `{}` exited with status {code} instead of returning a result",
+                            job.recipe
+                        ),
+                    )
                 } else if trap == Some(Trap::StackOverflow) {
                     (
                         RunStatus::LimitExceeded,
@@ -606,12 +703,12 @@ impl Sandbox {
                     } else {
                         format!(" — {panic_line}")
                     };
+                    let what = trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"));
                     (
                         RunStatus::Trapped,
-                        format!(
-                            "recipe `{}` trapped: {}{panic_line}",
-                            job.recipe,
-                            trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e:#}"))
+                        crate::capability::truncate(
+                            format!("recipe `{}` trapped: {what}{panic_line}", job.recipe),
+                            MAX_MESSAGE_BYTES,
                         ),
                     )
                 };
@@ -670,25 +767,39 @@ impl Sandbox {
             wasi.preopened_dir(&d.host, &d.guest, FsPerms::ReadOnly)
                 .map_err(|e| format!("granted directory {}: {e}", d.host.display()))?;
         }
+        let limit = LimitHit::default();
         let egress = EgressPolicy::new(
             &job.capabilities.http,
-            cap.max(1 << 20),
-            Duration::from_millis(job.limits.timeout_ms.min(10_000)),
+            EgressLimits {
+                max_response_bytes: cap.max(1 << 20),
+                max_request_bytes: cap.max(1 << 20),
+                // Half the run's budget at most, so a stalled connect or handshake is the
+                // recipe's error to handle, not the run's timeout.
+                connect_timeout: Duration::from_millis((job.limits.timeout_ms / 2).clamp(1, 10_000)),
+                ..EgressLimits::default()
+            },
             denials.clone(),
+            limit.clone(),
         );
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_BYTES);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = RunState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             egress,
+            limit,
             limiter: Limiter::new((job.limits.memory_mib as usize) << 20),
             logs: LogSink::new(cap),
             config: job.config.clone(),
             secrets: self.config.secrets.clone(),
             secret_grants: job.capabilities.secrets.clone(),
             kube: KubeAccess::new(
-                self.config.kube.clone(),
+                self.config.kube.as_ref(),
                 &job.capabilities.kubernetes,
+                job.input.incident().namespaces(),
                 denials.clone(),
                 cap,
             ),
@@ -704,6 +815,13 @@ enum Done {
     Analysis(Analysis),
     Outcome(Outcome),
 }
+
+/// Bytes of a failed run's message (a trap's text and the guest's panic line).
+const MAX_MESSAGE_BYTES: usize = 1024;
+/// Resources (streams, fields, requests, …) one run may hold at once.
+const MAX_RESOURCES: usize = 4096;
+/// In-memory bytes of one `wasi:http` fields resource.
+const MAX_FIELDS_BYTES: usize = 64 * 1024;
 
 /// How often the epoch advances; timeouts are enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

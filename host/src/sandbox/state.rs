@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::Limiter;
-use crate::capability::Denials;
+use crate::capability::{Denials, LimitHit};
 use crate::capability::http::EgressPolicy;
 use crate::capability::kube::KubeAccess;
 use crate::capability::log::LogSink;
@@ -23,6 +23,7 @@ pub struct RunState {
     pub(crate) table: ResourceTable,
     pub(crate) egress: EgressPolicy,
     pub(crate) limiter: Limiter,
+    pub(crate) limit: LimitHit,
     pub(crate) logs: LogSink,
     pub(crate) config: BTreeMap<String, String>,
     pub(crate) secrets: SecretStore,

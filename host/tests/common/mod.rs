@@ -45,7 +45,7 @@ pub fn guest(name: &str) -> Vec<u8> {
         .join("wasm32-wasip2/recipe")
         .join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}. Build the test guests first: cargo build --profile recipe --target wasm32-wasip2 -p hostile -p future-wit (scripts/test does)", path.display())
+        panic!("{}: {e}. Build the test guests first: cargo build --profile recipe --target wasm32-wasip2 -p hostile -p future-wit -p wrong-export (scripts/build-wasm does)", path.display())
     })
 }
 
@@ -140,6 +140,53 @@ pub fn act(action: &str, params: serde_json::Value) -> RunInput {
         parameters: params,
         approved_by: "tester".into(),
     })
+}
+
+/// The hostile guest in `mode`, with these grants and limits.
+pub fn hostile(mode: &str, caps: Capabilities, limits: Limits) -> RunJob {
+    let mut j = job("hostile", &guest("hostile"), debug(&[("alertname", "Hostile")]));
+    j.run_id = format!("hostile-{mode}");
+    j.config.insert("mode".into(), mode.into());
+    j.capabilities = caps;
+    j.limits = limits;
+    j
+}
+
+/// Grants that satisfy the hostile guest's imports (it imports http, secrets and kubernetes).
+pub fn hostile_caps() -> Capabilities {
+    Capabilities {
+        http: vec!["allowed.invalid".into()],
+        secrets: vec!["api-token".into()],
+        kubernetes: euphrosyne::manifest::KubeGrants::of(euphrosyne::manifest::Scope::Namespace, &[("pods", &[euphrosyne::manifest::KubeVerb::Get])]),
+        dirs: vec![],
+    }
+}
+
+/// Tight limits for the adversarial suites.
+pub fn tight() -> Limits {
+    Limits {
+        timeout_ms: 500,
+        memory_mib: 32,
+        output_bytes: 64 * 1024,
+    }
+}
+
+/// The run ended with `status` and its message contains `needle`.
+pub fn assert_status(r: &euphrosyne::sandbox::RunResult, status: euphrosyne::sandbox::RunStatus, needle: &str) {
+    assert_eq!(
+        r.status,
+        status,
+        "{}: {} (stderr: {})",
+        r.run_id,
+        r.message,
+        r.stderr.chars().take(300).collect::<String>()
+    );
+    assert!(
+        r.message.contains(needle),
+        "{}: message `{}` should contain `{needle}`",
+        r.run_id,
+        r.message
+    );
 }
 
 /// Requests a [`HttpServer`] received: (head, body).
@@ -242,7 +289,7 @@ pub mod redis;
 pub fn pack_slow(dir: &std::path::Path, ms: u64) {
     let bytes = guest("hostile");
     let toml = format!(
-        "name = \"slow\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=~\"Slow.*\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = [\"get\"]\n[limits]\ntimeout_ms = 20000\n[config]\nmode = \"sleep\"\nsleep_ms = \"{ms}\"\n",
+        "name = \"slow\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=~\"Slow.*\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = {{ pods = [\"get\"] }}\n[limits]\ntimeout_ms = 20000\n[config]\nmode = \"sleep\"\nsleep_ms = \"{ms}\"\n",
         euphrosyne::digest::Digest::of(&bytes)
     );
     let m = euphrosyne::manifest::Manifest::from_toml(&toml, "slow").unwrap();

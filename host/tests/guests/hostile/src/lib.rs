@@ -3,6 +3,9 @@
 
 use recipe_sdk::prelude::*;
 
+#[cfg(target_arch = "wasm32")]
+mod raw;
+
 /// The recipe.
 pub struct Hostile;
 
@@ -79,6 +82,56 @@ impl Debugger for Hostile {
                 let ms = config::parse_or("sleep_ms", 1000u64);
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 Ok(Analysis::identified(format!("slept {ms} ms")))
+            }
+            #[cfg(target_arch = "wasm32")]
+            "conns" => {
+                let authority = config::get_or("authority", "127.0.0.1:9");
+                let n = config::parse_or("conns", 300usize);
+                let (accepted, refused, held) = raw::connections(&authority, n);
+                std::hint::black_box(&held);
+                Ok(Analysis::inconclusive(format!("accepted {accepted}, refused {refused}")))
+            }
+            #[cfg(target_arch = "wasm32")]
+            "headers" => Ok(Analysis::inconclusive(format!("hoarded {} fields", raw::hoard_headers()))),
+            "kube" => {
+                let api_version = config::get_or("api_version", "v1");
+                let kind = config::get_or("kind", "ConfigMap");
+                let namespace = config::get("namespace");
+                let name = config::get_or("name", "x");
+                let r = match config::get_or("op", "get").as_str() {
+                    "create" => {
+                        let object: serde_json::Value =
+                            serde_json::from_str(&config::get_or("object", "{}")).unwrap_or_default();
+                        kube::create(&api_version, &kind, namespace.as_deref(), &object)
+                    }
+                    _ => kube::get(&api_version, &kind, namespace.as_deref(), &name),
+                };
+                match r {
+                    Ok(v) => Ok(Analysis::identified(format!(
+                        "REACHED {kind} {}",
+                        v["metadata"]["name"].as_str().unwrap_or("?")
+                    ))),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            "empty-logs" => {
+                for _ in 0..2_000_000 {
+                    log::info("");
+                }
+                Ok(Analysis::inconclusive("logged two million empty lines"))
+            }
+            "denials" => {
+                let name = "s".repeat(4000);
+                for _ in 0..100_000 {
+                    let _ = secrets::get(&name);
+                }
+                Ok(Analysis::inconclusive("asked 100000 times"))
+            }
+            "exit" => std::process::exit(1),
+            "log-inject" => {
+                log::info("innocent\nFORGED level=ERROR host compromised\x1b[2J\x1b[31m");
+                let _ = secrets::get("x\nFORGED denial\x1b[2J");
+                Err(RecipeError::new("failed\nFORGED message\x1b[2J"))
             }
             "big-result" => Ok(Analysis::inconclusive("y".repeat(1 << 20))),
             _ => Ok(

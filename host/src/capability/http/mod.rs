@@ -1,0 +1,228 @@
+//! HTTP egress: standard `wasi:http` with the host enforcing the manifest's allow-list.
+//!
+//! Every request, in `send_request`, before anything leaves the host:
+//! 1. the URI's scheme and authority are parsed once, strictly, into a [`Target`] (http or
+//!    https; no userinfo; a real port; a DNS name or an IP literal) — the grant check and the
+//!    connector both use this one value;
+//! 2. the target matches a grant ([`HostPattern`]): `host` (ports 80/443), `host:port`,
+//!    `*.domain[:port]` (subdomains only), or an IP literal;
+//! 3. the name is resolved **once**, and unless the grant names the host exactly (an exact
+//!    hostname or IP literal, never a wildcard) every address must be public unicast
+//!    ([`addresses::restriction`]: the IANA special-purpose registries, multicast, and IPv4
+//!    carried inside IPv6);
+//! 4. the connection goes to one of exactly those addresses ([`connect`]): no second lookup, so
+//!    DNS rebinding has nothing to rebind; TCP, TLS and the HTTP handshake run under one connect
+//!    deadline;
+//! 5. per run, at most [`EgressLimits::max_open`] connections are open at once and
+//!    [`EgressLimits::max_connections`] are made in all; request bodies are capped at
+//!    `max_request_bytes` and responses at `max_response_bytes`.
+//!
+//! A refusal is recorded in the run's denials (the run ends `denied`, or `limit-exceeded` for
+//! the connection caps); the recipe sees `HTTP-request-denied`, `HTTP-request-URI-invalid`,
+//! `destination-IP-prohibited` or `connection-limit-reached`.
+
+pub mod addresses;
+mod connect;
+mod grant;
+mod target;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::{Error as E, WasiBody, WasiHttpHooks};
+
+pub use self::grant::HostPattern;
+pub use self::target::{Host, Scheme, Target};
+use super::{Denials, LimitHit};
+
+/// The per-run egress limits.
+#[derive(Debug, Clone, Copy)]
+pub struct EgressLimits {
+    /// Response body bytes per response.
+    pub max_response_bytes: usize,
+    /// Request body bytes per request.
+    pub max_request_bytes: usize,
+    /// Connections open at the same time.
+    pub max_open: usize,
+    /// Connections made over the whole run.
+    pub max_connections: u32,
+    /// DNS + TCP + TLS + HTTP handshake, per request.
+    pub connect_timeout: Duration,
+}
+
+impl Default for EgressLimits {
+    fn default() -> Self {
+        EgressLimits {
+            max_response_bytes: 1 << 20,
+            max_request_bytes: 1 << 20,
+            max_open: 8,
+            max_connections: 256,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The egress policy of one run: its grants, its limits, and where refusals go.
+#[derive(Clone)]
+pub struct EgressPolicy {
+    grants: Arc<Vec<HostPattern>>,
+    limits: EgressLimits,
+    open: Arc<Semaphore>,
+    made: Arc<AtomicU32>,
+    denials: Denials,
+    limit: LimitHit,
+}
+
+impl EgressPolicy {
+    /// A policy for these grants (already validated by the manifest; invalid ones are dropped).
+    pub fn new(grants: &[String], limits: EgressLimits, denials: Denials, limit: LimitHit) -> Self {
+        let grants = grants.iter().filter_map(|g| HostPattern::parse(g).ok()).collect();
+        EgressPolicy {
+            grants: Arc::new(grants),
+            open: Arc::new(Semaphore::new(limits.max_open)),
+            made: Arc::new(AtomicU32::new(0)),
+            limits,
+            denials,
+            limit,
+        }
+    }
+
+    /// The grant that allows `target`, if any.
+    pub fn grant_for(&self, target: &Target) -> Option<&HostPattern> {
+        self.grants.iter().find(|g| g.matches(target))
+    }
+}
+
+/// Resolve `target` once and check every address; the addresses to connect to, or why not.
+async fn resolve(target: &Target, exact: bool, timeout: Duration) -> Result<Vec<SocketAddr>, (E, String)> {
+    let addrs: Vec<SocketAddr> = match &target.host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, target.port)],
+        Host::Name(name) => {
+            let lookup = tokio::net::lookup_host((name.as_str(), target.port));
+            match tokio::time::timeout(timeout, lookup).await {
+                Err(_) => return Err((E::DnsTimeout, format!("resolving {name} took longer than {timeout:?}"))),
+                Ok(Err(e)) => return Err((E::DestinationNotFound, format!("cannot resolve {name}: {e}"))),
+                Ok(Ok(a)) => a.collect(),
+            }
+        }
+    };
+    if addrs.is_empty() {
+        return Err((E::DestinationNotFound, format!("{target} resolves to no address")));
+    }
+    if !exact {
+        for a in &addrs {
+            if let Some(block) = addresses::restriction(a.ip()) {
+                return Err((
+                    E::DestinationIpProhibited,
+                    format!(
+                        "{target} resolves to {}, in {block}: a wildcard grant reaches public addresses only",
+                        a.ip()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(addrs)
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for EgressPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        drop(fut);
+        let policy = self.clone();
+        Box::new(async move {
+            let method = request.method().clone();
+            let denials = &policy.denials;
+            let target = match Target::of(request.uri()) {
+                Ok(t) => t,
+                Err(why) => {
+                    denials.record(format!("http: {method} {:?}: {why}", request.uri().to_string()));
+                    return Err(E::HttpRequestUriInvalid);
+                }
+            };
+            let Some(grant) = policy.grant_for(&target).cloned() else {
+                denials.record(format!("http: {method} {target} is not in capabilities.http"));
+                return Err(E::HttpRequestDenied);
+            };
+            let limits = policy.limits;
+            let Ok(permit) = policy.open.clone().try_acquire_owned() else {
+                policy.limit.set(format!(
+                    "connection limit: more than {} HTTP connections open at once",
+                    limits.max_open
+                ));
+                denials.record(format!(
+                    "http: {method} {target}: {} connections already open (the limit per run)",
+                    limits.max_open
+                ));
+                return Err(E::ConnectionLimitReached);
+            };
+            if policy.made.fetch_add(1, Ordering::Relaxed) >= limits.max_connections {
+                policy.limit.set(format!(
+                    "connection limit: more than {} HTTP connections in one run",
+                    limits.max_connections
+                ));
+                denials.record(format!(
+                    "http: {method} {target}: {} connections made already (the limit per run)",
+                    limits.max_connections
+                ));
+                return Err(E::ConnectionLimitReached);
+            }
+            let options = options.unwrap_or_default();
+            let cap = |t: Option<Duration>| t.map_or(limits.connect_timeout, |t| t.min(limits.connect_timeout));
+            let timeouts = connect::Timeouts {
+                connect: cap(options.connect_timeout),
+                first_byte: options.first_byte_timeout.unwrap_or(Duration::from_secs(600)),
+                between_bytes: options.between_bytes_timeout.unwrap_or(Duration::from_secs(600)),
+            };
+            let addrs = match resolve(&target, grant.names_exactly(), timeouts.connect).await {
+                Ok(a) => a,
+                Err((code, why)) => {
+                    if matches!(code, E::DestinationIpProhibited) {
+                        denials.record(format!("http: {why}"));
+                    }
+                    return Err(code);
+                }
+            };
+            let max_request = limits.max_request_bytes;
+            let request = request.map(|body| {
+                http_body_util::Limited::new(body, max_request)
+                    .map_err(move |e| match e.downcast::<E>() {
+                        Ok(inner) => *inner,
+                        Err(_) => E::HttpRequestBodySize(Some(max_request as u64)),
+                    })
+                    .boxed_unsync()
+            });
+            let (response, io) = connect::send(&target, &addrs, request, timeouts).await?;
+            let max_response = limits.max_response_bytes;
+            let response = response.map(|body| {
+                http_body_util::Limited::new(body, max_response)
+                    .map_err(|e| match e.downcast::<E>() {
+                        Ok(inner) => *inner,
+                        Err(_) => E::HttpResponseBodySize(None),
+                    })
+                    .boxed_unsync()
+            });
+            // The permit lives as long as the connection.
+            let io = Box::into_pin(io);
+            let io = async move {
+                let r = io.await;
+                drop(permit);
+                r
+            };
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+        })
+    }
+}

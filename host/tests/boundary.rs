@@ -1,0 +1,396 @@
+//! The sandbox's boundary against a hostile recipe, one test per way across it that was found
+//! open (SECURITY.md lists them): DNS rebinding past a wildcard grant, a spinning guest freezing
+//! the host, host-side memory outside the limit, output limits bypassed by record count or by
+//! denials, unbounded connections, log injection, and statuses that named the wrong thing.
+//! Every test asserts the exact status and that nothing was reached that was not granted.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::host::{Host, alertmanager_body};
+use common::*;
+use euphrosyne::manifest::{Limits, Manifest};
+use euphrosyne::sandbox::{RunStatus, Sandbox, SandboxConfig};
+use serde_json::json;
+
+/// A server that accepts connections, counts them and never answers (keeps them open).
+struct HoldServer {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl HoldServer {
+    fn start() -> HoldServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(s);
+            }
+        });
+        HoldServer { port, accepted }
+    }
+}
+
+fn limits(timeout_ms: u64, memory_mib: u64) -> Limits {
+    Limits {
+        timeout_ms,
+        memory_mib,
+        output_bytes: 64 * 1024,
+    }
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Point 4: header fields live in host memory; they count against `memory_mib` with the linear
+/// memory, and the host does not grow past the limit (it grew by ~2 GB before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_side_resources_count_against_the_memory_limit() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let before = rss_bytes();
+    let r = sandbox.run(&hostile("headers", hostile_caps(), limits(20_000, 16))).await;
+    assert_status(&r, RunStatus::LimitExceeded, "memory limit");
+    assert!(r.message.contains("host-side resources"), "{}", r.message);
+    assert!(r.message.contains("limits.memory_mib allows 16 MiB"), "{}", r.message);
+    assert!(
+        r.memory_peak_bytes >= 16 << 20 && r.memory_peak_bytes < 24 << 20,
+        "the peak counts the whole run: {}",
+        r.memory_peak_bytes
+    );
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(grown < 128 << 20, "the host grew by {} MiB", grown >> 20);
+    // Freed with the run: the same sandbox runs a normal recipe within a small budget after it.
+    let r = sandbox.run(&hostile("ok", hostile_caps(), limits(5_000, 16))).await;
+    assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
+}
+
+/// Point 5: an empty log record costs its encoded size plus overhead, so two million of them are
+/// cut at the output limit; the kept result stays about that size.
+#[tokio::test]
+async fn empty_log_records_count_against_the_output_limit() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let r = sandbox.run(&hostile("empty-logs", hostile_caps(), limits(20_000, 32))).await;
+    assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
+    let last = r.logs.last().expect("a closing record");
+    assert!(last.message.contains("more log records dropped"), "{}", last.message);
+    assert!(r.logs.len() < 64 * 1024 / 32, "{} records kept", r.logs.len());
+    let size = serde_json::to_vec(&r).unwrap().len();
+    assert!(size < 3 * 64 * 1024, "the published result is {size} bytes");
+}
+
+/// Point 5: denials are kept to a bounded number of bounded strings and counted past that.
+#[tokio::test]
+async fn denials_are_bounded_and_counted() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let r = sandbox.run(&hostile("denials", hostile_caps(), limits(20_000, 32))).await;
+    assert_eq!(r.status, RunStatus::Denied, "{}", r.message);
+    assert!(r.denials.len() <= 21, "{} denials kept", r.denials.len());
+    assert!(r.denials.iter().all(|d| d.len() <= 512), "a denial over 512 bytes");
+    assert!(
+        r.denials.last().unwrap().contains("more denials"),
+        "{:?}",
+        r.denials.last()
+    );
+    let size = serde_json::to_vec(&r).unwrap().len();
+    assert!(size < 64 * 1024, "the published result is {size} bytes");
+}
+
+/// Point 9: each failure ends with the status that names it.
+#[tokio::test]
+async fn statuses_name_what_happened() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    // A guest that calls exit(1): trapped, with the status, no wasm backtrace.
+    let r = sandbox.run(&hostile("exit", hostile_caps(), tight())).await;
+    assert_status(&r, RunStatus::Trapped, "exited with status 1");
+    assert!(!r.message.contains("backtrace"), "{}", r.message);
+    assert!(r.message.len() < 300, "{}", r.message);
+
+    // An export with the wrong signature is not a debugger: invalid-module, never instantiated.
+    let r = sandbox
+        .run(&job("wrong-export", &guest("wrong-export"), debug(&[("alertname", "X")])))
+        .await;
+    assert_status(&r, RunStatus::InvalidModule, "does not match the debugger world");
+    assert_eq!(r.timings.instantiate_us, 0);
+
+    // A TLS handshake that never completes ends at the connect timeout (half the run's budget),
+    // as the recipe's own error, not as a run timeout.
+    let stall = HoldServer::start();
+    let mut j = hostile("http", hostile_caps(), limits(4_000, 32));
+    j.capabilities.http = vec![format!("127.0.0.1:{}", stall.port)];
+    j.config.insert("url".into(), format!("https://127.0.0.1:{}/", stall.port));
+    let started = Instant::now();
+    let r = sandbox.run(&j).await;
+    assert_status(&r, RunStatus::RecipeError, "");
+    assert!(
+        r.message.to_lowercase().contains("timeout") || r.message.to_lowercase().contains("timed out"),
+        "{}",
+        r.message
+    );
+    assert!(started.elapsed() < Duration::from_millis(3_500), "took {:?}", started.elapsed());
+    assert_eq!(stall.accepted.load(Ordering::SeqCst), 1);
+}
+
+/// Point 6: at most 8 connections open at once per run; the 9th is refused and the run ends
+/// `limit-exceeded`, and the server never sees more than 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_run_are_capped() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let hold = HoldServer::start();
+    let mut j = hostile("conns", hostile_caps(), limits(5_000, 32));
+    j.capabilities.http = vec![format!("127.0.0.1:{}", hold.port)];
+    j.config.insert("authority".into(), format!("127.0.0.1:{}", hold.port));
+    j.config.insert("conns".into(), "300".into());
+    let r = sandbox.run(&j).await;
+    assert_status(&r, RunStatus::LimitExceeded, "connection limit: more than 8 HTTP connections open at once");
+    let accepted = hold.accepted.load(Ordering::SeqCst);
+    assert!(accepted <= 8, "the server accepted {accepted} connections");
+}
+
+/// Point 7 and 10 are unit-tested next to the code (`capability::http::{addresses, target}`);
+/// here, the same through a run: a userinfo authority and a NAT64 loopback never leave the host.
+#[tokio::test]
+async fn odd_authorities_and_nat64_are_refused() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let server = HttpServer::start(200, "reached");
+    for (grant, url, needle) in [
+        (
+            format!("127.0.0.1:{}", server.port),
+            format!("http://user@127.0.0.1:{}/", server.port),
+            "userinfo",
+        ),
+        (
+            "*.nat64.test:80".to_string(),
+            "http://[64:ff9b::7f00:1]/".to_string(),
+            "not in capabilities.http",
+        ),
+    ] {
+        let mut j = hostile("http", hostile_caps(), tight());
+        j.capabilities.http = vec![grant];
+        j.config.insert("url".into(), url.clone());
+        let r = sandbox.run(&j).await;
+        assert_ne!(r.status, RunStatus::Ok, "{url}: {}", r.message);
+        assert!(
+            r.denials.iter().any(|d| d.contains(needle)) || r.message.contains(needle),
+            "{url}: {:?} / {}",
+            r.denials,
+            r.message
+        );
+    }
+    assert_eq!(server.hits(), 0);
+}
+
+/// Point 3: guests spinning in the host's own engine never hold its async workers: `/healthz`
+/// and intake answer in milliseconds while four of them spin on a 2-worker host.
+#[tokio::test]
+async fn spinning_recipes_leave_the_host_responsive() {
+    let host = Host::start(
+        |dir| {
+            for i in 1..=4 {
+                pack_hostile(dir, &format!("spin-{i}"), "loop", "Spin.*", 8_000);
+            }
+        },
+        "",
+        &[],
+    );
+    let body = alertmanager_body(
+        "{}:{alertname=\"SpinNow\"}",
+        "firing",
+        json!({"alertname": "SpinNow", "severity": "critical"}),
+        json!({}),
+        firing_since(),
+        "spin0001",
+    );
+    let r = host.post("/webhook", None).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // Wait until the four runs are spinning.
+    host.wait_for("/api/status", |s| s["runs_in_flight"].as_u64().unwrap_or(0) >= 4)
+        .await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..40 {
+        let t = Instant::now();
+        let r = host.get("/healthz", None).send().await.unwrap();
+        assert!(r.status().is_success());
+        worst = worst.max(t.elapsed());
+    }
+    let t = Instant::now();
+    let other = alertmanager_body(
+        "{}:{alertname=\"Other\"}",
+        "firing",
+        json!({"alertname": "Other"}),
+        json!({}),
+        firing_since(),
+        "other001",
+    );
+    let r = host.post("/webhook", None).json(&other).send().await.unwrap();
+    let intake = t.elapsed();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(worst < Duration::from_millis(250), "/healthz took {worst:?} while guests spun");
+    assert!(intake < Duration::from_millis(250), "intake took {intake:?} while guests spun");
+}
+
+/// Point 8: guest strings reach the host's log escaped, never raw: no forged line, no terminal
+/// escape bytes.
+#[test]
+fn guest_strings_cannot_forge_host_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wasm, manifest) = hostile_files(dir.path(), "log-inject", &[]);
+    let alert = dir.path().join("alert.json");
+    std::fs::write(&alert, json!({"labels": {"alertname": "Inject"}}).to_string()).unwrap();
+    let out = Command::new(euphrosyne_bin())
+        .args(["recipe", "run"])
+        .arg(&wasm)
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--alert")
+        .arg(&alert)
+        .arg("--json")
+        .env("EUPHROSYNE_LOG", "debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FORGED"), "the guest's strings are logged (escaped): {stderr}");
+    for line in stderr.lines() {
+        assert!(!line.starts_with("FORGED"), "a forged log line: {line:?}");
+    }
+    assert!(!out.stderr.contains(&0x1b), "a terminal escape reached the host's log");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "denied", "{result}");
+}
+
+/// Point 1: a wildcard grant resolves its name once and connects to exactly the address it
+/// checked. In a network namespace of its own, a DNS server answers a public address first and
+/// 127.0.0.1 after (TTL 0); a loopback server logs every connection. The run must not reach it.
+#[test]
+fn dns_rebinding_cannot_reach_loopback_through_a_wildcard_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wasm, manifest) = hostile_files(
+        dir.path(),
+        "http",
+        &[("url", "http://a.rebind.test:8080/")],
+    );
+    let mut m = std::fs::read_to_string(&manifest).unwrap();
+    m = m.replace("http = [\"allowed.invalid\"]", "http = [\"*.rebind.test:8080\"]");
+    std::fs::write(&manifest, m).unwrap();
+    let alert = dir.path().join("alert.json");
+    std::fs::write(&alert, json!({"labels": {"alertname": "Rebind"}}).to_string()).unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\noptions attempts:1 timeout:2\n").unwrap();
+    let helper = dir.path().join("rebind.py");
+    std::fs::write(&helper, REBIND_PY).unwrap();
+    let log = dir.path().join("seen.log");
+    let script = format!(
+        "ip link set lo up && mount --bind {resolv} /etc/resolv.conf && exec python3 {helper} {log} {bin} recipe run {wasm} --manifest {manifest} --alert {alert} --json",
+        resolv = resolv.display(),
+        helper = helper.display(),
+        log = log.display(),
+        bin = euphrosyne_bin().display(),
+        wasm = wasm.display(),
+        manifest = manifest.display(),
+        alert = alert.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["--net", "--mount", "--", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux) runs the test in its own network namespace; run the tests as root");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let seen = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        seen.contains("dns A 11.22.33.44"),
+        "the name was resolved through the test's DNS server: {seen} / {stderr}"
+    );
+    assert!(!seen.contains("connection accepted"), "the recipe reached loopback: {seen}");
+    assert_eq!(seen.matches("dns A").count(), 1, "resolved once: {seen}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} / {stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert_ne!(result["status"], "ok", "{result}");
+    assert!(!result.to_string().contains("REACHED"), "{result}");
+}
+
+/// Write the hostile guest and a manifest for it in `mode` with `config` into `dir`.
+fn hostile_files(dir: &std::path::Path, mode: &str, config: &[(&str, &str)]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let bytes = guest("hostile");
+    let wasm = dir.join("hostile.wasm");
+    std::fs::write(&wasm, &bytes).unwrap();
+    let mut toml = format!(
+        "name = \"hostile\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=~\".+\"']\n[capabilities]\nhttp = [\"allowed.invalid\"]\nsecrets = [\"api-token\"]\nkubernetes = {{ pods = [\"get\"] }}\n[limits]\ntimeout_ms = 5000\n[config]\nmode = \"{mode}\"\n",
+        euphrosyne::digest::Digest::of(&bytes)
+    );
+    for (k, v) in config {
+        toml.push_str(&format!("{k} = \"{v}\"\n"));
+    }
+    Manifest::from_toml(&toml, "hostile").unwrap();
+    let manifest = dir.join("recipe.toml");
+    std::fs::write(&manifest, toml).unwrap();
+    (wasm, manifest)
+}
+
+/// Pack the hostile guest as debugger `name` in `mode` for alerts matching `alerts`.
+fn pack_hostile(dir: &std::path::Path, name: &str, mode: &str, alerts: &str, timeout_ms: u64) {
+    let bytes = guest("hostile");
+    let toml = format!(
+        "name = \"{name}\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=~\"{alerts}\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = {{ pods = [\"get\"] }}\n[limits]\ntimeout_ms = {timeout_ms}\n[config]\nmode = \"{mode}\"\n",
+        euphrosyne::digest::Digest::of(&bytes)
+    );
+    let m = Manifest::from_toml(&toml, name).unwrap();
+    std::fs::write(dir.join(format!("{name}.yaml")), euphrosyne::pack::pack(&m, &bytes).unwrap()).unwrap();
+}
+
+/// In the test's network namespace: a DNS server on 127.0.0.1:53 that answers the first A query
+/// with 11.22.33.44 and every later one with 127.0.0.1 (TTL 0), an HTTP server on 127.0.0.1:8080
+/// that logs each connection, then the command given, whose output it passes through.
+const REBIND_PY: &str = r#"
+import socket, struct, subprocess, sys, threading
+log = open(sys.argv[1], "a")
+def note(s):
+    log.write(s + "\n"); log.flush()
+dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dns.bind(("127.0.0.1", 53))
+web = socket.socket()
+web.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+web.bind(("127.0.0.1", 8080))
+web.listen()
+def serve_dns():
+    answered = 0
+    while True:
+        data, peer = dns.recvfrom(512)
+        i = 12
+        while data[i] != 0:
+            i += 1 + data[i]
+        qtype = struct.unpack(">H", data[i + 1:i + 3])[0]
+        question = data[12:i + 5]
+        if qtype == 1:
+            ip = "11.22.33.44" if answered == 0 else "127.0.0.1"
+            answered += 1
+            note("dns A " + ip)
+            answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 0, 4) + socket.inet_aton(ip)
+            reply = data[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 1, 0, 0) + question + answer
+        else:
+            reply = data[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 0, 0, 0) + question
+        dns.sendto(reply, peer)
+def serve_web():
+    while True:
+        c, _ = web.accept()
+        note("connection accepted")
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\nreached")
+        c.close()
+threading.Thread(target=serve_dns, daemon=True).start()
+threading.Thread(target=serve_web, daemon=True).start()
+r = subprocess.run(sys.argv[2:], capture_output=True)
+sys.stdout.buffer.write(r.stdout)
+sys.stderr.buffer.write(r.stderr)
+sys.exit(0)
+"#;
