@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -573,6 +575,14 @@ impl Sandbox {
             Ok(UpdateDeadline::Yield(1))
         });
         store.limiter(|s| &mut s.limiter);
+        // Host memory grows in host calls: check the whole budget as each returns, so a recipe
+        // hoarding header fields overshoots by one call at most, not by a tick's worth.
+        store.call_hook(|mut ctx, hook| {
+            if matches!(hook, CallHook::ReturningFromHost) {
+                ctx.data_mut().limiter.check().map_err(|m| wasmtime::format_err!(m))?;
+            }
+            Ok(())
+        });
         let meter_id = store.data().limiter.meter.as_ref().map(meter::Meter::id);
 
         // 5. Instantiate and call under the wall-clock timeout (epochs do not interrupt host calls).
@@ -642,7 +652,8 @@ impl Sandbox {
         result.stdout = String::from_utf8_lossy(&stdout).into_owned();
         result.stderr = String::from_utf8_lossy(&stderr).into_owned();
         let output_full = stdout.len() >= out_cap || stderr.len() >= out_cap;
-        let limit_hit = state.limiter.hit.clone().or_else(|| state.limit.get());
+        let host_limit = state.limit.get();
+        let limit_hit = state.limiter.hit.clone().or_else(|| host_limit.clone());
         match outcome {
             Err(_elapsed) => {
                 result.timings.run_us = total_us;
@@ -723,6 +734,13 @@ impl Sandbox {
                     Err(message) => result = result.fail(RunStatus::RecipeError, message),
                 }
             }
+        }
+        // A host-side limit the guest ran into (connections) names the run's end even when the
+        // guest carried on and returned.
+        if let Some(limit) = host_limit
+            && matches!(result.status, RunStatus::Ok | RunStatus::RecipeError)
+        {
+            result = result.fail(RunStatus::LimitExceeded, format!("recipe `{}`: {limit}", job.recipe));
         }
         if !result.denials.is_empty() && matches!(result.status, RunStatus::Ok | RunStatus::RecipeError) {
             let why = result.denials.join("; ");
