@@ -215,7 +215,6 @@ async fn odd_authorities_and_nat64_are_refused() {
         j.capabilities.http = vec!["127.0.0.1".into(), format!("127.0.0.1:{}", server.port)];
         j.config.insert("authority".into(), authority.clone());
         j.config.insert("conns".into(), "1".into());
-        j.config.insert("wait".into(), "true".into());
         let r = sandbox.run(&j).await;
         let refused_by_wasi = r.status == RunStatus::Ok && r.analysis.as_ref().unwrap().summary == "accepted 0, refused 1";
         let refused_by_policy = r.status == RunStatus::Denied

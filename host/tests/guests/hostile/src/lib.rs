@@ -87,8 +87,7 @@ impl Debugger for Hostile {
             "conns" => {
                 let authority = config::get_or("authority", "127.0.0.1:9");
                 let n = config::parse_or("conns", 300usize);
-                let wait = config::get_or("wait", "false") == "true";
-                let (accepted, refused, held) = raw::connections(&authority, n, wait);
+                let (accepted, refused, held) = raw::connections(&authority, n);
                 std::hint::black_box(&held);
                 Ok(Analysis::inconclusive(format!("accepted {accepted}, refused {refused}")))
             }
