@@ -175,4 +175,45 @@ async fn main() {
         "\nratio python3 subprocess / warm sandbox run (p50): {:.0}×",
         pct(&py, 0.5).as_secs_f64() / pct(&warm, 0.5).as_secs_f64()
     );
+
+    allocator();
+}
+
+/// The process allocator's cost: the system allocator alone, the metered allocator outside a
+/// run (every allocation of the host), and inside a run's metered poll.
+fn allocator() {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::hint::black_box;
+    const N: usize = 2_000_000;
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    let time = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1e9 / N as f64
+    };
+    let system = time(&|| {
+        for _ in 0..N {
+            // SAFETY: a valid layout; freed with the same layout at once.
+            unsafe {
+                let p = System.alloc(black_box(layout));
+                black_box(p);
+                System.dealloc(p, layout);
+            }
+        }
+    });
+    let boxes = || {
+        for i in 0..N {
+            black_box(Box::new([i as u8; 64]));
+        }
+    };
+    let global = time(&boxes);
+    let meter = euphrosyne::sandbox::meter::Meter::new().expect("a meter slot");
+    let metered = time(&|| {
+        futures::executor::block_on(euphrosyne::sandbox::meter::Metered::new(Some(meter.id()), async { boxes() }))
+    });
+    println!("\n| allocator, 64-byte allocate + free ({N} pairs) | ns per pair |");
+    println!("|---|---|");
+    println!("| system allocator alone | {system:.1} |");
+    println!("| process allocator (16-byte header), outside a run | {global:.1} |");
+    println!("| process allocator, charged to a run's meter | {metered:.1} |");
 }

@@ -350,11 +350,25 @@ fn dns_rebinding_cannot_reach_loopback_through_a_wildcard_grant() {
         "the name was resolved through the test's DNS server: {seen} / {stderr}"
     );
     assert!(!seen.contains("connection accepted"), "the recipe reached loopback: {seen}");
-    assert_eq!(seen.matches("dns A").count(), 1, "resolved once: {seen}");
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {} / {stderr}", String::from_utf8_lossy(&out.stdout)));
-    assert_ne!(result["status"], "ok", "{result}");
-    assert!(!result.to_string().contains("REACHED"), "{result}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let runs: Vec<serde_json::Value> = stdout
+        .split("\n----\n")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s} / {stderr}")))
+        .collect();
+    assert_eq!(runs.len(), 2, "{stdout} / {stderr}");
+    // First run: one lookup (the public answer), one connection attempt to exactly that
+    // address, which this namespace cannot route — never a second lookup that says 127.0.0.1.
+    assert_eq!(seen.matches("dns A").count(), 2, "one lookup per run: {seen}");
+    assert_ne!(runs[0]["status"], "ok", "{}", runs[0]);
+    assert!(!runs[0].to_string().contains("REACHED"), "{}", runs[0]);
+    // Second run: the name now resolves to loopback, which a wildcard grant may not reach.
+    assert_eq!(runs[1]["status"], "denied", "{}", runs[1]);
+    assert!(
+        runs[1]["denials"][0].as_str().unwrap().contains("loopback 127.0.0.0/8"),
+        "{}",
+        runs[1]
+    );
 }
 
 /// Write the hostile guest and a manifest for it in `mode` with `config` into `dir`.
@@ -388,7 +402,8 @@ fn pack_hostile(dir: &std::path::Path, name: &str, mode: &str, alerts: &str, tim
 
 /// In the test's network namespace: a DNS server on 127.0.0.1:53 that answers the first A query
 /// with 11.22.33.44 and every later one with 127.0.0.1 (TTL 0), an HTTP server on 127.0.0.1:8080
-/// that logs each connection, then the command given, whose output it passes through.
+/// that logs each connection, then the command given, twice, passing each output through
+/// followed by a `----` line.
 const REBIND_PY: &str = r#"
 import socket, struct, subprocess, sys, threading
 log = open(sys.argv[1], "a")
@@ -427,8 +442,9 @@ def serve_web():
         c.close()
 threading.Thread(target=serve_dns, daemon=True).start()
 threading.Thread(target=serve_web, daemon=True).start()
-r = subprocess.run(sys.argv[2:], capture_output=True)
-sys.stdout.buffer.write(r.stdout)
-sys.stderr.buffer.write(r.stderr)
+for run in range(2):
+    r = subprocess.run(sys.argv[2:], capture_output=True)
+    sys.stdout.buffer.write(r.stdout + b"\n----\n")
+    sys.stderr.buffer.write(r.stderr)
 sys.exit(0)
 "#;

@@ -50,14 +50,23 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
     }
     let rbac = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/rbac.yaml");
     ok(cp.kubectl(&["-n", NS, "apply", "-f", rbac.to_str().unwrap()]));
-    // The reader may view `shop` (a RoleBinding to the built-in `view` role: no Secrets).
+    // The reader may read ConfigMaps and Pods in `shop` (no Secrets).
+    ok(cp.kubectl(&[
+        "-n",
+        "shop",
+        "create",
+        "role",
+        "recipes-read",
+        "--verb=get,list",
+        "--resource=configmaps,pods",
+    ]));
     ok(cp.kubectl(&[
         "-n",
         "shop",
         "create",
         "rolebinding",
-        "recipes-view",
-        "--clusterrole=view",
+        "recipes-read",
+        "--role=recipes-read",
         &format!("--serviceaccount={NS}:euphrosyne-recipe-reader"),
     ]));
     for ns in ["shop", "other"] {
@@ -112,7 +121,7 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
     assert_status(&r, RunStatus::Denied, "Secret shop/db is not granted");
 
     // Secrets granted and allowed by the policy: the API server refuses the recipe's identity
-    // (`view` has no Secrets) — the host's checks are not the only wall.
+    // (its Role has no Secrets) — the host's checks are not the only wall.
     let r = sandbox
         .run(&kube_job(
             KubeGrants::of(Scope::Namespace, &[("secrets", &[KubeVerb::Get])]),

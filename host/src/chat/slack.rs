@@ -83,6 +83,49 @@ struct SlackAction {
     value: String,
 }
 
+/// What an (authenticated) interaction callback asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// Not a button press (its `type`): acknowledged and ignored.
+    Ignored(String),
+    /// A button press on one of our messages.
+    Press {
+        /// The Slack user id.
+        user: String,
+        /// `approve` or `reject`.
+        action_id: String,
+        /// The incident the button belongs to.
+        incident: String,
+        /// The suggestion it approves (empty for `reject`).
+        suggestion: String,
+    },
+}
+
+/// Read an interaction callback body (`application/x-www-form-urlencoded` with a JSON
+/// `payload`). Untrusted input: any bytes give a value or a message saying what is wrong.
+pub fn parse_callback(body: &[u8]) -> Result<Callback, String> {
+    let payload = form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("no `payload` form field")?;
+    let interaction: Interaction = serde_json::from_str(&payload).map_err(|e| format!("payload: {e}"))?;
+    if interaction.kind != "block_actions" {
+        return Ok(Callback::Ignored(interaction.kind));
+    }
+    let action = interaction.actions.first().ok_or("no action in the payload")?;
+    let value: Value = serde_json::from_str(&action.value).unwrap_or(Value::Null);
+    let incident = value["incident"].as_str().unwrap_or_default().to_string();
+    if incident.is_empty() {
+        return Err("the button carries no incident".into());
+    }
+    Ok(Callback::Press {
+        user: interaction.user.id,
+        action_id: action.action_id.clone(),
+        incident,
+        suggestion: value["suggestion"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
 impl Slack {
     /// Read the secrets and build the client.
     pub fn new(cfg: SlackConfig, templates: Templates) -> crate::Result<Arc<Self>> {
@@ -203,28 +246,17 @@ impl Slack {
                 "this request was already handled; replay refused".into(),
             );
         }
-        let payload = form_urlencoded::parse(body)
-            .find(|(k, _)| k == "payload")
-            .map(|(_, v)| v.into_owned());
-        let Some(payload) = payload else {
-            return (StatusCode::BAD_REQUEST, "no `payload` form field".into());
+        let (user, action_id, incident, suggestion) = match parse_callback(body) {
+            Err(e) => return (StatusCode::BAD_REQUEST, e),
+            Ok(Callback::Ignored(kind)) => return (StatusCode::OK, format!("ignored {kind}")),
+            Ok(Callback::Press {
+                user,
+                action_id,
+                incident,
+                suggestion,
+            }) => (user, action_id, incident, suggestion),
         };
-        let interaction: Interaction = match serde_json::from_str(&payload) {
-            Ok(i) => i,
-            Err(e) => return (StatusCode::BAD_REQUEST, format!("payload: {e}")),
-        };
-        if interaction.kind != "block_actions" {
-            return (StatusCode::OK, format!("ignored {}", interaction.kind));
-        }
-        let Some(action) = interaction.actions.first() else {
-            return (StatusCode::BAD_REQUEST, "no action in the payload".into());
-        };
-        let value: Value = serde_json::from_str(&action.value).unwrap_or(Value::Null);
-        let incident = value["incident"].as_str().unwrap_or_default().to_string();
-        if incident.is_empty() {
-            return (StatusCode::BAD_REQUEST, "the button carries no incident".into());
-        }
-        let email = match self.email_of(&interaction.user.id).await {
+        let email = match self.email_of(&user).await {
             Ok(e) => e,
             Err(e) => return (StatusCode::BAD_GATEWAY, e),
         };
@@ -236,7 +268,7 @@ impl Slack {
             tokio::spawn(async move { this.annotate(&inc, line).await });
             return (StatusCode::FORBIDDEN, msg);
         }
-        if action.action_id == "reject" {
+        if action_id == "reject" {
             reconciler.note(
                 &incident,
                 "rejected",
@@ -251,7 +283,6 @@ impl Slack {
             tokio::spawn(async move { this.annotate(&inc, line).await });
             return (StatusCode::OK, "rejected".into());
         }
-        let suggestion = value["suggestion"].as_str().unwrap_or_default().to_string();
         let caller = Caller {
             token: "slack".into(),
             role: Role::Approver,

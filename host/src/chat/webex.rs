@@ -67,6 +67,24 @@ struct EnvelopeData {
     id: String,
 }
 
+/// What an (authenticated) webhook callback is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    /// Another resource or event (`resource/event`): acknowledged and ignored.
+    Ignored(String),
+    /// A card button was pressed: the attachment action's id, to fetch.
+    AttachmentAction(String),
+}
+
+/// Read a webhook callback body. Untrusted input: any bytes give a value or a message.
+pub fn parse_callback(body: &[u8]) -> Result<Callback, String> {
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| format!("not a Webex webhook body: {e}"))?;
+    if env.resource != "attachmentActions" || env.event != "created" {
+        return Ok(Callback::Ignored(format!("{}/{}", env.resource, env.event)));
+    }
+    Ok(Callback::AttachmentAction(env.data.id))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AttachmentAction {
@@ -222,21 +240,19 @@ impl Webex {
         ) {
             return (StatusCode::UNAUTHORIZED, "bad or missing X-Spark-Signature".into());
         }
-        let env: Envelope = match serde_json::from_slice(body) {
-            Ok(e) => e,
-            Err(e) => return (StatusCode::BAD_REQUEST, format!("not a Webex webhook body: {e}")),
+        let action_id = match parse_callback(body) {
+            Err(e) => return (StatusCode::BAD_REQUEST, e),
+            Ok(Callback::Ignored(what)) => return (StatusCode::OK, format!("ignored {what}")),
+            Ok(Callback::AttachmentAction(id)) => id,
         };
-        if env.resource != "attachmentActions" || env.event != "created" {
-            return (StatusCode::OK, format!("ignored {}/{}", env.resource, env.event));
-        }
-        if !self.replays.first(&env.data.id) {
+        if !self.replays.first(&action_id) {
             return (
                 StatusCode::CONFLICT,
-                format!("attachment action {} was already handled; replay refused", env.data.id),
+                format!("attachment action {action_id} was already handled; replay refused"),
             );
         }
         let action: AttachmentAction = match self
-            .get_json(&format!("/attachment/actions/{}", env.data.id))
+            .get_json(&format!("/attachment/actions/{action_id}"))
             .await
             .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
         {

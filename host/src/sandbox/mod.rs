@@ -4,11 +4,16 @@
 //! 1. **verify** the bytes against the digest pinned for the run — before anything parses them;
 //! 2. **compile**, or take the compiled component from the cache (memory, then disk) by digest;
 //! 3. **check imports** against the manifest's grants and the WIT version;
-//! 4. **instantiate** from a cached `InstancePre` into a fresh `Store` (pooling allocator) with
-//!    no env, no args, no sockets, only granted directories, capped stdout/stderr, a memory
-//!    limiter and an epoch deadline;
-//! 5. **call** `debug` or `act` under a wall-clock timeout;
-//! 6. **classify** into a [`RunStatus`] and cap the result's size.
+//! 4. **wait for a turn** (a pool slot, and one of the recipe's `max_runs_per_recipe` permits),
+//!    then **instantiate** from a cached `InstancePre` into a fresh `Store` (pooling allocator)
+//!    with no env, no args, no sockets, only granted directories, capped stdout/stderr, at most
+//!    4096 resources, and one memory budget (`limits`: every memory and table plus the host
+//!    memory the run owns, `meter`) checked as memory grows, as every host call returns and at
+//!    every epoch tick;
+//! 5. **call** `debug` or `act`: at every epoch tick (10 ms) the guest yields to the async
+//!    runtime, so a spinning recipe never holds a worker thread for longer; past its deadline it
+//!    is interrupted, and a wall-clock timeout covers host calls still pending;
+//! 6. **classify** into a [`RunStatus`] that names what happened and cap the result's size.
 //!
 //! The sandbox knows nothing of HTTP routes or Kubernetes Jobs: it is the library both the
 //! in-process executor and `euphrosyne sandbox` (inside a Job) call.
@@ -17,7 +22,7 @@ mod bindings;
 mod cache;
 mod imports;
 mod limits;
-mod meter;
+pub mod meter;
 mod state;
 
 use std::collections::HashMap;

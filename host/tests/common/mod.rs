@@ -132,10 +132,15 @@ pub fn debug(labels: &[(&str, &str)]) -> RunInput {
     RunInput::Debug(incident(labels, &[]))
 }
 
-/// Action input.
+/// An action request; its incident is in the namespace the parameters name, if any.
 pub fn act(action: &str, params: serde_json::Value) -> RunInput {
+    let namespace = params["namespace"].as_str().unwrap_or_default().to_string();
+    let mut labels = vec![("alertname", "Test")];
+    if !namespace.is_empty() {
+        labels.push(("namespace", &namespace));
+    }
     RunInput::Action(ActionRequest {
-        incident: incident(&[("alertname", "Test")], &[]),
+        incident: incident(&labels, &[]),
         action: action.into(),
         parameters: params,
         approved_by: "tester".into(),

@@ -145,16 +145,17 @@ impl WasiHttpHooks for EgressPolicy {
         let policy = self.clone();
         Box::new(async move {
             let method = request.method().clone();
+            let uri = request.uri().to_string();
             let denials = &policy.denials;
             let target = match Target::of(request.uri()) {
                 Ok(t) => t,
                 Err(why) => {
-                    denials.record(format!("http: {method} {:?}: {why}", request.uri().to_string()));
+                    denials.record(format!("http: {method} {uri}: {why}"));
                     return Err(E::HttpRequestUriInvalid);
                 }
             };
             let Some(grant) = policy.grant_for(&target).cloned() else {
-                denials.record(format!("http: {method} {target} is not in capabilities.http"));
+                denials.record(format!("http: {method} {uri} is not in capabilities.http"));
                 return Err(E::HttpRequestDenied);
             };
             let limits = policy.limits;
