@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (grant, authority) = text.split_once('\n').unwrap_or(("*.example.com", text));
-    let Ok(target) = Target::parse_authority(Scheme::Https, authority) else { return };
+    let Ok(target) = Target::parse_authority(Scheme::Https, authority) else {
+        return;
+    };
     if let Host::Ip(ip) = target.host {
         let _ = restriction(ip);
     }

@@ -113,7 +113,10 @@ async fn main() {
         capabilities: Capabilities {
             http: vec!["x.invalid".into()],
             secrets: vec!["x".into()],
-            kubernetes: euphrosyne::manifest::KubeGrants::of(euphrosyne::manifest::Scope::Namespace, &[("pods", &[euphrosyne::manifest::KubeVerb::Get])]),
+            kubernetes: euphrosyne::manifest::KubeGrants::of(
+                euphrosyne::manifest::Scope::Namespace,
+                &[("pods", &[euphrosyne::manifest::KubeVerb::Get])],
+            ),
             dirs: vec![],
         },
         limits: Limits::default(),
@@ -209,7 +212,9 @@ fn allocator() {
     let global = time(&boxes);
     let meter = euphrosyne::sandbox::meter::Meter::new().expect("a meter slot");
     let metered = time(&|| {
-        futures::executor::block_on(euphrosyne::sandbox::meter::Metered::new(Some(meter.id()), async { boxes() }))
+        futures::executor::block_on(euphrosyne::sandbox::meter::Metered::new(Some(meter.id()), async {
+            boxes()
+        }))
     });
     println!("\n| allocator, 64-byte allocate + free ({N} pairs) | ns per pair |");
     println!("|---|---|");

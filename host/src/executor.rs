@@ -297,8 +297,15 @@ impl Executor for Subprocess {
         if let Some(k) = &self.kubeconfig {
             cmd.env("EUPHROSYNE_KUBECONFIG", k);
             if let Some((ns, reader, writer)) = &self.impersonate {
-                let sa = if job.capabilities.kubernetes.writes() { writer } else { reader };
-                cmd.env("EUPHROSYNE_KUBE_IMPERSONATE", format!("system:serviceaccount:{ns}:{sa}"));
+                let sa = if job.capabilities.kubernetes.writes() {
+                    writer
+                } else {
+                    reader
+                };
+                cmd.env(
+                    "EUPHROSYNE_KUBE_IMPERSONATE",
+                    format!("system:serviceaccount:{ns}:{sa}"),
+                );
             }
         }
         cmd.env("EUPHROSYNE_KUBE_POLICY", &self.kube_policy);

@@ -303,7 +303,10 @@ timeout_ms = 5000
             (POD.replace("kind = \"debug\"", "kind = \"action\""), "needs `actions`"),
             (POD.replace("KubePodNotReady\"", "(\""), "bad regex"),
             (POD.replace("\"logs\"]", "\"logs\", \"exec\"]"), "unknown variant"),
-            (POD.replace("events = [\"list\"]", "events = [\"logs\"]"), "verb of `pods`"),
+            (
+                POD.replace("events = [\"list\"]", "events = [\"logs\"]"),
+                "verb of `pods`",
+            ),
             (POD.replace("timeout_ms = 5000", "timeout_ms = 0"), "timeout_ms"),
             (POD.replace("digest = \"\"", "digest = \"sha256:12\""), "invalid digest"),
             (format!("{POD}\nsurprise = 1"), "unknown field"),

@@ -55,7 +55,9 @@ fn limits(timeout_ms: u64, memory_mib: u64) -> Limits {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_resources_count_against_the_memory_limit() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let r = sandbox.run(&hostile("headers", hostile_caps(), limits(20_000, 16))).await;
+    let r = sandbox
+        .run(&hostile("headers", hostile_caps(), limits(20_000, 16)))
+        .await;
     assert_status(&r, RunStatus::LimitExceeded, "memory limit");
     assert!(r.message.contains("host-side resources"), "{}", r.message);
     assert!(r.message.contains("limits.memory_mib allows 16 MiB"), "{}", r.message);
@@ -107,7 +109,11 @@ async fn host_side_resources_count_against_the_memory_limit() {
 /// Run `cmd` to its end; its stdout and its peak resident set in bytes (`wait4`'s rusage).
 fn run_measured(cmd: &mut Command) -> (Vec<u8>, u64) {
     use std::io::Read;
-    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let mut out = Vec::new();
     child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     let mut status = 0;
@@ -124,7 +130,9 @@ fn run_measured(cmd: &mut Command) -> (Vec<u8>, u64) {
 #[tokio::test]
 async fn empty_log_records_count_against_the_output_limit() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let r = sandbox.run(&hostile("empty-logs", hostile_caps(), limits(20_000, 32))).await;
+    let r = sandbox
+        .run(&hostile("empty-logs", hostile_caps(), limits(20_000, 32)))
+        .await;
     assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
     let last = r.logs.last().expect("a closing record");
     assert!(last.message.contains("more log records dropped"), "{}", last.message);
@@ -137,7 +145,9 @@ async fn empty_log_records_count_against_the_output_limit() {
 #[tokio::test]
 async fn denials_are_bounded_and_counted() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let r = sandbox.run(&hostile("denials", hostile_caps(), limits(20_000, 32))).await;
+    let r = sandbox
+        .run(&hostile("denials", hostile_caps(), limits(20_000, 32)))
+        .await;
     assert_eq!(r.status, RunStatus::Denied, "{}", r.message);
     assert!(r.denials.len() <= 21, "{} denials kept", r.denials.len());
     assert!(r.denials.iter().all(|d| d.len() <= 512), "a denial over 512 bytes");
@@ -162,7 +172,11 @@ async fn statuses_name_what_happened() {
 
     // An export with the wrong signature is not a debugger: invalid-module, never instantiated.
     let r = sandbox
-        .run(&job("wrong-export", &guest("wrong-export"), debug(&[("alertname", "X")])))
+        .run(&job(
+            "wrong-export",
+            &guest("wrong-export"),
+            debug(&[("alertname", "X")]),
+        ))
         .await;
     assert_status(&r, RunStatus::InvalidModule, "does not match the debugger world");
     assert_eq!(r.timings.instantiate_us, 0);
@@ -172,7 +186,8 @@ async fn statuses_name_what_happened() {
     let stall = HoldServer::start();
     let mut j = hostile("http", hostile_caps(), limits(4_000, 32));
     j.capabilities.http = vec![format!("127.0.0.1:{}", stall.port)];
-    j.config.insert("url".into(), format!("https://127.0.0.1:{}/", stall.port));
+    j.config
+        .insert("url".into(), format!("https://127.0.0.1:{}/", stall.port));
     let started = Instant::now();
     let r = sandbox.run(&j).await;
     assert_status(&r, RunStatus::RecipeError, "");
@@ -181,7 +196,11 @@ async fn statuses_name_what_happened() {
         "{}",
         r.message
     );
-    assert!(started.elapsed() < Duration::from_millis(3_500), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(3_500),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(stall.accepted.load(Ordering::SeqCst), 1);
 }
 
@@ -196,7 +215,11 @@ async fn connections_per_run_are_capped() {
     j.config.insert("authority".into(), format!("127.0.0.1:{}", hold.port));
     j.config.insert("conns".into(), "300".into());
     let r = sandbox.run(&j).await;
-    assert_status(&r, RunStatus::LimitExceeded, "connection limit: more than 8 HTTP connections open at once");
+    assert_status(
+        &r,
+        RunStatus::LimitExceeded,
+        "connection limit: more than 8 HTTP connections open at once",
+    );
     assert!(r.denials.len() <= 21, "{:?}", r.denials);
     let accepted = hold.accepted.load(Ordering::SeqCst);
     assert!(accepted <= 8, "the server accepted {accepted} connections");
@@ -216,9 +239,12 @@ async fn odd_authorities_and_nat64_are_refused() {
         j.config.insert("authority".into(), authority.clone());
         j.config.insert("conns".into(), "1".into());
         let r = sandbox.run(&j).await;
-        let refused_by_wasi = r.status == RunStatus::Ok && r.analysis.as_ref().unwrap().summary == "accepted 0, refused 1";
+        let refused_by_wasi =
+            r.status == RunStatus::Ok && r.analysis.as_ref().unwrap().summary == "accepted 0, refused 1";
         let refused_by_policy = r.status == RunStatus::Denied
-            && r.denials.iter().any(|d| d.contains("userinfo") || d.contains("is not a port") || d.contains("no host"));
+            && r.denials
+                .iter()
+                .any(|d| d.contains("userinfo") || d.contains("is not a port") || d.contains("no host"));
         assert!(refused_by_wasi || refused_by_policy, "{authority}: {r:?}");
     }
 
@@ -275,8 +301,14 @@ async fn spinning_recipes_leave_the_host_responsive() {
     let r = host.post("/webhook", None).json(&other).send().await.unwrap();
     let intake = t.elapsed();
     assert!(r.status().is_success(), "{}", r.status());
-    assert!(worst < Duration::from_millis(250), "/healthz took {worst:?} while guests spun");
-    assert!(intake < Duration::from_millis(250), "intake took {intake:?} while guests spun");
+    assert!(
+        worst < Duration::from_millis(250),
+        "/healthz took {worst:?} while guests spun"
+    );
+    assert!(
+        intake < Duration::from_millis(250),
+        "intake took {intake:?} while guests spun"
+    );
 }
 
 /// Point 8: guest strings reach the host's log escaped, never raw: no forged line, no terminal
@@ -299,7 +331,10 @@ fn guest_strings_cannot_forge_host_log_lines() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("FORGED"), "the guest's strings are logged (escaped): {stderr}");
+    assert!(
+        stderr.contains("FORGED"),
+        "the guest's strings are logged (escaped): {stderr}"
+    );
     for line in stderr.lines() {
         assert!(!line.starts_with("FORGED"), "a forged log line: {line:?}");
     }
@@ -314,11 +349,7 @@ fn guest_strings_cannot_forge_host_log_lines() {
 #[test]
 fn dns_rebinding_cannot_reach_loopback_through_a_wildcard_grant() {
     let dir = tempfile::tempdir().unwrap();
-    let (wasm, manifest) = hostile_files(
-        dir.path(),
-        "http",
-        &[("url", "http://a.rebind.test:8080/")],
-    );
+    let (wasm, manifest) = hostile_files(dir.path(), "http", &[("url", "http://a.rebind.test:8080/")]);
     let mut m = std::fs::read_to_string(&manifest).unwrap();
     m = m.replace("http = [\"allowed.invalid\"]", "http = [\"*.rebind.test:8080\"]");
     std::fs::write(&manifest, m).unwrap();
@@ -349,7 +380,10 @@ fn dns_rebinding_cannot_reach_loopback_through_a_wildcard_grant() {
         seen.contains("dns A 11.22.33.44"),
         "the name was resolved through the test's DNS server: {seen} / {stderr}"
     );
-    assert!(!seen.contains("connection accepted"), "the recipe reached loopback: {seen}");
+    assert!(
+        !seen.contains("connection accepted"),
+        "the recipe reached loopback: {seen}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let runs: Vec<serde_json::Value> = stdout
         .split("\n----\n")
@@ -372,7 +406,11 @@ fn dns_rebinding_cannot_reach_loopback_through_a_wildcard_grant() {
 }
 
 /// Write the hostile guest and a manifest for it in `mode` with `config` into `dir`.
-fn hostile_files(dir: &std::path::Path, mode: &str, config: &[(&str, &str)]) -> (std::path::PathBuf, std::path::PathBuf) {
+fn hostile_files(
+    dir: &std::path::Path,
+    mode: &str,
+    config: &[(&str, &str)],
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let bytes = guest("hostile");
     let wasm = dir.join("hostile.wasm");
     std::fs::write(&wasm, &bytes).unwrap();
@@ -397,7 +435,11 @@ fn pack_hostile(dir: &std::path::Path, name: &str, mode: &str, alerts: &str, tim
         euphrosyne::digest::Digest::of(&bytes)
     );
     let m = Manifest::from_toml(&toml, name).unwrap();
-    std::fs::write(dir.join(format!("{name}.yaml")), euphrosyne::pack::pack(&m, &bytes).unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.yaml")),
+        euphrosyne::pack::pack(&m, &bytes).unwrap(),
+    )
+    .unwrap();
 }
 
 /// In the test's network namespace: a DNS server on 127.0.0.1:53 that answers the first A query

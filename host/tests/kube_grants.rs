@@ -72,20 +72,23 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
     for ns in ["shop", "other"] {
         ok(cp.kubectl(&["-n", ns, "create", "configmap", "settings", "--from-literal=a=b"]));
     }
-    ok(cp.kubectl(&["-n", "shop", "create", "secret", "generic", "db", "--from-literal=password=hunter2"]));
+    ok(cp.kubectl(&[
+        "-n",
+        "shop",
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=hunter2",
+    ]));
 
     // The host as its own ServiceAccount (manifests/rbac.yaml), impersonating the recipe accounts.
     let host_kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
     let host_config = euphrosyne::capability::kube::config_from_kubeconfig(&host_kubeconfig)
         .await
         .unwrap();
-    let clients = KubeClients::impersonating(
-        &host_config,
-        NS,
-        "euphrosyne-recipe-reader",
-        "euphrosyne-recipe-writer",
-    )
-    .unwrap();
+    let clients =
+        KubeClients::impersonating(&host_config, NS, "euphrosyne-recipe-reader", "euphrosyne-recipe-writer").unwrap();
     let policy = KubePolicy {
         allow_sensitive: vec!["secrets:get".into(), "jobs:create".into()],
         ..KubePolicy::default()
@@ -100,14 +103,20 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
 
     // Granted, in the incident's namespace, and the reader may: reached.
     let r = sandbox
-        .run(&kube_job(configmaps_get(), &[("namespace", "shop"), ("name", "settings")]))
+        .run(&kube_job(
+            configmaps_get(),
+            &[("namespace", "shop"), ("name", "settings")],
+        ))
         .await;
     assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
     assert_eq!(r.analysis.unwrap().summary, "REACHED ConfigMap settings");
 
     // Another namespace: refused by the host before any request.
     let r = sandbox
-        .run(&kube_job(configmaps_get(), &[("namespace", "other"), ("name", "settings")]))
+        .run(&kube_job(
+            configmaps_get(),
+            &[("namespace", "other"), ("name", "settings")],
+        ))
         .await;
     assert_status(&r, RunStatus::Denied, "namespace `other` is not the incident's (shop)");
 
@@ -130,7 +139,9 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
         .await;
     assert_eq!(r.status, RunStatus::RecipeError, "{}", r.message);
     assert!(
-        r.message.contains("forbidden") && r.message.contains("system:serviceaccount:euphrosyne:euphrosyne-recipe-reader"),
+        r.message.contains("forbidden")
+            && r.message
+                .contains("system:serviceaccount:euphrosyne:euphrosyne-recipe-reader"),
         "{}",
         r.message
     );
@@ -146,7 +157,13 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
     .to_string();
     let mut j = kube_job(
         KubeGrants::of(Scope::Namespace, &[("jobs", &[KubeVerb::Create])]),
-        &[("op", "create"), ("api_version", "batch/v1"), ("kind", "Job"), ("namespace", NS), ("object", &job)],
+        &[
+            ("op", "create"),
+            ("api_version", "batch/v1"),
+            ("kind", "Job"),
+            ("namespace", NS),
+            ("object", &job),
+        ],
     );
     j.input = debug(&[("alertname", "X"), ("namespace", NS)]);
     let r = sandbox.run(&j).await;

@@ -131,7 +131,10 @@ fn hostile_job(mode: &str) -> euphrosyne::sandbox::RunJob {
     j.capabilities = euphrosyne::manifest::Capabilities {
         http: vec!["x.invalid".into()],
         secrets: vec!["x".into()],
-        kubernetes: euphrosyne::manifest::KubeGrants::of(euphrosyne::manifest::Scope::Namespace, &[("pods", &[euphrosyne::manifest::KubeVerb::Get])]),
+        kubernetes: euphrosyne::manifest::KubeGrants::of(
+            euphrosyne::manifest::Scope::Namespace,
+            &[("pods", &[euphrosyne::manifest::KubeVerb::Get])],
+        ),
         dirs: vec![],
     };
     j

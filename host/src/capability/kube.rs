@@ -51,7 +51,12 @@ impl KubeClients {
 
     /// Through `config`'s credentials, impersonating ServiceAccount `reader` or `writer` of
     /// `namespace` (the host needs RBAC `impersonate` on those two ServiceAccounts).
-    pub fn impersonating(config: &kube::Config, namespace: &str, reader: &str, writer: &str) -> Result<KubeClients, String> {
+    pub fn impersonating(
+        config: &kube::Config,
+        namespace: &str,
+        reader: &str,
+        writer: &str,
+    ) -> Result<KubeClients, String> {
         let client_as = |sa: &str| {
             let mut c = config.clone();
             c.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{sa}"));
@@ -223,7 +228,13 @@ impl KubeAccess {
     }
 
     /// The one grant check: resource, verb, namespace.
-    fn allow(&self, ar: &ApiResource, verb: KubeVerb, ns: Option<&str>, target: &str) -> Result<kube::Client, KubeError> {
+    fn allow(
+        &self,
+        ar: &ApiResource,
+        verb: KubeVerb,
+        ns: Option<&str>,
+        target: &str,
+    ) -> Result<kube::Client, KubeError> {
         let Some(res) = Resource::of(&ar.group, &ar.plural) else {
             let what = if ar.group.is_empty() {
                 ar.plural.clone()
@@ -452,9 +463,15 @@ mod tests {
             assert!(matches!(err, Err(KubeError::Denied(_))), "{i}: {err:?}");
         }
         let kept = d.list();
-        assert!(kept[0].contains("patch on Deployment shop/web is not granted"), "{kept:?}");
+        assert!(
+            kept[0].contains("patch on Deployment shop/web is not granted"),
+            "{kept:?}"
+        );
         assert!(kept[1].contains("Secret shop/db is not granted"), "{kept:?}");
-        assert!(kept[2].contains("namespace `kube-system` is not the incident's (shop)"), "{kept:?}");
+        assert!(
+            kept[2].contains("namespace `kube-system` is not the incident's (shop)"),
+            "{kept:?}"
+        );
         assert!(kept[3].contains("not granted"), "{kept:?}");
         assert!(kept[4].contains("not granted"), "{kept:?}");
         assert!(kept[5].contains("not a resource recipes can be granted"), "{kept:?}");

@@ -197,7 +197,12 @@ impl KubeGrants {
         let mut out = Vec::new();
         for (name, verbs) in &self.resources {
             if let Some(res) = Resource::named(name) {
-                out.extend(verbs.iter().filter(|v| res.sensitive(**v)).map(|v| format!("{name}:{v}")));
+                out.extend(
+                    verbs
+                        .iter()
+                        .filter(|v| res.sensitive(**v))
+                        .map(|v| format!("{name}:{v}")),
+                );
             }
         }
         out
@@ -214,7 +219,9 @@ impl KubeGrants {
                 ));
             };
             if verbs.contains(&KubeVerb::Logs) && name != "pods" {
-                return Err(format!("capabilities.kubernetes: `logs` is a verb of `pods`, not of `{name}`"));
+                return Err(format!(
+                    "capabilities.kubernetes: `logs` is a verb of `pods`, not of `{name}`"
+                ));
             }
             if !res.namespaced && self.scope != Scope::Cluster {
                 return Err(format!(
@@ -332,7 +339,9 @@ mod tests {
         struct W {
             kubernetes: KubeGrants,
         }
-        toml::from_str::<W>(toml_text).map(|w| w.kubernetes).map_err(|e| e.to_string())
+        toml::from_str::<W>(toml_text)
+            .map(|w| w.kubernetes)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -354,11 +363,20 @@ mod tests {
         assert!(e.contains("pods = [\"get\""), "{e}");
         let e = parse("[kubernetes]\npods = [\"exec\"]").unwrap_err();
         assert!(e.contains("unknown variant"), "{e}");
-        let e = parse("[kubernetes]\nwidgets = [\"get\"]").unwrap().validate().unwrap_err();
+        let e = parse("[kubernetes]\nwidgets = [\"get\"]")
+            .unwrap()
+            .validate()
+            .unwrap_err();
         assert!(e.contains("unknown resource `widgets`"), "{e}");
-        let e = parse("[kubernetes]\nnodes = [\"get\"]").unwrap().validate().unwrap_err();
+        let e = parse("[kubernetes]\nnodes = [\"get\"]")
+            .unwrap()
+            .validate()
+            .unwrap_err();
         assert!(e.contains("cluster-scoped"), "{e}");
-        let e = parse("[kubernetes]\ndeployments = [\"logs\"]").unwrap().validate().unwrap_err();
+        let e = parse("[kubernetes]\ndeployments = [\"logs\"]")
+            .unwrap()
+            .validate()
+            .unwrap_err();
         assert!(e.contains("verb of `pods`"), "{e}");
     }
 
@@ -379,8 +397,13 @@ mod tests {
             allow_sensitive: vec!["secrets:get".into()],
             ..KubePolicy::default()
         };
-        allowed.check("r", &parse("[kubernetes]\nsecrets = [\"get\"]").unwrap()).unwrap();
-        p.check("cordon-node", &parse("[kubernetes]\nscope = \"cluster\"\nnodes = [\"get\", \"patch\"]").unwrap())
+        allowed
+            .check("r", &parse("[kubernetes]\nsecrets = [\"get\"]").unwrap())
             .unwrap();
+        p.check(
+            "cordon-node",
+            &parse("[kubernetes]\nscope = \"cluster\"\nnodes = [\"get\", \"patch\"]").unwrap(),
+        )
+        .unwrap();
     }
 }

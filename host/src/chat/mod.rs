@@ -330,8 +330,14 @@ mod tests {
     #[test]
     fn values_are_escaped_and_filled_once() {
         assert_eq!(fill("{a} and {b} {c}", &[("a", "{b}"), ("b", "x")]), "{b} and x {c}");
-        assert_eq!(Markup::Slack.escape("<!channel> & <@U1>"), "&lt;!channel&gt; &amp; &lt;@U1&gt;");
-        assert_eq!(Markup::Markdown.escape("<@all> **x** [l](u)"), "&lt;@all&gt; \\*\\*x\\*\\* \\[l\\](u)");
+        assert_eq!(
+            Markup::Slack.escape("<!channel> & <@U1>"),
+            "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+        );
+        assert_eq!(
+            Markup::Markdown.escape("<@all> **x** [l](u)"),
+            "&lt;@all&gt; \\*\\*x\\*\\* \\[l\\](u)"
+        );
         assert_eq!(Markup::Plain.escape("<@all>"), "<@all>");
     }
 

@@ -363,6 +363,7 @@ impl Notifier for Webex {
     }
 
     async fn outcome(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {
-        self.reply(&rec.id, &self.templates.outcome(run, super::Markup::Markdown)).await
+        self.reply(&rec.id, &self.templates.outcome(run, super::Markup::Markdown))
+            .await
     }
 }

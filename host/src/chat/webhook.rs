@@ -100,7 +100,9 @@ impl Notifier for WebhookNotifier {
 
     async fn analysis(&self, rec: &IncidentRecord) -> Result<(), String> {
         let body = match self.cfg.format {
-            Format::Native => json!({"event": "analysis", "text": self.templates.analysis(rec, super::Markup::Plain), "incident": rec}),
+            Format::Native => {
+                json!({"event": "analysis", "text": self.templates.analysis(rec, super::Markup::Plain), "incident": rec})
+            }
             Format::EuphrosyneBot => json!({
                 "uuid": rec.id,
                 "actions": rec.analysis.iter().flat_map(|a| a.actions.iter().map(|s| s.action.clone())).collect::<Vec<_>>(),

@@ -169,9 +169,11 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     // Grants the host's policy refuses are reported now, not at the recipe's first run (the
     // sandbox refuses them there too).
     let policy = cfg.kube.policy();
-    let (recipes, refused): (Vec<_>, Vec<_>) = recipes
-        .into_iter()
-        .partition(|r| policy.check(&r.manifest.name, &r.manifest.capabilities.kubernetes).is_ok());
+    let (recipes, refused): (Vec<_>, Vec<_>) = recipes.into_iter().partition(|r| {
+        policy
+            .check(&r.manifest.name, &r.manifest.capabilities.kubernetes)
+            .is_ok()
+    });
     let mut errors = errors;
     for r in refused {
         let why = policy

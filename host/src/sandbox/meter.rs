@@ -73,7 +73,8 @@ fn uncharge(h: &Header) {
     if h.slot != NONE {
         let slot = &TABLE[h.slot as usize];
         if slot.generation.load(Ordering::Relaxed) == h.generation {
-            slot.live.fetch_sub(h.size.min(slot.live.load(Ordering::Relaxed)), Ordering::Relaxed);
+            slot.live
+                .fetch_sub(h.size.min(slot.live.load(Ordering::Relaxed)), Ordering::Relaxed);
         }
     }
 }

@@ -40,14 +40,14 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 pub use self::cache::DiskCache;
-pub use self::meter::MeteredAlloc;
 use self::limits::Limiter;
+pub use self::meter::MeteredAlloc;
 use self::state::RunState;
 use crate::capability::http::{EgressLimits, EgressPolicy};
-use crate::capability::{Denials, LimitHit};
 use crate::capability::kube::{KubeAccess, KubeClients};
 use crate::capability::log::{LogLine, LogSink};
 use crate::capability::secrets::SecretStore;
+use crate::capability::{Denials, LimitHit};
 use crate::digest::Digest;
 use crate::manifest::{Capabilities, Kind, KubePolicy, Limits};
 use crate::model::{ActionRequest, Analysis, Incident, Outcome};
@@ -522,11 +522,7 @@ impl Sandbox {
             }
         }
 
-        if let Err(why) = self
-            .config
-            .kube_policy
-            .check(&job.recipe, &job.capabilities.kubernetes)
-        {
+        if let Err(why) = self.config.kube_policy.check(&job.recipe, &job.capabilities.kubernetes) {
             return result.fail(RunStatus::Denied, why);
         }
 
@@ -547,13 +543,21 @@ impl Sandbox {
         // Wait for a turn: a pool slot, and one of this recipe's permits.
         let recipe_permits = {
             let mut map = self.per_recipe.lock().unwrap_or_else(|e| e.into_inner());
-            map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < self.config.max_runs_per_recipe as usize);
+            map.retain(|_, s| {
+                Arc::strong_count(s) > 1 || s.available_permits() < self.config.max_runs_per_recipe as usize
+            });
             map.entry(job.recipe.clone())
-                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.max_runs_per_recipe.max(1) as usize)))
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.config.max_runs_per_recipe.max(1) as usize
+                    ))
+                })
                 .clone()
         };
-        let (Ok(_recipe_turn), Ok(_slot)) = (recipe_permits.acquire_owned().await, self.slots.clone().acquire_owned().await)
-        else {
+        let (Ok(_recipe_turn), Ok(_slot)) = (
+            recipe_permits.acquire_owned().await,
+            self.slots.clone().acquire_owned().await,
+        ) else {
             return result.fail(RunStatus::LimitExceeded, "the sandbox is shutting down");
         };
 

@@ -10,11 +10,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::Limiter;
-use crate::capability::{Denials, LimitHit};
 use crate::capability::http::EgressPolicy;
 use crate::capability::kube::KubeAccess;
 use crate::capability::log::LogSink;
 use crate::capability::secrets::SecretStore;
+use crate::capability::{Denials, LimitHit};
 
 /// The data of one run's `Store`.
 pub struct RunState {

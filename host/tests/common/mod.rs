@@ -162,7 +162,10 @@ pub fn hostile_caps() -> Capabilities {
     Capabilities {
         http: vec!["allowed.invalid".into()],
         secrets: vec!["api-token".into()],
-        kubernetes: euphrosyne::manifest::KubeGrants::of(euphrosyne::manifest::Scope::Namespace, &[("pods", &[euphrosyne::manifest::KubeVerb::Get])]),
+        kubernetes: euphrosyne::manifest::KubeGrants::of(
+            euphrosyne::manifest::Scope::Namespace,
+            &[("pods", &[euphrosyne::manifest::KubeVerb::Get])],
+        ),
         dirs: vec![],
     }
 }

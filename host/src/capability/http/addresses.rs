@@ -35,7 +35,11 @@ const V6: &[(u128, u8, &str)] = &[
     (1, 128, "loopback ::1/128"),
     (0x0064_ff9b_0001 << 80, 48, "local-use NAT64 64:ff9b:1::/48"),
     (0x0100 << 112, 64, "discard-only 100::/64"),
-    (0x2001 << 112, 23, "IETF protocol assignments 2001::/23 (Teredo included)"),
+    (
+        0x2001 << 112,
+        23,
+        "IETF protocol assignments 2001::/23 (Teredo included)",
+    ),
     (0x2001_0db8 << 96, 32, "documentation 2001:db8::/32"),
     (0x3fff << 112, 20, "documentation 3fff::/20"),
     (0x5f00 << 112, 16, "segment routing 5f00::/16"),

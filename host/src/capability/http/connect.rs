@@ -8,8 +8,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
@@ -73,7 +73,12 @@ where
     .map_err(|_| Error::ConnectionTimeout)?
     .map_err(Error::from)?;
     // Origin-form on the wire: the scheme and authority went into the connection, not the line.
-    let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(path)
         .build()

@@ -147,7 +147,10 @@ mod tests {
         let x = t("http://Example.COM./x").unwrap();
         assert_eq!((x.host, x.port), (Host::Name("example.com".into()), 80));
         let x = t("https://10.0.0.1:8443/").unwrap();
-        assert_eq!((x.host, x.port, x.scheme), (Host::Ip("10.0.0.1".parse().unwrap()), 8443, Scheme::Https));
+        assert_eq!(
+            (x.host, x.port, x.scheme),
+            (Host::Ip("10.0.0.1".parse().unwrap()), 8443, Scheme::Https)
+        );
         let x = t("http://[::1]:9000/").unwrap();
         assert_eq!((x.host, x.port), (Host::Ip("::1".parse().unwrap()), 9000));
     }

@@ -89,10 +89,15 @@ impl Debugger for Hostile {
                 let n = config::parse_or("conns", 300usize);
                 let (accepted, refused, held) = raw::connections(&authority, n);
                 std::hint::black_box(&held);
-                Ok(Analysis::inconclusive(format!("accepted {accepted}, refused {refused}")))
+                Ok(Analysis::inconclusive(format!(
+                    "accepted {accepted}, refused {refused}"
+                )))
             }
             #[cfg(target_arch = "wasm32")]
-            "headers" => Ok(Analysis::inconclusive(format!("hoarded {} fields", raw::hoard_headers()))),
+            "headers" => Ok(Analysis::inconclusive(format!(
+                "hoarded {} fields",
+                raw::hoard_headers()
+            ))),
             "kube" => {
                 let api_version = config::get_or("api_version", "v1");
                 let kind = config::get_or("kind", "ConfigMap");
