@@ -107,6 +107,7 @@ async fn host_side_resources_count_against_the_memory_limit() {
 }
 
 /// Run `cmd` to its end; its stdout and its peak resident set in bytes (`wait4`'s rusage).
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which std cannot do with rusage
 fn run_measured(cmd: &mut Command) -> (Vec<u8>, u64) {
     use std::io::Read;
     let mut child = cmd

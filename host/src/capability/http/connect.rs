@@ -84,23 +84,25 @@ where
         .build()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
 
-    let mut conn = Box::pin(conn);
+    let mut conn = Some(Box::pin(conn));
     let send = tokio::time::timeout(timeouts.first_byte, sender.send_request(request));
     tokio::pin!(send);
-    // Drive the connection while waiting for the head.
-    let response = loop {
-        tokio::select! {
-            r = &mut send => break r.map_err(|_| Error::ConnectionReadTimeout)?.map_err(Error::from)?,
-            r = &mut conn => {
-                r.map_err(Error::from)?;
-                break send.await.map_err(|_| Error::ConnectionReadTimeout)?.map_err(Error::from)?;
-            }
+    // Drive the connection while waiting for the head; if it ends first, the head is either
+    // there already or never coming.
+    let response = tokio::select! {
+        r = &mut send => r,
+        r = async { conn.as_mut().expect("not yet finished").await } => {
+            conn = None;
+            r.map_err(Error::from)?;
+            send.await
         }
     };
+    let response = response.map_err(|_| Error::ConnectionReadTimeout)?.map_err(Error::from)?;
     let mut timeout = tokio::time::interval(timeouts.between_bytes.max(Duration::from_millis(1)));
     timeout.reset();
     let response = response.map(|incoming| Incoming { incoming, timeout });
     let io = async move {
+        let Some(conn) = conn else { return Ok(()) };
         match conn.await {
             Ok(()) => Ok(()),
             Err(e) if e.is_timeout() => Err(Error::HttpResponseTimeout),
