@@ -92,7 +92,8 @@ pub struct Capabilities {
 pub struct Limits {
     /// Wall-clock budget of one call, in milliseconds.
     pub timeout_ms: u64,
-    /// Linear memory, in MiB.
+    /// The run's memory budget in MiB: all linear memories and tables plus the host memory the
+    /// run makes the host hold (header fields, bodies, logs, responses).
     pub memory_mib: u64,
     /// Bytes of stdout, stderr and logs kept (each); also the cap on the result's size.
     pub output_bytes: u64,
