@@ -33,7 +33,8 @@ pub struct Webhook {
     /// Labels the group is grouped by.
     #[serde(default)]
     pub group_labels: BTreeMap<String, String>,
-    /// Labels all alerts share.
+    /// Alertmanager's claim of the labels all alerts share; the host recomputes them from the
+    /// alerts and does not use this.
     #[serde(default)]
     pub common_labels: BTreeMap<String, String>,
     /// Annotations all alerts share.
@@ -150,11 +151,10 @@ pub fn parse(body: &[u8], now_rfc3339: &str) -> Result<Payload, Error> {
                 a.fingerprint = fingerprint(&a.labels);
             }
         }
-        let common = if hook.common_labels.is_empty() {
-            common_labels(&alerts)
-        } else {
-            hook.common_labels
-        };
+        // The body's `commonLabels` is a claim; what the alerts share is computed from them (a
+        // label no alert carries must not widen, say, the incident's namespaces). Found by the
+        // `webhook` fuzz target.
+        let common = common_labels(&alerts);
         let group_key = Some(hook.group_key).filter(|k| !k.is_empty());
         return Ok(Payload {
             group_key,
@@ -193,6 +193,20 @@ pub fn parse(body: &[u8], now_rfc3339: &str) -> Result<Payload, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_labels_are_what_the_alerts_share_not_what_the_body_claims() {
+        // The `webhook` fuzz target's first find: `commonLabels` naming a label no alert has.
+        let body = br#"{"version":"4","groupKey":"g","status":"firing","receiver":"r","groupLabels":{},
+          "commonLabels":{"alertname":"X","namespace":"kube-system"},"commonAnnotations":{},"externalURL":"",
+          "alerts":[{"status":"firing","labels":{"alertname":"X","namespace":"shop","pod":"a"},"annotations":{},
+                     "startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"f1"},
+                    {"status":"firing","labels":{"alertname":"X","namespace":"shop","pod":"b"},"annotations":{},
+                     "startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"","fingerprint":"f2"}]}"#;
+        let p = parse(body, "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(p.common_labels.get("namespace").map(String::as_str), Some("shop"));
+        assert!(!p.common_labels.contains_key("pod"));
+    }
 
     const HOOK: &str = r#"{"version":"4","groupKey":"{}:{alertname=\"KubePodCrashLooping\"}","truncatedAlerts":0,
       "status":"firing","receiver":"euphrosyne","groupLabels":{"alertname":"KubePodCrashLooping"},

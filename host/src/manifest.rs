@@ -78,7 +78,7 @@ pub struct Capabilities {
     #[serde(default)]
     pub secrets: Vec<String>,
     /// Kubernetes verbs per resource, and their scope.
-    #[serde(default, skip_serializing_if = "KubeGrants::is_empty")]
+    #[serde(default, skip_serializing_if = "KubeGrants::is_default")]
     pub kubernetes: KubeGrants,
     /// Read-only directories.
     #[serde(default)]

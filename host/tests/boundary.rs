@@ -82,16 +82,7 @@ async fn host_side_resources_count_against_the_memory_limit() {
         std::fs::write(&manifest, m).unwrap();
         let alert = dir.path().join("alert.json");
         std::fs::write(&alert, json!({"labels": {"alertname": "Hoard"}}).to_string()).unwrap();
-        let (out, max_rss) = run_measured(
-            Command::new(euphrosyne_bin())
-                .args(["recipe", "run"])
-                .arg(&wasm)
-                .arg("--manifest")
-                .arg(&manifest)
-                .arg("--alert")
-                .arg(&alert)
-                .arg("--json"),
-        );
+        let (out, max_rss) = run_measured(&mut recipe_run(&wasm, &manifest, &alert));
         let result: serde_json::Value = serde_json::from_slice(&out).unwrap();
         (result["status"].as_str().unwrap().to_string(), max_rss)
     };
@@ -126,39 +117,40 @@ fn run_measured(cmd: &mut Command) -> (Vec<u8>, u64) {
     (out, usage.ru_maxrss as u64 * 1024)
 }
 
-/// Point 5: an empty log record costs its encoded size plus overhead, so two million of them are
-/// cut at the output limit; the kept result stays about that size.
+/// Point 5: every byte a run makes the host keep counts. An empty log record costs its encoded
+/// size plus overhead, so two million of them are cut at the output limit; denials are kept to a
+/// bounded number of bounded strings and counted past that. Either way the published result
+/// stays about the size of the limit.
 #[tokio::test]
-async fn empty_log_records_count_against_the_output_limit() {
+async fn output_counts_every_byte_the_host_keeps() {
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let r = sandbox
+    let logs = sandbox
         .run(&hostile("empty-logs", hostile_caps(), limits(20_000, 32)))
         .await;
-    assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
-    let last = r.logs.last().expect("a closing record");
+    assert_eq!(logs.status, RunStatus::Ok, "{}", logs.message);
+    let last = logs.logs.last().expect("a closing record");
     assert!(last.message.contains("more log records dropped"), "{}", last.message);
-    assert!(r.logs.len() < 64 * 1024 / 32, "{} records kept", r.logs.len());
-    let size = serde_json::to_vec(&r).unwrap().len();
-    assert!(size < 3 * 64 * 1024, "the published result is {size} bytes");
-}
+    assert!(logs.logs.len() < 64 * 1024 / 32, "{} records kept", logs.logs.len());
 
-/// Point 5: denials are kept to a bounded number of bounded strings and counted past that.
-#[tokio::test]
-async fn denials_are_bounded_and_counted() {
-    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let r = sandbox
+    let denied = sandbox
         .run(&hostile("denials", hostile_caps(), limits(20_000, 32)))
         .await;
-    assert_eq!(r.status, RunStatus::Denied, "{}", r.message);
-    assert!(r.denials.len() <= 21, "{} denials kept", r.denials.len());
-    assert!(r.denials.iter().all(|d| d.len() <= 512), "a denial over 512 bytes");
+    assert_eq!(denied.status, RunStatus::Denied, "{}", denied.message);
+    assert!(denied.denials.len() <= 21, "{} denials kept", denied.denials.len());
+    assert!(denied.denials.iter().all(|d| d.len() <= 512), "a denial over 512 bytes");
     assert!(
-        r.denials.last().unwrap().contains("more denials"),
+        denied.denials.last().unwrap().contains("more denials"),
         "{:?}",
-        r.denials.last()
+        denied.denials.last()
     );
-    let size = serde_json::to_vec(&r).unwrap().len();
-    assert!(size < 64 * 1024, "the published result is {size} bytes");
+    for r in [&logs, &denied] {
+        let size = serde_json::to_vec(r).unwrap().len();
+        assert!(
+            size < 3 * 64 * 1024,
+            "{}: the published result is {size} bytes",
+            r.run_id
+        );
+    }
 }
 
 /// Point 9: each failure ends with the status that names it.
@@ -312,6 +304,51 @@ async fn spinning_recipes_leave_the_host_responsive() {
     );
 }
 
+/// Point 3, the other half: one recipe cannot take every slot. With one run per recipe allowed,
+/// two runs of the same recipe take their turns (the second starts after the first ends), while a
+/// run of another recipe does not wait for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_per_recipe_are_limited() {
+    let sandbox = std::sync::Arc::new(
+        Sandbox::new(SandboxConfig {
+            max_runs_per_recipe: 1,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    // Compile once, so the timings below are the runs'.
+    let warm = sandbox.run(&hostile("ok", hostile_caps(), tight())).await;
+    assert_eq!(warm.status, RunStatus::Ok, "{}", warm.message);
+    let sleeper = |recipe: &str| {
+        let mut j = hostile("sleep", hostile_caps(), limits(5_000, 32));
+        j.recipe = recipe.into();
+        j.config.insert("sleep_ms".into(), "400".into());
+        j
+    };
+    let started = Instant::now();
+    let (a, b) = tokio::join!(sandbox.run(&sleeper("same")), sandbox.run(&sleeper("same")));
+    let same = started.elapsed();
+    assert_eq!(
+        (a.status, b.status),
+        (RunStatus::Ok, RunStatus::Ok),
+        "{} / {}",
+        a.message,
+        b.message
+    );
+    assert!(
+        same >= Duration::from_millis(800),
+        "two runs of one recipe overlapped: {same:?}"
+    );
+    let started = Instant::now();
+    let (a, b) = tokio::join!(sandbox.run(&sleeper("one")), sandbox.run(&sleeper("other")));
+    let different = started.elapsed();
+    assert_eq!((a.status, b.status), (RunStatus::Ok, RunStatus::Ok));
+    assert!(
+        different < same,
+        "runs of two recipes waited for each other: {different:?} vs {same:?}"
+    );
+}
+
 /// Point 8: guest strings reach the host's log escaped, never raw: no forged line, no terminal
 /// escape bytes.
 #[test]
@@ -320,14 +357,7 @@ fn guest_strings_cannot_forge_host_log_lines() {
     let (wasm, manifest) = hostile_files(dir.path(), "log-inject", &[]);
     let alert = dir.path().join("alert.json");
     std::fs::write(&alert, json!({"labels": {"alertname": "Inject"}}).to_string()).unwrap();
-    let out = Command::new(euphrosyne_bin())
-        .args(["recipe", "run"])
-        .arg(&wasm)
-        .arg("--manifest")
-        .arg(&manifest)
-        .arg("--alert")
-        .arg(&alert)
-        .arg("--json")
+    let out = recipe_run(&wasm, &manifest, &alert)
         .env("EUPHROSYNE_LOG", "debug")
         .output()
         .unwrap();
@@ -404,6 +434,19 @@ fn dns_rebinding_cannot_reach_loopback_through_a_wildcard_grant() {
         "{}",
         runs[1]
     );
+}
+
+/// `euphrosyne recipe run WASM --manifest MANIFEST --alert ALERT --json`.
+fn recipe_run(wasm: &std::path::Path, manifest: &std::path::Path, alert: &std::path::Path) -> Command {
+    let mut cmd = Command::new(euphrosyne_bin());
+    cmd.args(["recipe", "run"])
+        .arg(wasm)
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--alert")
+        .arg(alert)
+        .arg("--json");
+    cmd
 }
 
 /// Write the hostile guest and a manifest for it in `mode` with `config` into `dir`.

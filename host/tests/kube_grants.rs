@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cluster::ControlPlane;
+use common::cluster::{ControlPlane, ok};
 use common::*;
 use euphrosyne::capability::kube::KubeClients;
 use euphrosyne::manifest::{KubeGrants, KubePolicy, KubeVerb, Scope};
@@ -17,16 +17,6 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 
 const NS: &str = "euphrosyne";
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// The hostile guest calling the API (`op`, `kind`, `namespace`, `name`, `object`) for an
 /// incident in namespace `shop`, with `grants`.

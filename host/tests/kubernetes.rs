@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ControlPlane, NodeAgent};
+use common::cluster::{ControlPlane, NodeAgent, ok};
 use common::host::*;
 use common::redis::RedisServer;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -34,16 +34,6 @@ const NS: &str = "euphrosyne";
 
 fn manifests() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// A crashlooping pod of Deployment `web` (there is no Deployment controller: its ReplicaSet

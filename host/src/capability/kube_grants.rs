@@ -182,6 +182,11 @@ impl KubeGrants {
         self.resources.values().all(BTreeSet::is_empty)
     }
 
+    /// Nothing granted and the default scope (what an absent table means).
+    pub fn is_default(&self) -> bool {
+        *self == KubeGrants::default()
+    }
+
     /// Any verb that changes the cluster?
     pub fn writes(&self) -> bool {
         self.resources.values().flatten().any(|v| v.writes())
@@ -355,6 +360,21 @@ mod tests {
         g.validate().unwrap();
         let back = parse("kubernetes = { deployments = [\"patch\", \"get\"], pods = [\"logs\", \"get\"] }").unwrap();
         assert_eq!(back, g);
+    }
+
+    #[test]
+    fn scope_alone_survives_a_round_trip() {
+        // The `manifest` fuzz target's find: `scope = "cluster"` with no resources was dropped
+        // when the manifest was written back (it was skipped as "nothing granted").
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct W {
+            #[serde(default, skip_serializing_if = "KubeGrants::is_default")]
+            kubernetes: KubeGrants,
+        }
+        let w: W = toml::from_str("[kubernetes]\nscope = \"cluster\"\n").unwrap();
+        assert!(w.kubernetes.is_empty() && !w.kubernetes.is_default());
+        let back: W = toml::from_str(&toml::to_string(&w).unwrap()).unwrap();
+        assert_eq!(back, w);
     }
 
     #[test]

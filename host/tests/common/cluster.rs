@@ -25,6 +25,17 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+/// The stdout of a `kubectl` that succeeded; a panic with its output otherwise.
+pub fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 pub struct ControlPlane {
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,

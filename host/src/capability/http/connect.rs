@@ -97,7 +97,9 @@ where
             send.await
         }
     };
-    let response = response.map_err(|_| Error::ConnectionReadTimeout)?.map_err(Error::from)?;
+    let response = response
+        .map_err(|_| Error::ConnectionReadTimeout)?
+        .map_err(Error::from)?;
     let mut timeout = tokio::time::interval(timeouts.between_bytes.max(Duration::from_millis(1)));
     timeout.reset();
     let response = response.map(|incoming| Incoming { incoming, timeout });

@@ -112,10 +112,15 @@ pub fn is_dns_name(name: &str) -> bool {
             && !l.ends_with('-')
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    let last = name.rsplit('.').next().unwrap_or("");
-    let numeric_tail = last.bytes().all(|b| b.is_ascii_digit())
-        || (last.len() > 2 && last[..2].eq_ignore_ascii_case("0x") && last[2..].bytes().all(|b| b.is_ascii_hexdigit()));
-    labels_ok && !numeric_tail
+    if !labels_ok {
+        return false;
+    }
+    // Bytes, not string slices: a name is ASCII only once the labels are checked, and this must
+    // never split a character (the `egress_authority` fuzz target's find: `hȥ` panicked here).
+    let last = name.rsplit('.').next().unwrap_or("").as_bytes();
+    let numeric_tail = last.iter().all(u8::is_ascii_digit)
+        || (last.len() > 2 && last[..2].eq_ignore_ascii_case(b"0x") && last[2..].iter().all(u8::is_ascii_hexdigit));
+    !numeric_tail
 }
 
 impl fmt::Display for Host {
@@ -153,6 +158,16 @@ mod tests {
         );
         let x = t("http://[::1]:9000/").unwrap();
         assert_eq!((x.host, x.port), (Host::Ip("::1".parse().unwrap()), 9000));
+    }
+
+    #[test]
+    fn names_outside_ascii_are_refused_without_panicking() {
+        // Found by the `egress_authority` fuzz target.
+        for name in ["hȥ", "ȥ", "0ȥ", "a.0xȥ", "é.example.com"] {
+            assert!(!is_dns_name(name), "{name}");
+            assert!(Target::parse_authority(Scheme::Https, name).is_err(), "{name}");
+        }
+        assert!(super::super::HostPattern::parse("*.hȥ").is_err());
     }
 
     #[test]
