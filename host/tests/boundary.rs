@@ -326,7 +326,8 @@ async fn runs_per_recipe_are_limited() {
         j
     };
     let started = Instant::now();
-    let (a, b) = tokio::join!(sandbox.run(&sleeper("same")), sandbox.run(&sleeper("same")));
+    let (first, second) = (sleeper("same"), sleeper("same"));
+    let (a, b) = tokio::join!(sandbox.run(&first), sandbox.run(&second));
     let same = started.elapsed();
     assert_eq!(
         (a.status, b.status),
@@ -340,7 +341,8 @@ async fn runs_per_recipe_are_limited() {
         "two runs of one recipe overlapped: {same:?}"
     );
     let started = Instant::now();
-    let (a, b) = tokio::join!(sandbox.run(&sleeper("one")), sandbox.run(&sleeper("other")));
+    let (one, other) = (sleeper("one"), sleeper("other"));
+    let (a, b) = tokio::join!(sandbox.run(&one), sandbox.run(&other));
     let different = started.elapsed();
     assert_eq!((a.status, b.status), (RunStatus::Ok, RunStatus::Ok));
     assert!(
