@@ -81,7 +81,7 @@ pub struct Subprocess {
     slots: Semaphore,
     secrets_dir: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
-    impersonate: Option<(String, String, String)>,
+    impersonate: Option<crate::capability::kube::RecipeAccounts>,
     kube_policy: String,
     orphans: Mutex<Option<mpsc::UnboundedReceiver<RunResult>>>,
     orphan_tx: mpsc::UnboundedSender<RunResult>,
@@ -94,8 +94,8 @@ pub struct SubprocessGrants {
     pub secrets_dir: Option<PathBuf>,
     /// Kubeconfig for the kubernetes capability.
     pub kubeconfig: Option<PathBuf>,
-    /// Act as a recipe ServiceAccount with that kubeconfig: (namespace, reader, writer).
-    pub impersonate: Option<(String, String, String)>,
+    /// With that kubeconfig, act as the recipe ServiceAccount a run's grants pick.
+    pub impersonate: Option<crate::capability::kube::RecipeAccounts>,
     /// The host's policy over Kubernetes grants, enforced by the subprocess too.
     pub kube_policy: crate::manifest::KubePolicy,
 }
@@ -296,15 +296,10 @@ impl Executor for Subprocess {
         }
         if let Some(k) = &self.kubeconfig {
             cmd.env("EUPHROSYNE_KUBECONFIG", k);
-            if let Some((ns, reader, writer)) = &self.impersonate {
-                let sa = if job.capabilities.kubernetes.writes() {
-                    writer
-                } else {
-                    reader
-                };
+            if let Some(accounts) = &self.impersonate {
                 cmd.env(
                     "EUPHROSYNE_KUBE_IMPERSONATE",
-                    format!("system:serviceaccount:{ns}:{sa}"),
+                    accounts.user_for(&job.capabilities.kubernetes),
                 );
             }
         }

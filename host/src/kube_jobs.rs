@@ -31,6 +31,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::capability::kube::{ByGrant, RecipeAccounts};
 use crate::executor::{Executor, Subprocess};
 use crate::manifest::KubePolicy;
 use crate::registry::Sources;
@@ -80,6 +81,17 @@ pub struct KubeConfig {
 }
 
 impl KubeConfig {
+    /// The recipe ServiceAccounts: their Jobs run as them, other runs impersonate them.
+    pub fn recipe_accounts(&self) -> RecipeAccounts {
+        RecipeAccounts {
+            namespace: self.namespace.clone(),
+            names: ByGrant {
+                reader: self.reader_service_account.clone(),
+                writer: self.writer_service_account.clone(),
+            },
+        }
+    }
+
     /// The policy over recipes' Kubernetes grants.
     pub fn policy(&self) -> KubePolicy {
         KubePolicy {
@@ -162,13 +174,7 @@ pub fn job_spec(
         "euphrosyne.io/incident": incident,
     });
     let grants = &job.capabilities.kubernetes;
-    let service_account = if grants.is_empty() {
-        None
-    } else if grants.writes() {
-        Some(config.writer_service_account.clone())
-    } else {
-        Some(config.reader_service_account.clone())
-    };
+    let service_account = (!grants.is_empty()).then(|| config.recipe_accounts().names.for_grants(grants).clone());
     let mut env = vec![
         json!({"name": "EUPHROSYNE_REDIS_URL",
             "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}}),

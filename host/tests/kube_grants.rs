@@ -77,8 +77,15 @@ async fn recipes_reach_only_their_grants_in_their_namespace_as_their_own_identit
     let host_config = euphrosyne::capability::kube::config_from_kubeconfig(&host_kubeconfig)
         .await
         .unwrap();
-    let clients =
-        KubeClients::impersonating(&host_config, NS, "euphrosyne-recipe-reader", "euphrosyne-recipe-writer").unwrap();
+    let clients = KubeClients::impersonating(
+        &host_config,
+        &euphrosyne::kube_jobs::KubeConfig {
+            namespace: NS.into(),
+            ..Default::default()
+        }
+        .recipe_accounts(),
+    )
+    .unwrap();
     let policy = KubePolicy {
         allow_sensitive: vec!["secrets:get".into(), "jobs:create".into()],
         ..KubePolicy::default()

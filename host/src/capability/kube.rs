@@ -29,57 +29,81 @@ pub async fn config_from_kubeconfig(path: &std::path::Path) -> Result<kube::Conf
         .map_err(|e| format!("kubeconfig {}: {e}", path.display()))
 }
 
-/// The clients a recipe's calls go through: one for recipes that only read, one for recipes
-/// that may write.
-#[derive(Clone)]
-pub struct KubeClients {
-    reader: kube::Client,
-    writer: kube::Client,
-    /// Who the calls act as, for messages (`None`: the client's own user).
-    pub acting_as: Option<(String, String)>,
+/// One of two things, picked by a recipe's grants: the reader's for recipes that only read, the
+/// writer's for recipes that may patch, create or delete. The one rule for which ServiceAccount a
+/// recipe's Job runs as, which one its other runs impersonate, and which client they use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ByGrant<T> {
+    /// For recipes granted only reading verbs.
+    pub reader: T,
+    /// For recipes granted a verb that writes.
+    pub writer: T,
 }
+
+impl<T> ByGrant<T> {
+    /// The one for a recipe with these grants.
+    pub fn for_grants(&self, grants: &KubeGrants) -> &T {
+        if grants.writes() { &self.writer } else { &self.reader }
+    }
+}
+
+/// The recipe ServiceAccounts (`[kube] reader_service_account`, `writer_service_account`) in
+/// the namespace where the recipes' Jobs run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipeAccounts {
+    /// Their namespace.
+    pub namespace: String,
+    /// Their names.
+    pub names: ByGrant<String>,
+}
+
+impl RecipeAccounts {
+    /// The API user a recipe with these grants acts as (`system:serviceaccount:NS:NAME`).
+    pub fn user_for(&self, grants: &KubeGrants) -> String {
+        self.user(self.names.for_grants(grants))
+    }
+
+    fn user(&self, name: &str) -> String {
+        format!("system:serviceaccount:{}:{name}", self.namespace)
+    }
+}
+
+/// `config`'s credentials acting as `user` (impersonation), never as their own user.
+pub fn impersonating(mut config: kube::Config, user: String) -> kube::Config {
+    config.auth_info.impersonate = Some(user);
+    config.auth_info.impersonate_groups = None;
+    config
+}
+
+/// The clients a recipe's calls go through, by its grants.
+#[derive(Clone)]
+pub struct KubeClients(ByGrant<kube::Client>);
 
 impl KubeClients {
     /// Both through `client`, as its own user (a sandbox Job's ServiceAccount, `recipe run`).
     pub fn own(client: kube::Client) -> KubeClients {
-        KubeClients {
+        KubeClients(ByGrant {
             reader: client.clone(),
             writer: client,
-            acting_as: None,
-        }
+        })
     }
 
-    /// Through `config`'s credentials, impersonating ServiceAccount `reader` or `writer` of
-    /// `namespace` (the host needs RBAC `impersonate` on those two ServiceAccounts).
-    pub fn impersonating(
-        config: &kube::Config,
-        namespace: &str,
-        reader: &str,
-        writer: &str,
-    ) -> Result<KubeClients, String> {
-        let client_as = |sa: &str| {
-            let mut c = config.clone();
-            c.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{sa}"));
-            c.auth_info.impersonate_groups = None;
-            kube::Client::try_from(c).map_err(|e| format!("building the Kubernetes client acting as {sa}: {e}"))
+    /// Through `config`'s credentials, impersonating the recipe ServiceAccounts (the host needs
+    /// RBAC `impersonate` on those two ServiceAccounts).
+    pub fn impersonating(config: &kube::Config, accounts: &RecipeAccounts) -> Result<KubeClients, String> {
+        let client_as = |name: &str| {
+            kube::Client::try_from(impersonating(config.clone(), accounts.user(name)))
+                .map_err(|e| format!("building the Kubernetes client acting as {name}: {e}"))
         };
-        Ok(KubeClients {
-            reader: client_as(reader)?,
-            writer: client_as(writer)?,
-            acting_as: Some((
-                format!("system:serviceaccount:{namespace}:{reader}"),
-                format!("system:serviceaccount:{namespace}:{writer}"),
-            )),
-        })
+        Ok(KubeClients(ByGrant {
+            reader: client_as(&accounts.names.reader)?,
+            writer: client_as(&accounts.names.writer)?,
+        }))
     }
 
     /// The client for a recipe with these grants.
     pub fn for_grants(&self, grants: &KubeGrants) -> kube::Client {
-        if grants.writes() {
-            self.writer.clone()
-        } else {
-            self.reader.clone()
-        }
+        self.0.for_grants(grants).clone()
     }
 }
 

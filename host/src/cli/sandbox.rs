@@ -113,8 +113,7 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(anyhow::Error::msg)?;
             if let Some(user) = &a.impersonate {
-                config.auth_info.impersonate = Some(user.clone());
-                config.auth_info.impersonate_groups = None;
+                config = euphrosyne::capability::kube::impersonating(config, user.clone());
             }
             Some(kube::Client::try_from(config).context("building the Kubernetes client")?)
         }

@@ -119,17 +119,12 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     }
     // Recipes never call the API as the host: in this process they impersonate the recipe
     // ServiceAccounts their Jobs would run as (unless `[kube] impersonate = false`).
-    let recipe_kube = match (&kube_config, &kube) {
-        (Some(config), _) if cfg.kube.impersonate => Some(
-            euphrosyne::capability::kube::KubeClients::impersonating(
-                config,
-                &cfg.kube.namespace,
-                &cfg.kube.reader_service_account,
-                &cfg.kube.writer_service_account,
-            )
-            .map_err(anyhow::Error::msg)?,
+    let impersonate = cfg.kube.impersonate.then(|| cfg.kube.recipe_accounts());
+    let recipe_kube = match (&kube_config, &kube, &impersonate) {
+        (Some(config), _, Some(accounts)) => Some(
+            euphrosyne::capability::kube::KubeClients::impersonating(config, accounts).map_err(anyhow::Error::msg)?,
         ),
-        (_, Some(client)) => Some(euphrosyne::capability::kube::KubeClients::own(client.clone())),
+        (_, Some(client), _) => Some(euphrosyne::capability::kube::KubeClients::own(client.clone())),
         _ => None,
     };
     let sources: Sources = Default::default();
@@ -169,28 +164,29 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     // Grants the host's policy refuses are reported now, not at the recipe's first run (the
     // sandbox refuses them there too).
     let policy = cfg.kube.policy();
-    let (recipes, refused): (Vec<_>, Vec<_>) = recipes.into_iter().partition(|r| {
-        policy
-            .check(&r.manifest.name, &r.manifest.capabilities.kubernetes)
-            .is_ok()
-    });
     let mut errors = errors;
-    for r in refused {
-        let why = policy
-            .check(&r.manifest.name, &r.manifest.capabilities.kubernetes)
-            .unwrap_err();
-        tracing::warn!(origin = %r.origin, "recipe skipped: {why}");
-        errors.push(RecipeErrorInfo {
-            origin: r.origin.clone(),
-            error: why,
-        });
-    }
+    let recipes: Vec<_> = recipes
+        .into_iter()
+        .filter(
+            |r| match policy.check(&r.manifest.name, &r.manifest.capabilities.kubernetes) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::warn!(origin = %r.origin, "recipe skipped: {why}");
+                    errors.push(RecipeErrorInfo {
+                        origin: r.origin.clone(),
+                        error: why,
+                    });
+                    false
+                }
+            },
+        )
+        .collect();
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         cache_dir: cfg.cache_dir.clone(),
         pool_slots: (cfg.max_concurrent_runs as u32).max(4),
         dir_roots: cfg.dir_roots.clone(),
         kube: recipe_kube,
-        kube_policy: cfg.kube.policy(),
+        kube_policy: policy.clone(),
         secrets: SecretStore::load(cfg.secrets_dir.as_deref())?,
         ..Default::default()
     })?);
@@ -214,14 +210,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             let grants = SubprocessGrants {
                 secrets_dir: cfg.secrets_dir.clone(),
                 kubeconfig: cfg.kubeconfig.clone(),
-                impersonate: (kube_config.is_some() && cfg.kube.impersonate).then(|| {
-                    (
-                        cfg.kube.namespace.clone(),
-                        cfg.kube.reader_service_account.clone(),
-                        cfg.kube.writer_service_account.clone(),
-                    )
-                }),
-                kube_policy: cfg.kube.policy(),
+                impersonate: impersonate.clone().filter(|_| kube_config.is_some()),
+                kube_policy: policy.clone(),
             };
             let sub = Subprocess::start(url, &cfg.redis_prefix, binary, workdir, cfg.max_concurrent_runs, grants)
                 .await

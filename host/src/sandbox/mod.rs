@@ -526,32 +526,31 @@ impl Sandbox {
             return result.fail(RunStatus::Denied, why);
         }
 
-        // A component that exports the function with other types is not a recipe of this kind:
-        // refuse it as invalid before instantiating anything.
-        let wrong_world = match job.input.kind() {
-            Kind::Debug if compiled.debugger.is_none() => Some("debugger world (export `debug` with the 0.1.0 types)"),
-            Kind::Action if compiled.actor.is_none() => Some("actor world (export `act` with the 0.1.0 types)"),
-            _ => None,
+        // The entry point for this input. A component that exports the function with other
+        // types is not a recipe of this kind: refuse it as invalid before instantiating anything.
+        let entry = match (&job.input, &compiled.debugger, &compiled.actor) {
+            (RunInput::Debug(incident), Some(pre), _) => Entry::Debug(pre, incident),
+            (RunInput::Action(request), _, Some(pre)) => Entry::Act(pre, request),
+            (input, _, _) => {
+                let world = match input.kind() {
+                    Kind::Debug => "debugger world (export `debug` with the 0.1.0 types)",
+                    Kind::Action => "actor world (export `act` with the 0.1.0 types)",
+                };
+                return result.fail(
+                    RunStatus::InvalidModule,
+                    format!("recipe `{}`: the component does not match the {world}", job.recipe),
+                );
+            }
         };
-        if let Some(world) = wrong_world {
-            return result.fail(
-                RunStatus::InvalidModule,
-                format!("recipe `{}`: the component does not match the {world}", job.recipe),
-            );
-        }
 
         // Wait for a turn: a pool slot, and one of this recipe's permits.
         let recipe_permits = {
+            let per_recipe = self.config.max_runs_per_recipe.max(1) as usize;
             let mut map = self.per_recipe.lock().unwrap_or_else(|e| e.into_inner());
-            map.retain(|_, s| {
-                Arc::strong_count(s) > 1 || s.available_permits() < self.config.max_runs_per_recipe as usize
-            });
+            // Forget recipes nobody is running or waiting for.
+            map.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < per_recipe);
             map.entry(job.recipe.clone())
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Semaphore::new(
-                        self.config.max_runs_per_recipe.max(1) as usize
-                    ))
-                })
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_recipe)))
                 .clone()
         };
         let (Ok(_recipe_turn), Ok(_slot)) = (
@@ -575,10 +574,8 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            if state.limiter.check().is_err() || state.limit.get().is_some() {
-                return Err(Trap::Interrupt.into());
-            }
-            if started.elapsed() >= deadline {
+            let over = state.limiter.check().is_err() || state.limit.get().is_some();
+            if over || started.elapsed() >= deadline {
                 return Err(Trap::Interrupt.into());
             }
             Ok(UpdateDeadline::Yield(1))
@@ -596,13 +593,8 @@ impl Sandbox {
 
         // 5. Instantiate and call under the wall-clock timeout (epochs do not interrupt host calls).
         let call = async {
-            match &job.input {
-                RunInput::Debug(incident) => {
-                    let pre = compiled.debugger.as_ref().ok_or_else(|| {
-                        wasmtime::format_err!(
-                            "the component does not match the debugger world (export `debug` with the 0.1.0 types)"
-                        )
-                    })?;
+            match entry {
+                Entry::Debug(pre, incident) => {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let inst_us = t.elapsed().as_micros() as u64;
                     let t_run = Instant::now();
@@ -614,12 +606,7 @@ impl Sandbox {
                         r.map(|a| Done::Analysis(a.into())).map_err(|e| e.message),
                     ))
                 }
-                RunInput::Action(request) => {
-                    let pre = compiled.actor.as_ref().ok_or_else(|| {
-                        wasmtime::format_err!(
-                            "the component does not match the actor world (export `act` with the 0.1.0 types)"
-                        )
-                    })?;
+                Entry::Act(pre, request) => {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let inst_us = t.elapsed().as_micros() as u64;
                     let t_run = Instant::now();
@@ -836,6 +823,12 @@ impl Sandbox {
         };
         Ok(Store::new(&self.engine, state))
     }
+}
+
+/// What a run calls: the typed entry point and its input.
+enum Entry<'a> {
+    Debug(&'a bindings::debugger::DebuggerPre<RunState>, &'a Incident),
+    Act(&'a bindings::actor::ActorPre<RunState>, &'a ActionRequest),
 }
 
 enum Done {

@@ -129,6 +129,19 @@ async fn resolve(target: &Target, exact: bool, timeout: Duration) -> Result<Vec<
     Ok(addrs)
 }
 
+/// `body` cut off with `over` past `max` bytes (its own errors pass through).
+fn capped<B>(body: B, max: usize, over: impl Fn() -> E + Send + 'static) -> WasiBody
+where
+    B: http_body::Body<Data = bytes::Bytes, Error = E> + Send + 'static,
+{
+    http_body_util::Limited::new(body, max)
+        .map_err(move |e| match e.downcast::<E>() {
+            Ok(inner) => *inner,
+            Err(_) => over(),
+        })
+        .boxed_unsync()
+}
+
 type SendResult = wasmtime_wasi_http::Result<(
     http::Response<WasiBody>,
     Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
@@ -159,27 +172,23 @@ impl WasiHttpHooks for EgressPolicy {
                 return Err(E::HttpRequestDenied);
             };
             let limits = policy.limits;
+            // Past a connection cap: the run's limit is hit, the request refused.
+            let over = |limit: String, why: String| {
+                policy.limit.set(format!("connection limit: {limit}"));
+                denials.record(format!("http: {method} {target}: {why} (the limit per run)"));
+                Err(E::ConnectionLimitReached)
+            };
             let Ok(permit) = policy.open.clone().try_acquire_owned() else {
-                policy.limit.set(format!(
-                    "connection limit: more than {} HTTP connections open at once",
-                    limits.max_open
-                ));
-                denials.record(format!(
-                    "http: {method} {target}: {} connections already open (the limit per run)",
-                    limits.max_open
-                ));
-                return Err(E::ConnectionLimitReached);
+                return over(
+                    format!("more than {} HTTP connections open at once", limits.max_open),
+                    format!("{} connections already open", limits.max_open),
+                );
             };
             if policy.made.fetch_add(1, Ordering::Relaxed) >= limits.max_connections {
-                policy.limit.set(format!(
-                    "connection limit: more than {} HTTP connections in one run",
-                    limits.max_connections
-                ));
-                denials.record(format!(
-                    "http: {method} {target}: {} connections made already (the limit per run)",
-                    limits.max_connections
-                ));
-                return Err(E::ConnectionLimitReached);
+                return over(
+                    format!("more than {} HTTP connections in one run", limits.max_connections),
+                    format!("{} connections made already", limits.max_connections),
+                );
             }
             let options = options.unwrap_or_default();
             let cap = |t: Option<Duration>| t.map_or(limits.connect_timeout, |t| t.min(limits.connect_timeout));
@@ -199,23 +208,13 @@ impl WasiHttpHooks for EgressPolicy {
             };
             let max_request = limits.max_request_bytes;
             let request = request.map(|body| {
-                http_body_util::Limited::new(body, max_request)
-                    .map_err(move |e| match e.downcast::<E>() {
-                        Ok(inner) => *inner,
-                        Err(_) => E::HttpRequestBodySize(Some(max_request as u64)),
-                    })
-                    .boxed_unsync()
+                capped(body, max_request, move || {
+                    E::HttpRequestBodySize(Some(max_request as u64))
+                })
             });
             let (response, io) = connect::send(&target, &addrs, request, timeouts).await?;
-            let max_response = limits.max_response_bytes;
-            let response = response.map(|body| {
-                http_body_util::Limited::new(body, max_response)
-                    .map_err(|e| match e.downcast::<E>() {
-                        Ok(inner) => *inner,
-                        Err(_) => E::HttpResponseBodySize(None),
-                    })
-                    .boxed_unsync()
-            });
+            let response =
+                response.map(|body| capped(body, limits.max_response_bytes, || E::HttpResponseBodySize(None)));
             // The permit lives as long as the connection.
             let io = Box::into_pin(io);
             let io = async move {
