@@ -65,7 +65,13 @@ async fn main() {
     let sandbox = Arc::new(Sandbox::new(SandboxConfig::default()).unwrap());
     let executor: Arc<dyn Executor> = Arc::new(InProcess::new(sandbox, config.max_concurrent_runs));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let r = Reconciler::start(config, recipes, vec![], executor, vec![Arc::new(Signal(tx))], metrics);
+    let r = Reconciler::start(
+        config.reconciler_settings().unwrap(),
+        euphrosyne::catalog::Catalog::new(recipes, vec![]),
+        executor,
+        vec![Arc::new(Signal(tx))],
+        metrics,
+    );
     let mut lat = Vec::new();
     for i in 0..1200 {
         let body = format!(r#"{{"labels": {{"alertname": "Bench{i}", "pod": "p"}}}}"#);

@@ -9,55 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Error;
+pub use crate::access::{Role, SecretRef};
 use crate::matcher::Matchers;
-
-/// A role an API token carries. Each includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Read everything.
-    Viewer,
-    /// Also approve suggested actions.
-    Approver,
-    /// Also run a named action that was not suggested.
-    Operator,
-}
-
-/// A secret value named by where to read it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    /// Environment variable holding it.
-    #[serde(default)]
-    pub env: Option<String>,
-    /// File holding it (trailing newline trimmed), e.g. a mounted Kubernetes Secret.
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-}
-
-impl SecretRef {
-    /// Read the value; `what` names it in errors (never the value).
-    pub fn read(&self, what: &str) -> Result<String, Error> {
-        let err = |m: String| Error::Manifest {
-            path: "config".into(),
-            message: format!("{what}: {m}"),
-        };
-        let value = match (&self.env, &self.file) {
-            (Some(var), None) => {
-                std::env::var(var).map_err(|_| err(format!("environment variable {var} is not set")))?
-            }
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| err(format!("{}: {e}", f.display())))?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-            _ => return Err(err("give exactly one of `env` or `file`".into())),
-        };
-        if value.is_empty() {
-            return Err(err("is empty".into()));
-        }
-        Ok(value)
-    }
-}
+use crate::reconciler::Settings;
+pub use crate::reconciler::trigger::TriggerPolicy;
 
 /// An API token entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,29 +39,6 @@ pub struct WebhookAuthConfig {
     /// Basic auth password.
     #[serde(default)]
     pub basic_password: Option<SecretRef>,
-}
-
-/// When to react to a group of alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TriggerPolicy {
-    /// Firing alert notifications (after dedup) needed before the debuggers run.
-    pub min_occurrences: u32,
-    /// Collect alerts arriving together: wait this long after the last new alert (each new alert
-    /// resets the window). 0 reacts at once.
-    pub wait_for_more_ms: u64,
-    /// After an analysis, do not analyse the same group again for this long.
-    pub cooldown_ms: u64,
-}
-
-impl Default for TriggerPolicy {
-    fn default() -> Self {
-        TriggerPolicy {
-            min_occurrences: 1,
-            wait_for_more_ms: 0,
-            cooldown_ms: 300_000,
-        }
-    }
 }
 
 /// A route: alerts whose group labels match get this trigger policy.
@@ -270,13 +202,25 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// The trigger policy for a group with these common labels.
-    pub fn policy_for(&self, labels: &std::collections::BTreeMap<String, String>) -> TriggerPolicy {
-        self.routes
+    /// What the reconciler needs of this configuration, the routes' matchers parsed once.
+    pub fn reconciler_settings(&self) -> Result<Settings, Error> {
+        let routes = self
+            .routes
             .iter()
-            .find(|r| Matchers::parse(&r.matchers).map(|m| m.matches(labels)).unwrap_or(false))
-            .map(|r| r.policy)
-            .unwrap_or(self.trigger)
+            .map(|r| Matchers::parse(&r.matchers).map(|m| (m, r.policy)))
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
+            queue_capacity: self.queue_capacity,
+            dedup_capacity: self.dedup_capacity,
+            group_by: self.group_by.clone(),
+            max_incidents: self.max_incidents,
+            incident_deadline: self.incident_deadline(),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            breaker_max: self.breaker_max,
+            breaker_window: Duration::from_millis(self.breaker_window_ms),
+            trigger: self.trigger,
+            routes,
+        })
     }
 
     /// Incident deadline.

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::capability::kube::{ByGrant, RecipeAccounts};
+use crate::catalog::Catalog;
 use crate::executor::{Executor, Subprocess};
 use crate::manifest::KubePolicy;
-use crate::registry::Sources;
 use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
 
 /// Label carrying the run id on Jobs and pods.
@@ -127,14 +127,19 @@ pub struct KubeJobs {
     client: kube::Client,
     config: KubeConfig,
     results: Arc<Subprocess>,
-    sources: Sources,
+    catalog: Arc<Catalog>,
     failures: Failures,
 }
 
 impl KubeJobs {
     /// The executor, watching its Jobs from now on. `results` stages inputs and collects results
-    /// through Redis; `sources` maps recipe names to their ConfigMaps (kept by the registry).
-    pub fn start(client: kube::Client, config: KubeConfig, results: Arc<Subprocess>, sources: Sources) -> Arc<Self> {
+    /// through Redis; `catalog` says which ConfigMap each recipe came from (the registry keeps it).
+    pub fn start(
+        client: kube::Client,
+        config: KubeConfig,
+        results: Arc<Subprocess>,
+        catalog: Arc<Catalog>,
+    ) -> Arc<Self> {
         let failures: Failures = Arc::default();
         let orphans = results.orphan_sender();
         tokio::spawn(watch_jobs(
@@ -147,7 +152,7 @@ impl KubeJobs {
             client,
             config,
             results,
-            sources,
+            catalog,
             failures,
         })
     }
@@ -254,12 +259,7 @@ pub fn job_spec(
 #[async_trait::async_trait]
 impl Executor for KubeJobs {
     async fn run(&self, job: RunJob) -> RunResult {
-        let source = self
-            .sources
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&job.recipe)
-            .cloned();
+        let source = self.catalog.source(&job.recipe);
         let Some(source) = source else {
             return RunResult::closed(
                 &job,

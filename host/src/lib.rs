@@ -17,10 +17,13 @@
 //!
 //! The `euphrosyne` binary (`serve`, `sandbox`, `recipe …`) is a thin layer over these.
 
+pub mod access;
 pub mod alert;
 pub mod api;
+pub mod bounded;
 pub mod bus;
 pub mod capability;
+pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod digest;

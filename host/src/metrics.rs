@@ -41,7 +41,33 @@ fn esc(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Counts one run in flight until dropped (also when its task is aborted).
+pub struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
+    /// A webhook body with `total` alerts, `duplicates` of them dropped as retries.
+    pub fn alerts(&self, total: u64, duplicates: u64) {
+        self.alerts_received.fetch_add(total, Ordering::Relaxed);
+        self.alerts_deduplicated.fetch_add(duplicates, Ordering::Relaxed);
+    }
+
+    /// A run starts; it counts as in flight until the guard is dropped.
+    pub fn run_started(&self) -> InFlight<'_> {
+        self.runs_in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.runs_in_flight)
+    }
+
+    /// Runs executing now.
+    pub fn runs_in_flight(&self) -> u64 {
+        self.runs_in_flight.load(Ordering::Relaxed)
+    }
+
     /// A webhook body rejected for `reason` (`malformed`, `unauthorized`, `too-large`, `queue-full`).
     pub fn rejected(&self, reason: &str) {
         bump(&self.rejected, reason.to_string());

@@ -10,6 +10,10 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;
     /// The analysis of `incident` is complete.
     async fn analysis(&self, incident: &IncidentRecord) -> Result<(), String>;
+    /// An action was approved (through any channel); its outcome follows, from the same task.
+    async fn approved(&self, _incident: &IncidentRecord, _action: &ActionRun) -> Result<(), String> {
+        Ok(())
+    }
     /// An approved action finished (or could not run).
     async fn outcome(&self, incident: &IncidentRecord, action: &ActionRun) -> Result<(), String>;
 }

@@ -7,43 +7,46 @@
 //! run end `digest-mismatch`, never run other bytes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
+use crate::catalog::{Catalog, RecipeErrorInfo, Registered};
 use crate::pack::RECIPE_LABEL;
 use crate::recipe::Recipe;
-use crate::reconciler::{RecipeErrorInfo, Reconciler};
-
-/// Where a loaded recipe came from in the cluster (what its Jobs mount and are owned by).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registered {
-    /// ConfigMap name.
-    pub configmap: String,
-    /// ConfigMap uid.
-    pub uid: String,
-}
-
-/// Recipe name → its ConfigMap; shared with the Job executor.
-pub type Sources = Arc<RwLock<HashMap<String, Registered>>>;
 
 /// What [`register`] makes of the ConfigMaps: the recipes, the ones skipped as `/api/status`
-/// shows them, and the skipped ConfigMaps with why (to report on).
-pub type Registration = (Vec<Recipe>, Vec<RecipeErrorInfo>, Vec<(ConfigMap, String)>);
+/// shows them, where each recipe came from, and the skipped ConfigMaps with why (to report on).
+pub struct Registration {
+    /// The recipes that loaded.
+    pub recipes: Vec<Recipe>,
+    /// The ones skipped, as `/api/status` shows them.
+    pub errors: Vec<RecipeErrorInfo>,
+    /// Recipe name → its ConfigMap.
+    pub sources: HashMap<String, Registered>,
+    /// The skipped ConfigMaps with why.
+    pub skipped: Vec<(ConfigMap, String)>,
+}
 
-/// Parse every ConfigMap into recipes, and record in `sources` (replacing what it held) where
-/// each came from.
-pub fn register(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>, sources: &Sources) -> Registration {
+impl Registration {
+    /// Write it into `catalog` (whole, at once); the skipped ConfigMaps are returned.
+    pub fn install(self, catalog: &Catalog) -> Vec<(ConfigMap, String)> {
+        catalog.replace(self.recipes, self.errors, self.sources);
+        self.skipped
+    }
+}
+
+/// Parse every ConfigMap into recipes, each with the ConfigMap it came from.
+pub fn register(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>) -> Registration {
     let (good, bad) = load(namespace, configmaps);
-    let mut s = sources.write().unwrap_or_else(|e| e.into_inner());
-    s.clear();
+    let mut sources = HashMap::new();
     let recipes = good
         .into_iter()
         .map(|(r, reg)| {
-            s.insert(r.name().to_string(), reg);
+            sources.insert(r.name().to_string(), reg);
             r
         })
         .collect();
@@ -54,7 +57,12 @@ pub fn register(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>, sourc
             error: e.clone(),
         })
         .collect();
-    (recipes, errors, bad)
+    Registration {
+        recipes,
+        errors,
+        sources,
+        skipped: bad,
+    }
 }
 
 /// The recipes with their source, and the ConfigMaps skipped with why.
@@ -92,14 +100,9 @@ fn load(namespace: &str, configmaps: &BTreeMap<String, ConfigMap>) -> Parsed {
     (good, bad)
 }
 
-/// Watch the recipe ConfigMaps of `namespace` and keep `reconciler`'s recipes (and `sources`)
-/// in step with them, for as long as the process runs.
-pub fn spawn(
-    client: kube::Client,
-    namespace: String,
-    reconciler: Arc<Reconciler>,
-    sources: Sources,
-) -> tokio::task::JoinHandle<()> {
+/// Watch the recipe ConfigMaps of `namespace` and keep `catalog` in step with them, for as long
+/// as the process runs.
+pub fn spawn(client: kube::Client, namespace: String, catalog: Arc<Catalog>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
         let cfg = watcher::Config::default().labels(RECIPE_LABEL);
@@ -139,10 +142,14 @@ pub fn spawn(
             if !changed {
                 continue;
             }
-            let (recipes, errors, bad) = register(&namespace, &current, &sources);
-            let names: Vec<String> = recipes.iter().map(|r| format!("{} {}", r.name(), r.digest)).collect();
+            let registration = register(&namespace, &current);
+            let names: Vec<String> = registration
+                .recipes
+                .iter()
+                .map(|r| format!("{} {}", r.name(), r.digest))
+                .collect();
+            let bad = registration.install(&catalog);
             tracing::info!(namespace = %namespace, recipes = ?names, skipped = bad.len(), "recipes registered");
-            reconciler.set_recipes(recipes, errors);
             for (cm, why) in bad {
                 let key = (
                     cm.metadata.name.clone().unwrap_or_default(),

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use redis::aio::ConnectionManager;
 
 use crate::incident::{ActionRun, IncidentRecord};
-use crate::reconciler::Reconciler;
+use crate::reconciler::journal::Journal;
 
 /// Errors of a store.
 #[derive(Debug, thiserror::Error)]
@@ -315,13 +315,13 @@ impl Store for RedisStore {
     }
 }
 
-/// Write what changed in `reconciler` to `store` every 50 ms, and at once when someone waits on
-/// a persist point ([`Reconciler::persist_point`]: a webhook before it answers 2xx, a run or an
-/// action before it starts). A failed write is retried on the next tick (nothing counts as
+/// Write what changed in the reconciler's `journal` to `store` every 50 ms, and at once when
+/// someone waits on a persist point ([`Journal::persist_point`]: a webhook before it answers 2xx,
+/// a run or an action before it starts). A failed write is retried on the next tick (nothing counts as
 /// written until the store took it). The task ends only when a
 /// write is fenced off — this replica lost the leader lease — and returns that error.
-pub fn spawn_write_behind(store: Arc<dyn Store>, reconciler: Arc<Reconciler>) -> tokio::task::JoinHandle<StoreError> {
-    reconciler.enable_durability();
+pub fn spawn_write_behind(store: Arc<dyn Store>, journal: Arc<Journal>) -> tokio::task::JoinHandle<StoreError> {
+    journal.enable();
     tokio::spawn(async move {
         let mut written: HashMap<String, u64> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -329,24 +329,21 @@ pub fn spawn_write_behind(store: Arc<dyn Store>, reconciler: Arc<Reconciler>) ->
             // Every 50 ms, or at once when a webhook or a run waits for its persist point.
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = reconciler.flush_requested() => {}
+                _ = journal.flush_requested() => {}
             }
-            let target = reconciler.persist_target();
-            let (incidents, actions) = reconciler.changed_since(&written);
+            let target = journal.target();
+            let (incidents, actions) = journal.changed_since(&written);
             if incidents.is_empty() {
-                reconciler.persisted(target);
+                journal.persisted(target);
                 continue;
             }
             match store.save(&incidents, &actions).await {
                 Ok(()) => {
-                    reconciler.persisted(target);
+                    journal.persisted(target);
                     for r in &incidents {
                         written.insert(r.id.clone(), r.version);
                     }
-                    if written.len() > 4 * reconciler.max_incidents() {
-                        let keep: std::collections::HashSet<String> = reconciler.incident_ids().into_iter().collect();
-                        written.retain(|id, _| keep.contains(id));
-                    }
+                    journal.prune(&mut written);
                 }
                 Err(e @ StoreError::Fenced(_)) => return e,
                 Err(e) => tracing::warn!("writing incidents to the store: {e}; retrying"),

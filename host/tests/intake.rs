@@ -27,7 +27,13 @@ fn reconciler_with(config: ServeConfig) -> Arc<Reconciler> {
         ),
         4,
     ));
-    Reconciler::start(config, vec![], vec![], executor, vec![], metrics)
+    Reconciler::start(
+        config.reconciler_settings().unwrap(),
+        euphrosyne::catalog::Catalog::new(vec![], vec![]),
+        executor,
+        vec![],
+        metrics,
+    )
 }
 
 fn alert(name: &str) -> String {

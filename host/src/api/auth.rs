@@ -4,7 +4,8 @@
 use base64::Engine as _;
 use http::HeaderMap;
 
-use crate::config::{Role, ServeConfig};
+use crate::access::Role;
+use crate::config::ServeConfig;
 
 /// An API token, resolved from its secret reference.
 #[derive(Clone)]
@@ -24,9 +25,9 @@ pub struct Auth {
     webhook_basic: Option<(String, String)>,
 }
 
-/// Constant-time equality.
+/// Constant-time equality (`subtle`).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::access::same(a.as_bytes(), b.as_bytes())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

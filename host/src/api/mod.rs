@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 pub use self::auth::Auth;
-use crate::config::Role;
+use crate::access::Role;
 use crate::incident::IncidentState;
 use crate::reconciler::{Approval, ApproveError, Caller, IntakeError, Reconciler};
 
@@ -381,9 +381,14 @@ async fn webhook(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
         Ok((a, ingested)) => {
             // With Redis: answer 2xx only once the alerts are stored (Alertmanager does not
             // retry a 2xx, so an alert acknowledged and then lost with this host is lost for good).
-            if let Some(ingested) = ingested.filter(|_| api.reconciler.durable()) {
+            if let Some(ingested) = ingested.filter(|_| api.reconciler.journal().durable()) {
                 let _ = ingested.await;
-                if !api.reconciler.persist_point(std::time::Duration::from_secs(5)).await {
+                if !api
+                    .reconciler
+                    .journal()
+                    .persist_point(std::time::Duration::from_secs(5))
+                    .await
+                {
                     metrics.rejected("unavailable");
                     let mut r = error(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -414,7 +419,7 @@ async fn webex_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: B
     let Some(webex) = &api.webex else {
         return error(StatusCode::NOT_FOUND, "Webex is not configured on this host");
     };
-    let (code, msg) = webex.callback(&api.reconciler, &headers, &body).await;
+    let (code, msg) = webex.callback(&*api.reconciler, &headers, &body).await;
     if code.is_success() {
         (code, axum::Json(json!({ "result": msg }))).into_response()
     } else {
@@ -426,7 +431,7 @@ async fn slack_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: B
     let Some(slack) = &api.slack else {
         return error(StatusCode::NOT_FOUND, "Slack is not configured on this host");
     };
-    let (code, msg) = slack.callback(&api.reconciler, &headers, &body).await;
+    let (code, msg) = slack.callback(&*api.reconciler, &headers, &body).await;
     if code.is_success() {
         (code, axum::Json(json!({ "result": msg }))).into_response()
     } else {
@@ -556,13 +561,18 @@ async fn approve(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
                 );
             }
             Err(e @ ApproveError::UnknownIncident(_)) => return error(StatusCode::NOT_FOUND, e.to_string()),
-            Err(e @ ApproveError::Unprocessable(_)) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            Err(e @ (ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_))) => {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+            }
             Err(e @ ApproveError::Breaker(_)) => return error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         }
     }
     if any_new {
         // On record before we answer (best effort: the run itself waits for it too).
-        api.reconciler.persist_point(std::time::Duration::from_secs(5)).await;
+        api.reconciler
+            .journal()
+            .persist_point(std::time::Duration::from_secs(5))
+            .await;
     }
     let code = if any_new { StatusCode::ACCEPTED } else { StatusCode::OK };
     let body = if out.len() == 1 {

@@ -8,7 +8,7 @@
 //! - [`webhook`]: a plain JSON POST of analyses and outcomes, optionally HMAC-signed, in our format
 //!   or the original Euphrosyne bot's `/api/analysis` format.
 //!
-//! Shared here: the approver allow-list, the replay guard, message templates and the HTTP sender
+//! Shared here: the approver allow-list, the replay guard (a [`Recent`] set), message templates and the HTTP sender
 //! that honours 429 `Retry-After` and retries 5xx with backoff. Tokens and secrets come from the
 //! environment or files and are never logged.
 
@@ -16,13 +16,14 @@ pub mod slack;
 pub mod webex;
 pub mod webhook;
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 
+use crate::bounded::Recent;
 use crate::incident::{ActionRun, IncidentRecord};
 
 /// Who may approve from chat: exact emails, or `@domain` for everyone at a domain.
@@ -47,32 +48,40 @@ impl Approvers {
     }
 }
 
-/// Remembers callback ids already handled, to refuse replays (bounded).
-#[derive(Default)]
+/// Remembers callback ids already handled, to refuse replays (the last 100,000).
 pub struct ReplayGuard {
-    seen: Mutex<(HashSet<String>, VecDeque<String>)>,
+    seen: Mutex<Recent<String>>,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        ReplayGuard {
+            seen: Mutex::new(Recent::new(100_000)),
+        }
+    }
 }
 
 impl ReplayGuard {
     /// True the first time `id` is seen.
     pub fn first(&self, id: &str) -> bool {
-        let mut g = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if !g.0.insert(id.to_string()) {
-            return false;
-        }
-        g.1.push_back(id.to_string());
-        if g.1.len() > 100_000
-            && let Some(old) = g.1.pop_front()
-        {
-            g.0.remove(&old);
-        }
-        true
+        self.seen.lock().first(id.to_string())
     }
 }
 
-/// Constant-time equality of two byte strings.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The line a chat thread gets when an action is approved (from any channel), escaped for
+/// `markup`; `mark` is the chat's check-mark.
+pub fn approved_line(run: &ActionRun, markup: Markup, mark: &str) -> String {
+    let e = |s: &str| markup.escape(s);
+    let next = match &run.error {
+        Some(_) => "it cannot run",
+        None => "running",
+    };
+    format!(
+        "{mark} `{}` approved by {} via {}; {next}.",
+        e(&run.action),
+        e(&run.approved_by),
+        e(&run.channel)
+    )
 }
 
 /// Hex HMAC-SHA1 (Webex).

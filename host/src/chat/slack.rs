@@ -14,11 +14,12 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Approvers, ReplayGuard, Templates, same, send};
-use crate::config::{Role, SecretRef};
+use super::{Approvers, ReplayGuard, Templates, approved_line, send};
+use crate::access::same;
+use crate::access::{Role, SecretRef};
 use crate::incident::{ActionRun, IncidentRecord};
 use crate::notify::Notifier;
-use crate::reconciler::{Approval, Caller, Reconciler};
+use crate::reconciler::approval::{Approval, Approvals, Caller};
 
 /// `[slack]` configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -209,7 +210,7 @@ impl Slack {
     /// Handle an interactivity request. Signature and timestamp are checked before parsing.
     pub async fn callback(
         self: &Arc<Self>,
-        reconciler: &Arc<Reconciler>,
+        approvals: &dyn Approvals,
         headers: &HeaderMap,
         body: &[u8],
     ) -> (StatusCode, String) {
@@ -263,13 +264,13 @@ impl Slack {
         let this = self.clone();
         if !self.cfg.approvers.allows(&email) {
             let msg = format!("{email} is not on the Slack approver allow-list");
-            reconciler.note(&incident, "action-refused", &msg, Some(email.clone()), "slack");
+            approvals.note(&incident, "action-refused", &msg, Some(email.clone()), "slack");
             let (inc, line) = (incident.clone(), format!(":no_entry: {msg}; nothing was run."));
             tokio::spawn(async move { this.annotate(&inc, line).await });
             return (StatusCode::FORBIDDEN, msg);
         }
         if action_id == "reject" {
-            reconciler.note(
+            approvals.note(
                 &incident,
                 "rejected",
                 "the suggested actions were rejected",
@@ -288,7 +289,7 @@ impl Slack {
             role: Role::Approver,
             channel: "slack".into(),
         };
-        match reconciler.approve(
+        match approvals.approve(
             Approval {
                 incident: incident.clone(),
                 action: suggestion,
@@ -297,14 +298,8 @@ impl Slack {
             },
             &caller,
         ) {
-            Ok((run, true)) => {
-                let (inc, line) = (
-                    incident.clone(),
-                    format!(":white_check_mark: `{}` approved by {email}; running.", run.action),
-                );
-                tokio::spawn(async move { this.annotate(&inc, line).await });
-                (StatusCode::OK, format!("approved {}", run.id))
-            }
+            // The reconciler tells this thread "approved", then the outcome, in that order.
+            Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
             Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
             Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         }
@@ -344,6 +339,11 @@ impl Notifier for Slack {
             .unwrap_or_else(|e| e.into_inner())
             .insert(rec.id.clone(), posted);
         Ok(())
+    }
+
+    async fn approved(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {
+        self.annotate(&rec.id, approved_line(run, super::Markup::Slack, ":white_check_mark:"))
+            .await
     }
 
     async fn outcome(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {

@@ -12,11 +12,12 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Approvers, ReplayGuard, Templates, same, send};
-use crate::config::{Role, SecretRef};
+use super::{Approvers, ReplayGuard, Templates, approved_line, send};
+use crate::access::same;
+use crate::access::{Role, SecretRef};
 use crate::incident::{ActionRun, IncidentRecord};
 use crate::notify::Notifier;
-use crate::reconciler::{Approval, Caller, Reconciler};
+use crate::reconciler::approval::{Approval, Approvals, Caller};
 
 /// `[webex]` configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -224,12 +225,7 @@ impl Webex {
 
     /// Handle an `attachmentActions` webhook call. The signature is checked before the body is
     /// parsed; replays are refused; only allow-listed people approve.
-    pub async fn callback(
-        &self,
-        reconciler: &Arc<Reconciler>,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> (StatusCode, String) {
+    pub async fn callback(&self, approvals: &dyn Approvals, headers: &HeaderMap, body: &[u8]) -> (StatusCode, String) {
         let sig = headers
             .get("x-spark-signature")
             .and_then(|v| v.to_str().ok())
@@ -279,13 +275,13 @@ impl Webex {
             .or_insert(action.message_id.clone());
         if !self.cfg.approvers.allows(&email) {
             let msg = format!("{email} is not on the Webex approver allow-list");
-            reconciler.note(&incident, "action-refused", &msg, Some(email.clone()), "webex");
+            approvals.note(&incident, "action-refused", &msg, Some(email.clone()), "webex");
             let _ = self.reply(&incident, &format!("⛔ {msg}; nothing was run.")).await;
             return (StatusCode::FORBIDDEN, msg);
         }
         match action.inputs["decision"].as_str() {
             Some("reject") => {
-                reconciler.note(
+                approvals.note(
                     &incident,
                     "rejected",
                     "the suggested actions were rejected",
@@ -316,7 +312,7 @@ impl Webex {
                     role: Role::Approver,
                     channel: "webex".into(),
                 };
-                match reconciler.approve(
+                match approvals.approve(
                     Approval {
                         incident: incident.clone(),
                         action: suggestion,
@@ -325,12 +321,8 @@ impl Webex {
                     },
                     &caller,
                 ) {
-                    Ok((run, true)) => {
-                        let _ = self
-                            .reply(&incident, &format!("✅ `{}` approved by {email}; running.", run.action))
-                            .await;
-                        (StatusCode::OK, format!("approved {}", run.id))
-                    }
+                    // The reconciler replies "approved", then the outcome, in that order.
+                    Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
                     Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
                     Err(e) => {
                         let _ = self.reply(&incident, &format!("⚠️ {e}")).await;
@@ -360,6 +352,11 @@ impl Notifier for Webex {
             .unwrap_or_else(|e| e.into_inner())
             .insert(rec.id.clone(), id.to_string());
         Ok(())
+    }
+
+    async fn approved(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {
+        self.reply(&rec.id, &approved_line(run, super::Markup::Markdown, "✅"))
+            .await
     }
 
     async fn outcome(&self, rec: &IncidentRecord, run: &ActionRun) -> Result<(), String> {

@@ -9,6 +9,7 @@ use clap::Args;
 
 use euphrosyne::api::{Api, Auth};
 use euphrosyne::capability::secrets::SecretStore;
+use euphrosyne::catalog::{Catalog, RecipeErrorInfo};
 use euphrosyne::chat::slack::Slack;
 use euphrosyne::chat::webex::Webex;
 use euphrosyne::chat::webhook::WebhookNotifier;
@@ -18,8 +19,7 @@ use euphrosyne::kube_jobs::KubeJobs;
 use euphrosyne::lease::{Lease, LeaseError, Replicas};
 use euphrosyne::metrics::Metrics;
 use euphrosyne::notify::{LogNotifier, Notifier};
-use euphrosyne::reconciler::{RecipeErrorInfo, Reconciler};
-use euphrosyne::registry::Sources;
+use euphrosyne::reconciler::Reconciler;
 use euphrosyne::sandbox::{Sandbox, SandboxConfig};
 use euphrosyne::store::{RedisStore, Store};
 
@@ -127,7 +127,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         (_, Some(client), _) => Some(euphrosyne::capability::kube::KubeClients::own(client.clone())),
         _ => None,
     };
-    let sources: Sources = Default::default();
+    let mut sources = Default::default();
     let (recipes, errors): (Vec<euphrosyne::recipe::Recipe>, Vec<RecipeErrorInfo>) = if kind == ExecutorKind::Kube {
         let client = kube
             .clone()
@@ -142,8 +142,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|cm| (cm.metadata.name.clone().unwrap_or_default(), cm))
             .collect();
-        let (recipes, errors, _) = euphrosyne::registry::register(&cfg.kube.namespace, &cms, &sources);
-        (recipes, errors)
+        let registration = euphrosyne::registry::register(&cfg.kube.namespace, &cms);
+        sources = registration.sources;
+        (registration.recipes, registration.errors)
     } else {
         let loaded = euphrosyne::recipe::load_dir(&cfg.recipes).with_context(|| {
             format!(
@@ -181,6 +182,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             },
         )
         .collect();
+    let catalog = Arc::new(Catalog::default());
+    catalog.replace(recipes, errors, sources);
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
         cache_dir: cfg.cache_dir.clone(),
         pool_slots: (cfg.max_concurrent_runs as u32).max(4),
@@ -224,7 +227,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
                         cfg.kube.namespace, cfg.kube.image, cfg.redis_prefix
                     );
                     let client = kube.clone().context("executor = \"kube\" needs a cluster")?;
-                    KubeJobs::start(client, cfg.kube.clone(), sub, sources.clone())
+                    KubeJobs::start(client, cfg.kube.clone(), sub, catalog.clone())
                 }
                 ExecutorKind::InProcess => {
                     runs_note = format!(
@@ -273,7 +276,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     } else {
         println!("recipes from {}:", cfg.recipes.display());
     }
-    for r in &recipes {
+    let loaded = catalog.snapshot();
+    for r in loaded.recipes.iter() {
         println!(
             "  {:<18} {:<6} {} {}",
             r.name(),
@@ -282,11 +286,11 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             r.digest
         );
     }
-    for RecipeErrorInfo { origin, error } in &errors {
+    for RecipeErrorInfo { origin, error } in &loaded.errors {
         println!("  SKIPPED {origin}: {error}");
         tracing::warn!(origin = %origin, "recipe skipped: {error}");
     }
-    if recipes.is_empty() {
+    if loaded.recipes.is_empty() {
         println!("  (none loaded: alerts will be recorded but nothing will analyse them)");
     }
     if !auth.has_tokens() {
@@ -325,11 +329,17 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let lease_ttl = std::time::Duration::from_millis(cfg.leader_lease_ms);
     let cfg_prefix = cfg.redis_prefix.clone();
     let kube_namespace = cfg.kube.namespace.clone();
-    let reconciler = Reconciler::start(cfg, recipes, errors, executor, notifiers, metrics);
+    let reconciler = Reconciler::start(
+        cfg.reconciler_settings()?,
+        catalog.clone(),
+        executor,
+        notifiers,
+        metrics,
+    );
     if kind == ExecutorKind::Kube
         && let Some(client) = kube.clone()
     {
-        euphrosyne::registry::spawn(client, kube_namespace, reconciler.clone(), sources.clone());
+        euphrosyne::registry::spawn(client, kube_namespace, catalog.clone());
     }
     let mut replicas = None;
     let mut leadership = None;
@@ -491,7 +501,7 @@ impl Leading {
     /// Write behind and renew the lease; returns when either finds the lease taken.
     async fn hold(self, token: String) -> anyhow::Error {
         let store: Arc<dyn Store> = self.store.clone();
-        let mut writer = euphrosyne::store::spawn_write_behind(store, self.reconciler.clone());
+        let mut writer = euphrosyne::store::spawn_write_behind(store, self.reconciler.journal());
         let lease = self.replicas.lease();
         loop {
             tokio::select! {

@@ -30,8 +30,7 @@ impl DiskCache {
             .create(dir)
             .map_err(|e| crate::Error::io(dir, e))?;
         let meta = std::fs::metadata(dir).map_err(|e| crate::Error::io(dir, e))?;
-        // SAFETY: geteuid has no preconditions.
-        let uid = unsafe { libc_geteuid() };
+        let uid = rustix::process::geteuid().as_raw();
         if meta.uid() != uid || meta.permissions().mode() & 0o022 != 0 {
             return Err(crate::Error::Sandbox(format!(
                 "compile cache {} must be owned by uid {uid} and not writable by others (mode 0700); refusing to load precompiled code from it",
@@ -54,8 +53,7 @@ impl DiskCache {
     pub fn load(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
         let path = self.path(digest);
         let meta = std::fs::metadata(&path).ok()?;
-        // SAFETY: geteuid has no preconditions.
-        if meta.uid() != unsafe { libc_geteuid() } {
+        if meta.uid() != rustix::process::geteuid().as_raw() {
             return None;
         }
         // SAFETY: the file is in our 0700 directory, owned by us, written by `store` from
@@ -76,9 +74,4 @@ impl DiskCache {
             tracing::warn!(cache = %self.dir.display(), "could not write the compile cache");
         }
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

@@ -1,0 +1,220 @@
+//! Actions: an approval becomes one action run — kept before it starts, claimed once across
+//! replicas, run by the actor recipe that implements it, finished once — and chat hears of it in
+//! order: "approved" before the outcome, from one task.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::incident::{ActionRun, ActionStatus, IncidentRecord, action_id};
+use crate::model::{ActionRequest, now_rfc3339};
+use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
+
+use super::Reconciler;
+use super::analysis::{run_id, run_job};
+use super::approval::{Approval, Approvals, ApproveError, Caller, resolve};
+
+/// Several replicas: an action starts only once its id was claimed across them, fenced by the
+/// leader lease (see `crate::lease`).
+#[async_trait::async_trait]
+pub trait ActionFence: Send + Sync {
+    /// `Ok(true)` the first time `action` is claimed, `Ok(false)` after; `Err` when this
+    /// replica may not start it (no longer the leader, or the store is unreachable).
+    async fn claim(&self, action: &str) -> Result<bool, String>;
+}
+
+impl Approvals for Reconciler {
+    fn approve(&self, req: Approval, caller: &Caller) -> Result<(ActionRun, bool), ApproveError> {
+        let now = now_rfc3339();
+        let who = format!("{} (token {})", req.approver, caller.token);
+        let channel = Some(caller.channel.as_str());
+        let mut book = self.book.lock();
+        let rec = book
+            .get_mut(&req.incident)
+            .ok_or_else(|| ApproveError::UnknownIncident(req.incident.clone()))?;
+        let suggestions = rec.analysis.as_ref().map(|a| a.actions.clone()).unwrap_or_default();
+        let resolved = match resolve(&suggestions, &req, caller.role) {
+            Ok(r) => r,
+            Err(e @ ApproveError::NotSuggested(_)) => {
+                rec.log(&now, "action-refused", e.to_string(), Some(who), channel);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let (action, params) = (resolved.action, resolved.params);
+        let id = action_id(&req.incident, &action, &params);
+        if let Some(existing) = book.action(&id).cloned() {
+            let detail = format!("{id} approved again; it runs once");
+            book.note(&req.incident, &now, "action-duplicate", &detail, Some(who), channel);
+            return Ok((existing, false));
+        }
+        let target = format!("{action} {params}");
+        if let Err(msg) = self.breaker.lock().admit(&target, Instant::now()) {
+            book.note(&req.incident, &now, "action-refused", &msg, Some(who), channel);
+            return Err(ApproveError::Breaker(msg));
+        }
+        let recipes = self.catalog.recipes();
+        let actor = recipes.iter().find(|r| r.implements(&action));
+        let mut run = ActionRun {
+            id: id.clone(),
+            incident: req.incident.clone(),
+            action: action.clone(),
+            parameters: params.clone(),
+            suggested: resolved.suggested,
+            approved_by: req.approver.clone(),
+            token: caller.token.clone(),
+            channel: caller.channel.clone(),
+            status: ActionStatus::Pending,
+            recipe: actor.map(|r| r.name().to_string()),
+            error: None,
+            run_id: None,
+            result: None,
+            created_at: now.clone(),
+        };
+        let operator = if resolved.suggested {
+            ""
+        } else {
+            " (not suggested; operator)"
+        };
+        let detail = format!("{id} {action} {params}{operator}");
+        book.note(&req.incident, &now, "action-approved", &detail, Some(who), channel);
+        let job = match actor {
+            Some(actor) => {
+                let model = book.get(&req.incident).map(|r| r.model());
+                model.map(|incident| {
+                    actor.job(
+                        run_id(),
+                        RunInput::Action(ActionRequest {
+                            incident,
+                            action: action.clone(),
+                            parameters: params,
+                            approved_by: req.approver.clone(),
+                        }),
+                    )
+                })
+            }
+            None => {
+                let names: Vec<String> = recipes.iter().flat_map(|r| r.manifest.actions.clone()).collect();
+                let available = if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                };
+                let msg = format!("no action recipe implements `{action}` (actions available: {available})");
+                run.status = ActionStatus::Failed;
+                run.error = Some(msg.clone());
+                book.note(
+                    &req.incident,
+                    &now,
+                    "action-finished",
+                    &format!("{id} failed: {msg}"),
+                    None,
+                    None,
+                );
+                self.metrics.action_finished(&action, "failed");
+                None
+            }
+        };
+        book.add_action(run.clone());
+        drop(book);
+        if let Some(this) = self.this() {
+            let (done_tx, done_rx) = oneshot::channel();
+            let approved = run.clone();
+            let notify = this.clone();
+            // One task tells chat, in order: approved, then the outcome.
+            tokio::spawn(async move { notify.notify_approval(approved, done_rx).await });
+            match job {
+                Some(job) => self.spawn(async move {
+                    let done = this.run_action(&id, job).await;
+                    let _ = done_tx.send(done);
+                }),
+                None => {
+                    let done = this
+                        .book
+                        .lock()
+                        .incident(&run.incident)
+                        .map(|(rec, _)| (rec, run.clone()));
+                    let _ = done_tx.send(done);
+                }
+            }
+        }
+        Ok((run, true))
+    }
+
+    fn note(&self, incident: &str, kind: &str, detail: &str, by: Option<String>, channel: &str) {
+        Reconciler::note(self, incident, kind, detail, by, channel)
+    }
+}
+
+impl Reconciler {
+    /// Approve an action (see [`Approvals::approve`]).
+    pub fn approve(&self, req: Approval, caller: &Caller) -> Result<(ActionRun, bool), ApproveError> {
+        Approvals::approve(self, req, caller)
+    }
+
+    /// Start action `id` as `job` once it is on record and claimed; record its result once.
+    async fn run_action(&self, id: &str, job: RunJob) -> Option<(IncidentRecord, ActionRun)> {
+        let started = self.book.lock().start_action(id, &job.run_id, &now_rfc3339());
+        if started.is_some() && !self.journal.persist_point(Duration::from_secs(5)).await {
+            tracing::warn!(action_id = %id, "the store did not take the action's run within 5 s; starting it anyway");
+        }
+        // Once across replicas, fenced by the leader lease; after it is on record.
+        if let Some(fence) = self.fence.get() {
+            let refused = match fence.claim(id).await {
+                Ok(true) => None,
+                Ok(false) => Some("it was claimed before (by this or another replica); it runs once".to_string()),
+                Err(e) => Some(format!("it could not be claimed: {e}")),
+            };
+            if let Some(why) = refused {
+                tracing::warn!(action_id = %id, "action not started: {why}");
+                let refused = RunResult::closed(&job, RunStatus::Denied, format!("not started: {why}"));
+                return self.finish_action(id, refused);
+            }
+        }
+        let result = run_job(&*self.executor, &self.metrics, job).await;
+        self.finish_action(id, result)
+    }
+
+    /// Record an action's result (once, counted in the metrics): its incident and the action.
+    pub(super) fn finish_action(&self, id: &str, result: RunResult) -> Option<(IncidentRecord, ActionRun)> {
+        let done = self.book.lock().finish_action(id, result, &now_rfc3339())?;
+        let status = if done.1.status == ActionStatus::Succeeded {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        self.metrics.action_finished(&done.1.action, status);
+        Some(done)
+    }
+
+    /// Tell every notifier that `run` was approved, then (when it is done) its outcome.
+    async fn notify_approval(
+        self: Arc<Self>,
+        run: ActionRun,
+        done: oneshot::Receiver<Option<(IncidentRecord, ActionRun)>>,
+    ) {
+        let rec = self.book.lock().get(&run.incident).cloned();
+        if let Some(rec) = rec {
+            for n in &self.notifiers {
+                if let Err(e) = n.approved(&rec, &run).await {
+                    self.note(&rec.id, "notify-failed", &format!("{}: {e}", n.name()), None, n.name());
+                }
+            }
+        }
+        if let Ok(Some((rec, run))) = done.await {
+            self.notify_outcome(&rec, &run).await;
+        }
+    }
+
+    /// Tell every notifier how an action ended.
+    pub(super) async fn notify_outcome(&self, incident: &IncidentRecord, run: &ActionRun) {
+        for n in &self.notifiers {
+            let (kind, detail) = match n.outcome(incident, run).await {
+                Ok(()) => ("outcome-sent", format!("{} sent to {}", run.id, n.name())),
+                Err(e) => ("notify-failed", format!("{}: {e}", n.name())),
+            };
+            self.note(&incident.id, kind, &detail, None, n.name());
+        }
+    }
+}
