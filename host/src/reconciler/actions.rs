@@ -13,7 +13,8 @@ use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
 
 use super::Reconciler;
 use super::analysis::{run_id, run_job};
-use super::approval::{Approval, Approvals, ApproveError, Caller, resolve};
+use super::approval::{Approval, Approvals, ApproveError, Caller, Resolved, resolve};
+use super::book::IncidentBook;
 
 /// Several replicas: an action starts only once its id was claimed across them, fenced by the
 /// leader lease (see `crate::lease`).
@@ -34,111 +35,33 @@ impl Approvals for Reconciler {
             .get_mut(&req.incident)
             .ok_or_else(|| ApproveError::UnknownIncident(req.incident.clone()))?;
         let suggestions = rec.analysis.as_ref().map(|a| a.actions.clone()).unwrap_or_default();
-        let resolved = match resolve(&suggestions, &req, caller.role) {
-            Ok(r) => r,
-            Err(e @ ApproveError::NotSuggested(_)) => {
-                rec.log(&now, "action-refused", e.to_string(), Some(who), channel);
-                return Err(e);
+        let resolved = resolve(&suggestions, &req, caller.role).inspect_err(|e| {
+            if let ApproveError::NotSuggested(msg) = e {
+                rec.log(&now, "action-refused", msg.clone(), Some(who.clone()), channel);
             }
-            Err(e) => return Err(e),
-        };
-        let (action, params) = (resolved.action, resolved.params);
-        let id = action_id(&req.incident, &action, &params);
+        })?;
+        let id = action_id(&req.incident, &resolved.action, &resolved.params);
         if let Some(existing) = book.action(&id).cloned() {
             let detail = format!("{id} approved again; it runs once");
             book.note(&req.incident, &now, "action-duplicate", &detail, Some(who), channel);
             return Ok((existing, false));
         }
-        let target = format!("{action} {params}");
+        let target = format!("{} {}", resolved.action, resolved.params);
         if let Err(msg) = self.breaker.lock().admit(&target, Instant::now()) {
             book.note(&req.incident, &now, "action-refused", &msg, Some(who), channel);
             return Err(ApproveError::Breaker(msg));
         }
-        let recipes = self.catalog.recipes();
-        let actor = recipes.iter().find(|r| r.implements(&action));
-        let mut run = ActionRun {
-            id: id.clone(),
-            incident: req.incident.clone(),
-            action: action.clone(),
-            parameters: params.clone(),
-            suggested: resolved.suggested,
-            approved_by: req.approver.clone(),
-            token: caller.token.clone(),
-            channel: caller.channel.clone(),
-            status: ActionStatus::Pending,
-            recipe: actor.map(|r| r.name().to_string()),
-            error: None,
-            run_id: None,
-            result: None,
-            created_at: now.clone(),
-        };
         let operator = if resolved.suggested {
             ""
         } else {
             " (not suggested; operator)"
         };
-        let detail = format!("{id} {action} {params}{operator}");
+        let detail = format!("{id} {} {}{operator}", resolved.action, resolved.params);
         book.note(&req.incident, &now, "action-approved", &detail, Some(who), channel);
-        let job = match actor {
-            Some(actor) => {
-                let model = book.get(&req.incident).map(|r| r.model());
-                model.map(|incident| {
-                    actor.job(
-                        run_id(),
-                        RunInput::Action(ActionRequest {
-                            incident,
-                            action: action.clone(),
-                            parameters: params,
-                            approved_by: req.approver.clone(),
-                        }),
-                    )
-                })
-            }
-            None => {
-                let names: Vec<String> = recipes.iter().flat_map(|r| r.manifest.actions.clone()).collect();
-                let available = if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                };
-                let msg = format!("no action recipe implements `{action}` (actions available: {available})");
-                run.status = ActionStatus::Failed;
-                run.error = Some(msg.clone());
-                book.note(
-                    &req.incident,
-                    &now,
-                    "action-finished",
-                    &format!("{id} failed: {msg}"),
-                    None,
-                    None,
-                );
-                self.metrics.action_finished(&action, "failed");
-                None
-            }
-        };
+        let (run, job) = self.plan(&mut book, &req, caller, resolved, id, &now);
         book.add_action(run.clone());
         drop(book);
-        if let Some(this) = self.this() {
-            let (done_tx, done_rx) = oneshot::channel();
-            let approved = run.clone();
-            let notify = this.clone();
-            // One task tells chat, in order: approved, then the outcome.
-            tokio::spawn(async move { notify.notify_approval(approved, done_rx).await });
-            match job {
-                Some(job) => self.spawn(async move {
-                    let done = this.run_action(&id, job).await;
-                    let _ = done_tx.send(done);
-                }),
-                None => {
-                    let done = this
-                        .book
-                        .lock()
-                        .incident(&run.incident)
-                        .map(|(rec, _)| (rec, run.clone()));
-                    let _ = done_tx.send(done);
-                }
-            }
-        }
+        self.launch(run.clone(), job);
         Ok((run, true))
     }
 
@@ -151,6 +74,89 @@ impl Reconciler {
     /// Approve an action (see [`Approvals::approve`]).
     pub fn approve(&self, req: Approval, caller: &Caller) -> Result<(ActionRun, bool), ApproveError> {
         Approvals::approve(self, req, caller)
+    }
+
+    /// The action run for an approval, and the job of the actor that implements it — or, when
+    /// no actor does, the run already failed with why (and no job).
+    fn plan(
+        &self,
+        book: &mut IncidentBook,
+        req: &Approval,
+        caller: &Caller,
+        resolved: Resolved,
+        id: String,
+        now: &str,
+    ) -> (ActionRun, Option<RunJob>) {
+        let recipes = self.catalog.recipes();
+        let actor = recipes.iter().find(|r| r.implements(&resolved.action));
+        let mut run = ActionRun {
+            id: id.clone(),
+            incident: req.incident.clone(),
+            action: resolved.action.clone(),
+            parameters: resolved.params.clone(),
+            suggested: resolved.suggested,
+            approved_by: req.approver.clone(),
+            token: caller.token.clone(),
+            channel: caller.channel.clone(),
+            status: ActionStatus::Pending,
+            recipe: actor.map(|r| r.name().to_string()),
+            error: None,
+            run_id: None,
+            result: None,
+            created_at: now.to_string(),
+        };
+        let Some(actor) = actor else {
+            let names: Vec<String> = recipes.iter().flat_map(|r| r.manifest.actions.clone()).collect();
+            let available = if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            };
+            let msg = format!(
+                "no action recipe implements `{}` (actions available: {available})",
+                resolved.action
+            );
+            book.note(
+                &req.incident,
+                now,
+                "action-finished",
+                &format!("{id} failed: {msg}"),
+                None,
+                None,
+            );
+            self.metrics.action_finished(&resolved.action, "failed");
+            run.status = ActionStatus::Failed;
+            run.error = Some(msg);
+            return (run, None);
+        };
+        let job = book.get(&req.incident).map(|rec| {
+            let input = RunInput::Action(ActionRequest {
+                incident: rec.model(),
+                action: resolved.action,
+                parameters: resolved.params,
+                approved_by: req.approver.clone(),
+            });
+            actor.job(run_id(), input)
+        });
+        (run, job)
+    }
+
+    /// Start an approved action's task (when it has a job) and the task that tells chat about
+    /// it: "approved" first, then the outcome.
+    fn launch(&self, run: ActionRun, job: Option<RunJob>) {
+        let Some(this) = self.this() else { return };
+        let (done_tx, done_rx) = oneshot::channel();
+        tokio::spawn(this.clone().notify_approval(run.clone(), done_rx));
+        match job {
+            Some(job) => self.spawn(async move {
+                let done = this.run_action(&run.id, job).await;
+                let _ = done_tx.send(done);
+            }),
+            None => {
+                let done = self.book.lock().get(&run.incident).cloned().map(|rec| (rec, run));
+                let _ = done_tx.send(done);
+            }
+        }
     }
 
     /// Start action `id` as `job` once it is on record and claimed; record its result once.
