@@ -1,12 +1,14 @@
 //! [`Recent`]: a map that keeps at most `cap` keys, forgetting the one written longest ago — the
 //! one bounded memory behind alert deduplication, the chat replay guards and trigger cooldowns.
 //!
+//! The compiled-component cache uses it too, [`Recent::touch`]ing a key on every hit.
+//!
 //! Hand-written rather than an LRU crate because what these need is narrower and cheaper: order by
 //! last *write* (a lookup does not refresh a key — a duplicate alert must not keep itself alive),
 //! O(1) amortised insert, and no `unsafe`. Each write appends `(key, stamp)` to a queue; the map
-//! holds each key's latest stamp; popping a queue entry whose stamp is stale drops nothing. The
-//! queue is trimmed to `cap` entries too, so memory stays bounded however often one key is rewritten
-//! (while keys are rewritten it may keep fewer than `cap`: a bound, never a promise to keep).
+//! holds each key's latest stamp; popping a queue entry whose stamp is stale drops nothing. When
+//! rewrites leave the queue twice as long as the map allows, its stale entries are swept out in one
+//! pass, so memory stays bounded however often one key is rewritten.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
@@ -19,6 +21,7 @@ pub struct Recent<K, V = ()> {
     order: VecDeque<(K, u64)>,
     stamp: u64,
     cap: usize,
+    evicted: u64,
 }
 
 impl<K: Hash + Eq + Clone, V> Recent<K, V> {
@@ -29,6 +32,7 @@ impl<K: Hash + Eq + Clone, V> Recent<K, V> {
             order: VecDeque::new(),
             stamp: 0,
             cap: cap.max(1),
+            evicted: 0,
         }
     }
 
@@ -37,15 +41,57 @@ impl<K: Hash + Eq + Clone, V> Recent<K, V> {
         self.stamp += 1;
         let fresh = self.map.insert(key.clone(), (value, self.stamp)).is_none();
         self.order.push_back((key, self.stamp));
-        while self.map.len() > self.cap || self.order.len() > self.cap {
+        while self.map.len() > self.cap {
             let Some((old, stamp)) = self.order.pop_front() else {
                 break;
             };
             if self.map.get(&old).is_some_and(|(_, s)| *s == stamp) {
                 self.map.remove(&old);
+                self.evicted += 1;
             }
         }
+        self.sweep();
         fresh
+    }
+
+    /// Make `key` the newest, as if written again (a cache hit); `false` when it is not kept.
+    pub fn touch<Q>(&mut self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let Some((k, _)) = self.map.get_key_value(key) else {
+            return false;
+        };
+        let k = k.clone();
+        if let Some((_, s)) = self.map.get_mut(key) {
+            *s = stamp;
+        }
+        self.order.push_back((k, stamp));
+        self.sweep();
+        true
+    }
+
+    /// Drop the queue's stale entries once it is twice as long as the bound (amortised O(1)).
+    fn sweep(&mut self) {
+        if self.order.len() > 2 * self.cap {
+            let map = &self.map;
+            self.order
+                .retain(|(k, s)| map.get(k).is_some_and(|(_, live)| live == s));
+        }
+    }
+
+    /// Keys dropped to stay within the bound, so far.
+    pub fn evictions(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
     }
 
     /// The value kept for `key`.
@@ -106,15 +152,29 @@ mod tests {
     }
 
     #[test]
-    fn rewriting_one_key_forever_stays_bounded_and_keeps_it() {
+    fn rewriting_one_key_forever_stays_bounded_and_keeps_the_others() {
         let mut r = Recent::new(4);
         r.insert("other", 0);
         for i in 0..10_000 {
             r.insert("hot", i);
+            assert!(r.touch("hot"));
         }
         assert_eq!(r.get("hot"), Some(&9_999));
-        assert!(r.order.len() <= 4, "the queue is bounded too");
-        assert!(!r.contains("other"), "pushed out by newer writes");
+        assert!(r.order.len() <= 8, "the queue is bounded too: {}", r.order.len());
+        assert!(r.contains("other"), "only two keys: nothing to evict");
+        assert_eq!(r.evictions(), 0);
+    }
+
+    #[test]
+    fn a_touch_keeps_a_key_like_a_cache_hit() {
+        let mut r = Recent::new(2);
+        r.insert("a", ());
+        r.insert("b", ());
+        assert!(r.touch("a"));
+        r.insert("c", ());
+        assert!(r.contains("a") && !r.contains("b"), "b was the least recently used");
+        assert_eq!(r.evictions(), 1);
+        assert!(!r.touch("b"));
     }
 
     #[test]

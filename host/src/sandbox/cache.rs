@@ -1,4 +1,6 @@
-//! Compile cache, keyed by digest: in memory for the process, and on disk across restarts.
+//! Compile cache, keyed by digest: in memory for the process (bounded: the least recently used
+//! component goes first, hits, misses and evictions counted for `/metrics`), and on disk across
+//! restarts.
 //!
 //! The disk cache holds precompiled code, which wasmtime loads with an `unsafe` deserialize, so
 //! it is only ever read from a directory this process created with mode 0700 and owns, from
@@ -8,11 +10,158 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Linker, types::ComponentItem};
 
+use super::bindings;
+use super::state::RunState;
+use crate::bounded::Recent;
 use crate::digest::Digest;
+
+/// A compiled component and what it claims, cached by digest.
+pub(super) struct Compiled {
+    /// The verified buffer this was compiled from. `Arc<[u8]>` is immutable, so a later run
+    /// handing in the very same allocation needs no second hash.
+    pub source: Arc<[u8]>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub debugger: Option<bindings::debugger::DebuggerPre<RunState>>,
+    pub actor: Option<bindings::actor::ActorPre<RunState>>,
+    pub invalid: Option<String>,
+}
+
+impl Compiled {
+    fn invalid(source: Arc<[u8]>, why: String) -> Self {
+        Compiled {
+            source,
+            imports: vec![],
+            exports: vec![],
+            debugger: None,
+            actor: None,
+            invalid: Some(why),
+        }
+    }
+}
+
+/// Hits, misses and evictions of the in-memory cache, and what it holds now.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Runs that found their component compiled.
+    pub hits: AtomicU64,
+    /// Runs that compiled it (or loaded it from disk).
+    pub misses: AtomicU64,
+    /// Components dropped to stay within the bound.
+    pub evictions: AtomicU64,
+    /// Components kept now.
+    pub entries: AtomicU64,
+}
+
+/// Compiled components by digest, at most `cap` of them, the least recently used out first.
+pub(super) struct MemoryCache {
+    kept: Mutex<Recent<Digest, Arc<Compiled>>>,
+    stats: Arc<CacheStats>,
+}
+
+impl MemoryCache {
+    pub fn new(cap: usize, stats: Arc<CacheStats>) -> Self {
+        MemoryCache {
+            kept: Mutex::new(Recent::new(cap)),
+            stats,
+        }
+    }
+
+    /// The component for `digest`, counted as a hit (and made the most recently used) or a miss.
+    pub fn get(&self, digest: &Digest) -> Option<Arc<Compiled>> {
+        let mut kept = self.kept.lock();
+        let hit = kept.get(digest).cloned();
+        if hit.is_some() {
+            kept.touch(digest);
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    }
+
+    pub fn insert(&self, digest: Digest, compiled: Arc<Compiled>) {
+        let mut kept = self.kept.lock();
+        let before = kept.evictions();
+        kept.insert(digest, compiled);
+        self.stats
+            .evictions
+            .fetch_add(kept.evictions() - before, Ordering::Relaxed);
+        self.stats.entries.store(kept.len() as u64, Ordering::Relaxed);
+    }
+
+    pub fn clear(&self) {
+        self.kept.lock().clear();
+        self.stats.entries.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Compile `bytes` (verified against `digest` by the caller), or load them from `disk`; link
+/// them against `linker`. Blocking: call it off the async workers. A component that does not
+/// compile or link comes back `invalid`, with why.
+pub(super) fn compile(
+    engine: &Engine,
+    linker: &Linker<RunState>,
+    disk: Option<&DiskCache>,
+    digest: &Digest,
+    bytes: Arc<[u8]>,
+) -> (Compiled, super::CacheUse) {
+    use super::CacheUse;
+    let (component, from) = match disk.and_then(|d| d.load(engine, digest)) {
+        Some(c) => (Ok(c), CacheUse::Disk),
+        None => (Component::new(engine, &bytes), CacheUse::Compiled),
+    };
+    let component = match component {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Compiled::invalid(bytes, format!("not a valid WebAssembly component: {e:#}")),
+                from,
+            );
+        }
+    };
+    if from == CacheUse::Compiled
+        && let Some(d) = disk
+    {
+        d.store(digest, &component);
+    }
+    let ty = component.component_type();
+    let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports = ty
+        .exports(engine)
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let (debugger, actor, invalid) = match linker.instantiate_pre(&component) {
+        Ok(pre) => (
+            bindings::debugger::DebuggerPre::new(pre.clone()).ok(),
+            bindings::actor::ActorPre::new(pre).ok(),
+            None,
+        ),
+        Err(e) => (None, None, Some(format!("cannot link: {e:#}"))),
+    };
+    let compiled = Compiled {
+        source: bytes,
+        imports,
+        exports,
+        debugger,
+        actor,
+        invalid,
+    };
+    (compiled, from)
+}
+
+/// The compiler panicked (a wasmtime bug): the run is refused as invalid, the host carries on.
+pub(super) fn panicked(source: Arc<[u8]>, e: impl std::fmt::Display) -> Compiled {
+    Compiled::invalid(source, format!("compiler panicked: {e}"))
+}
 
 /// The on-disk half of the cache.
 #[derive(Debug, Clone)]
