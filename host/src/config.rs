@@ -62,6 +62,8 @@ pub struct ServeConfig {
     pub recipes: PathBuf,
     /// On-disk compile cache (mode 0700, this process only). Empty: memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Compiled components kept in memory for in-process runs (least recently used out first).
+    pub compile_cache_entries: usize,
     /// Directory of secret files for recipes (one file per secret).
     pub secrets_dir: Option<PathBuf>,
     /// Kubeconfig for the recipes' kubernetes capability (in-process runs).
@@ -139,6 +141,7 @@ impl Default for ServeConfig {
             listen: "127.0.0.1:8080".into(),
             recipes: PathBuf::from("build/recipes"),
             cache_dir: None,
+            compile_cache_entries: 128,
             secrets_dir: None,
             kubeconfig: None,
             dir_roots: vec![],
@@ -190,8 +193,10 @@ impl ServeConfig {
         for r in &self.routes {
             Matchers::parse(&r.matchers)?;
         }
-        if self.queue_capacity == 0 || self.max_concurrent_runs == 0 {
-            return Err(err("queue_capacity and max_concurrent_runs must be at least 1".into()));
+        if self.queue_capacity == 0 || self.max_concurrent_runs == 0 || self.compile_cache_entries == 0 {
+            return Err(err(
+                "queue_capacity, max_concurrent_runs and compile_cache_entries must be at least 1".into(),
+            ));
         }
         if self.leader_lease_ms < 300 {
             return Err(err(format!(

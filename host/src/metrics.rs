@@ -1,194 +1,268 @@
-//! Prometheus metrics in the text exposition format, kept in atomics and small maps: nothing on
-//! the webhook's hot path takes more than one uncontended lock.
+//! Prometheus metrics, kept in `prometheus-client` counters, gauges and histograms and encoded in
+//! the OpenMetrics text format. Nothing on the webhook's hot path takes more than one uncontended
+//! lock (a label family's map, read-locked once the label set exists).
+//!
+//! The series (names as scraped): `euphrosyne_alerts_received_total`,
+//! `euphrosyne_alerts_deduplicated_total`, `euphrosyne_alerts_rejected_total{reason}`,
+//! `euphrosyne_incidents{state}`, `euphrosyne_queue_depth`, `euphrosyne_runs_in_flight`,
+//! `euphrosyne_runs_total{recipe,status}`, `euphrosyne_run_duration_seconds{recipe}` (histogram),
+//! `euphrosyne_actions_total{action,status}`, and the in-process compile cache's
+//! `euphrosyne_compile_cache_{hits,misses,evictions}_total` and `euphrosyne_compile_cache_entries`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::sandbox::CacheStats;
 
 /// Run-duration histogram buckets, seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    recipe: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecipeLabel {
+    recipe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+type Durations = Family<RecipeLabel, Histogram, fn() -> Histogram>;
 
 /// The host's metrics.
-#[derive(Default)]
 pub struct Metrics {
-    /// Alerts in accepted webhook bodies.
-    pub alerts_received: AtomicU64,
-    /// Alerts dropped as duplicates (retries).
-    pub alerts_deduplicated: AtomicU64,
-    rejected: Mutex<BTreeMap<String, u64>>,
-    runs: Mutex<BTreeMap<(String, String), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
-    actions: Mutex<BTreeMap<(String, String), u64>>,
-    /// Runs executing now.
-    pub runs_in_flight: AtomicU64,
+    registry: Registry,
+    alerts_received: Counter,
+    alerts_deduplicated: Counter,
+    rejected: Family<Reason, Counter>,
+    runs: Family<RunLabels, Counter>,
+    durations: Durations,
+    actions: Family<ActionLabels, Counter>,
+    runs_in_flight: Gauge,
+    incidents: Family<StateLabel, Gauge>,
+    queue_depth: Gauge,
+    compile_cache: std::sync::Arc<CacheStats>,
 }
 
-fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
-    *m.lock().unwrap_or_else(|e| e.into_inner()).entry(k).or_insert(0) += 1;
-}
-
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("euphrosyne");
+        let m = Metrics {
+            alerts_received: Counter::default(),
+            alerts_deduplicated: Counter::default(),
+            rejected: Family::default(),
+            runs: Family::default(),
+            durations: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            actions: Family::default(),
+            runs_in_flight: Gauge::default(),
+            incidents: Family::default(),
+            queue_depth: Gauge::default(),
+            compile_cache: Default::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("alerts_received", "Alerts in accepted webhook bodies", m.alerts_received.clone());
+        let dedup = "Alerts dropped as repeats of ones already accepted";
+        r.register("alerts_deduplicated", dedup, m.alerts_deduplicated.clone());
+        r.register("alerts_rejected", "Webhook bodies refused, by reason", m.rejected.clone());
+        r.register("incidents", "Incidents by state", m.incidents.clone());
+        r.register("queue_depth", "Alert batches waiting for the reconciler", m.queue_depth.clone());
+        r.register("runs_in_flight", "Recipe runs executing now", m.runs_in_flight.clone());
+        r.register("runs", "Recipe runs by recipe and status", m.runs.clone());
+        r.register("run_duration_seconds", "Recipe run wall time", m.durations.clone());
+        r.register("actions", "Approved actions by action and final status", m.actions.clone());
+        let c = &m.compile_cache;
+        let cache = "In-process compiled-component cache";
+        r.register("compile_cache_hits", format!("{cache}: runs that found their component"), c.hits.clone());
+        r.register("compile_cache_misses", format!("{cache}: runs that compiled or loaded it"), c.misses.clone());
+        r.register("compile_cache_evictions", format!("{cache}: components dropped (least recently used)"), c.evictions.clone());
+        r.register("compile_cache_entries", format!("{cache}: components kept"), c.entries.clone());
+        Metrics { registry, ..m }
+    }
 }
 
 /// Counts one run in flight until dropped (also when its task is aborted).
-pub struct InFlight<'a>(&'a AtomicU64);
+pub struct InFlight<'a>(&'a Gauge);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
 impl Metrics {
+    /// The compile cache's counters, to hand to the sandbox (`SandboxConfig::cache_stats`).
+    pub fn compile_cache(&self) -> std::sync::Arc<CacheStats> {
+        self.compile_cache.clone()
+    }
+
     /// A webhook body with `total` alerts, `duplicates` of them dropped as retries.
     pub fn alerts(&self, total: u64, duplicates: u64) {
-        self.alerts_received.fetch_add(total, Ordering::Relaxed);
-        self.alerts_deduplicated.fetch_add(duplicates, Ordering::Relaxed);
+        self.alerts_received.inc_by(total);
+        self.alerts_deduplicated.inc_by(duplicates);
     }
 
     /// A run starts; it counts as in flight until the guard is dropped.
     pub fn run_started(&self) -> InFlight<'_> {
-        self.runs_in_flight.fetch_add(1, Ordering::Relaxed);
+        self.runs_in_flight.inc();
         InFlight(&self.runs_in_flight)
     }
 
     /// Runs executing now.
     pub fn runs_in_flight(&self) -> u64 {
-        self.runs_in_flight.load(Ordering::Relaxed)
+        self.runs_in_flight.get().max(0) as u64
     }
 
-    /// A webhook body rejected for `reason` (`malformed`, `unauthorized`, `too-large`, `queue-full`).
+    /// A webhook body rejected for `reason` (`malformed`, `unauthorized`, `unavailable`).
     pub fn rejected(&self, reason: &str) {
-        bump(&self.rejected, reason.to_string());
+        self.rejected.get_or_create(&Reason { reason: reason.into() }).inc();
     }
 
     /// A run finished.
     pub fn run_finished(&self, recipe: &str, status: &str, seconds: f64) {
-        bump(&self.runs, (recipe.to_string(), status.to_string()));
-        let mut d = self.durations.lock().unwrap_or_else(|e| e.into_inner());
-        let h = d.entry(recipe.to_string()).or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += seconds;
-        h.count += 1;
+        let run = RunLabels {
+            recipe: recipe.into(),
+            status: status.into(),
+        };
+        self.runs.get_or_create(&run).inc();
+        let recipe = RecipeLabel { recipe: recipe.into() };
+        self.durations.get_or_create(&recipe).observe(seconds);
     }
 
     /// An action ended with `status`.
     pub fn action_finished(&self, action: &str, status: &str) {
-        bump(&self.actions, (action.to_string(), status.to_string()));
+        let labels = ActionLabels {
+            action: action.into(),
+            status: status.into(),
+        };
+        self.actions.get_or_create(&labels).inc();
     }
 
-    /// Render, with the gauges the caller computes at scrape time.
-    pub fn render(&self, incidents_by_state: &[(&str, usize)], queue_depth: usize) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_alerts_received_total Alerts in accepted webhook bodies.\n# TYPE euphrosyne_alerts_received_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "euphrosyne_alerts_received_total {}",
-            self.alerts_received.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_alerts_deduplicated_total Alerts dropped as repeats of ones already accepted.\n# TYPE euphrosyne_alerts_deduplicated_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "euphrosyne_alerts_deduplicated_total {}",
-            self.alerts_deduplicated.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_alerts_rejected_total Webhook bodies refused, by reason.\n# TYPE euphrosyne_alerts_rejected_total counter"
-        );
-        for (reason, n) in self.rejected.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "euphrosyne_alerts_rejected_total{{reason=\"{}\"}} {n}",
-                esc(reason)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_incidents Incidents by state.\n# TYPE euphrosyne_incidents gauge"
-        );
+    /// Render, with the gauges the caller computes at scrape time: OpenMetrics when the scraper
+    /// asks for it (Prometheus does), else the Prometheus text format (curl, `promtool check
+    /// metrics`). Returns the content type and the text.
+    pub fn render(&self, incidents_by_state: &[(&str, usize)], queue_depth: usize, openmetrics: bool) -> (&'static str, String) {
         for (state, n) in incidents_by_state {
-            let _ = writeln!(out, "euphrosyne_incidents{{state=\"{state}\"}} {n}");
+            let state = StateLabel { state: state.to_string() };
+            self.incidents.get_or_create(&state).set(*n as i64);
         }
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_queue_depth Alert batches waiting for the reconciler.\n# TYPE euphrosyne_queue_depth gauge\neuphrosyne_queue_depth {queue_depth}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_runs_in_flight Recipe runs executing now.\n# TYPE euphrosyne_runs_in_flight gauge\neuphrosyne_runs_in_flight {}",
-            self.runs_in_flight.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_runs_total Recipe runs by recipe and status.\n# TYPE euphrosyne_runs_total counter"
-        );
-        for ((recipe, status), n) in self.runs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "euphrosyne_runs_total{{recipe=\"{}\",status=\"{}\"}} {n}",
-                esc(recipe),
-                esc(status)
-            );
+        self.queue_depth.set(queue_depth as i64);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        if openmetrics {
+            (OPENMETRICS, out)
+        } else {
+            (PROMETHEUS_TEXT, to_prometheus_text(&out))
         }
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_run_duration_seconds Recipe run wall time.\n# TYPE euphrosyne_run_duration_seconds histogram"
-        );
-        for (recipe, h) in self.durations.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let r = esc(recipe);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "euphrosyne_run_duration_seconds_bucket{{recipe=\"{r}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
+    }
+}
+
+/// OpenMetrics 1.0 text.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The Prometheus text format 0.0.4.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as the Prometheus text format: a counter family is named with its `_total`
+/// suffix in `# HELP` and `# TYPE` (as its samples are), a bucket's `le` label comes last, and
+/// there is no `# EOF`. (`prometheus-client` encodes OpenMetrics only; the two formats differ in
+/// nothing else we emit.)
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((p, rest)) if rest.split(' ').next().is_some_and(|n| counters.contains(n)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(&format!("{p}{name}_total {tail}"));
             }
-            let _ = writeln!(
-                out,
-                "euphrosyne_run_duration_seconds_bucket{{recipe=\"{r}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "euphrosyne_run_duration_seconds_sum{{recipe=\"{r}\"}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "euphrosyne_run_duration_seconds_count{{recipe=\"{r}\"}} {}",
-                h.count
-            );
+            _ => match line.split_once("_bucket{le=\"") {
+                Some((family, rest)) => match rest.split_once("\",") {
+                    Some((le, after)) => match after.split_once('}') {
+                        Some((labels, value)) => out.push_str(&format!("{family}_bucket{{{labels},le=\"{le}\"}}{value}")),
+                        None => out.push_str(line),
+                    },
+                    None => out.push_str(line),
+                },
+                None => out.push_str(line),
+            },
         }
-        let _ = writeln!(
-            out,
-            "# HELP euphrosyne_actions_total Approved actions by action and final status.\n# TYPE euphrosyne_actions_total counter"
-        );
-        for ((action, status), n) in self.actions.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "euphrosyne_actions_total{{action=\"{}\",status=\"{}\"}} {n}",
-                esc(action),
-                esc(status)
-            );
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_series_keep_their_names() {
+        let m = Metrics::default();
+        m.alerts(3, 1);
+        m.rejected("malformed");
+        m.run_finished("http-probe", "ok", 0.002);
+        m.action_finished("open-ticket", "succeeded");
+        m.compile_cache().hits.inc();
+        {
+            let _running = m.run_started();
+            assert_eq!(m.runs_in_flight(), 1);
         }
-        out
+        let (kind, om) = m.render(&[("analyzed", 2)], 5, true);
+        assert_eq!(kind, OPENMETRICS);
+        assert!(om.lines().any(|l| l == "# TYPE euphrosyne_alerts_received counter"));
+        assert!(om.ends_with("# EOF\n"));
+        let (kind, text) = m.render(&[("analyzed", 2)], 5, false);
+        assert_eq!(kind, PROMETHEUS_TEXT);
+        for line in [
+            "# TYPE euphrosyne_alerts_received_total counter",
+            "# HELP euphrosyne_runs_total Recipe runs by recipe and status.",
+            "euphrosyne_alerts_received_total 3",
+            "euphrosyne_alerts_deduplicated_total 1",
+            "euphrosyne_alerts_rejected_total{reason=\"malformed\"} 1",
+            "euphrosyne_runs_total{recipe=\"http-probe\",status=\"ok\"} 1",
+            "euphrosyne_run_duration_seconds_bucket{recipe=\"http-probe\",le=\"0.0025\"} 1",
+            "euphrosyne_run_duration_seconds_bucket{recipe=\"http-probe\",le=\"+Inf\"} 1",
+            "euphrosyne_actions_total{action=\"open-ticket\",status=\"succeeded\"} 1",
+            "euphrosyne_incidents{state=\"analyzed\"} 2",
+            "euphrosyne_queue_depth 5",
+            "euphrosyne_runs_in_flight 0",
+            "euphrosyne_compile_cache_hits_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        }
+        assert!(!text.contains("# EOF"));
     }
 }

@@ -151,6 +151,32 @@ async fn alert_to_analysis_to_approved_action_over_http() {
         assert!(metrics.contains(line), "metrics lack `{line}`:\n{metrics}");
     }
     assert!(metrics.contains("euphrosyne_run_duration_seconds_bucket{recipe=\"http-probe\""));
+    // Prometheus' linter takes the text format as served to curl…
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian: prometheus) is needed; scripts/test installs it");
+    use std::io::Write as _;
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // …and Prometheus, which asks for OpenMetrics, gets it.
+    let om = h
+        .get("/metrics", None)
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(om.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(om.text().await.unwrap().ends_with("# EOF\n"));
 
     // A resolved notification resolves the incident.
     let mut resolved = w.endpoint_alert("fp-endpoint-1");
@@ -420,6 +446,47 @@ async fn webhook_authentication_bearer_and_basic() {
         metrics.contains("euphrosyne_alerts_rejected_total{reason=\"unauthorized\"} 3"),
         "{metrics}"
     );
+}
+
+/// Walks the route table the router is built from: every route that changes state refuses an
+/// anonymous caller and a viewer, whatever its way of authenticating (API token, webhook
+/// credentials, chat signatures), and every read refuses an anonymous caller once tokens exist.
+#[tokio::test]
+async fn every_state_changing_route_refuses_anonymous_and_viewer_callers() {
+    let chat = "api_base = \"http://127.0.0.1:9\"\napprovers = [\"@example.com\"]";
+    let w = world(&format!(
+        "[webhook_auth]\nbearer = {{ file = \"{{dir}}/secrets/webhook-token\" }}\n\
+         [webex]\nroom_id = \"room\"\ntoken = {{ file = \"{{dir}}/secrets/webhook-token\" }}\nwebhook_secret = {{ file = \"{{dir}}/secrets/webhook-password\" }}\n{chat}\n\
+         [slack]\nchannel = \"C1\"\ntoken = {{ file = \"{{dir}}/secrets/webhook-token\" }}\nsigning_secret = {{ file = \"{{dir}}/secrets/webhook-password\" }}\n{chat}"
+    ));
+    let h = &w.host;
+    let mut changing = 0;
+    for route in euphrosyne::api::ROUTES {
+        let path = route.path.replace("{id}", "inc-0123456789ab");
+        let request = |token: Option<&str>| {
+            let rb = match route.method {
+                "GET" => h.get(&path, token),
+                _ => h.post(&path, token).header("content-type", "application/json").body("{}"),
+            };
+            code(rb)
+        };
+        let (anonymous, viewer) = (request(None).await, request(Some(VIEWER)).await);
+        let what = format!("{} {} ({:?})", route.method, route.path, route.access);
+        if route.method == "GET" {
+            let open = route.access == euphrosyne::api::Access::Open;
+            assert_eq!(anonymous == StatusCode::UNAUTHORIZED, !open, "{what}: anonymous got {anonymous}");
+            assert_ne!(viewer, StatusCode::UNAUTHORIZED, "{what}: a viewer may read");
+            continue;
+        }
+        changing += 1;
+        for (who, got) in [("anonymous", anonymous), ("viewer", viewer)] {
+            assert!(
+                got == StatusCode::UNAUTHORIZED || got == StatusCode::FORBIDDEN,
+                "{what}: {who} got {got}"
+            );
+        }
+    }
+    assert_eq!(changing, 4, "webhook, the two chat callbacks and approvals change state");
 }
 
 #[tokio::test]

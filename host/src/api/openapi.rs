@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Access, ROUTES};
+use super::routes::{Access, ROUTES};
 
 /// `GET /api/openapi.json`.
 pub fn document() -> Value {

@@ -11,9 +11,10 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
@@ -47,17 +48,18 @@ impl Compiled {
     }
 }
 
-/// Hits, misses and evictions of the in-memory cache, and what it holds now.
+/// Hits, misses and evictions of the in-memory cache, and what it holds now (the `/metrics`
+/// series `euphrosyne_compile_cache_*`).
 #[derive(Debug, Default)]
 pub struct CacheStats {
     /// Runs that found their component compiled.
-    pub hits: AtomicU64,
+    pub hits: Counter,
     /// Runs that compiled it (or loaded it from disk).
-    pub misses: AtomicU64,
+    pub misses: Counter,
     /// Components dropped to stay within the bound.
-    pub evictions: AtomicU64,
+    pub evictions: Counter,
     /// Components kept now.
-    pub entries: AtomicU64,
+    pub entries: Gauge,
 }
 
 /// Compiled components by digest, at most `cap` of them, the least recently used out first.
@@ -80,9 +82,9 @@ impl MemoryCache {
         let hit = kept.get(digest).cloned();
         if hit.is_some() {
             kept.touch(digest);
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            self.stats.hits.inc();
         } else {
-            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+            self.stats.misses.inc();
         }
         hit
     }
@@ -91,15 +93,13 @@ impl MemoryCache {
         let mut kept = self.kept.lock();
         let before = kept.evictions();
         kept.insert(digest, compiled);
-        self.stats
-            .evictions
-            .fetch_add(kept.evictions() - before, Ordering::Relaxed);
-        self.stats.entries.store(kept.len() as u64, Ordering::Relaxed);
+        self.stats.evictions.inc_by(kept.evictions() - before);
+        self.stats.entries.set(kept.len() as i64);
     }
 
     pub fn clear(&self) {
         self.kept.lock().clear();
-        self.stats.entries.store(0, Ordering::Relaxed);
+        self.stats.entries.set(0);
     }
 }
 

@@ -66,7 +66,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let kube = setup::kube(&cfg).await?;
     let catalog = setup::catalog(&cfg, kind, &kube).await?;
     let replica = setup::replica_id(a.replica_id.as_deref());
-    let runs = setup::executors(&cfg, kind, a.redis.as_deref(), &kube, &catalog, &replica).await?;
+    let metrics = Arc::new(Metrics::default());
+    let cache_stats = metrics.compile_cache();
+    let runs = setup::executors(&cfg, kind, a.redis.as_deref(), &kube, &catalog, &replica, cache_stats).await?;
     let auth = Auth::load(&cfg)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -74,7 +76,6 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     banner(&cfg, kind, addr, &runs.note, &catalog, &auth);
     let chat = setup::chat(&cfg, addr).await?;
-    let metrics = Arc::new(Metrics::default());
     let reconciler = Reconciler::start(
         cfg.reconciler_settings()?,
         catalog.clone(),

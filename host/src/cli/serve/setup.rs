@@ -188,6 +188,7 @@ pub async fn executors(
     kube: &Kube,
     catalog: &Arc<Catalog>,
     replica: &str,
+    cache_stats: Arc<euphrosyne::sandbox::CacheStats>,
 ) -> anyhow::Result<Executors> {
     let policy = cfg.kube.policy();
     let sandbox = Arc::new(Sandbox::new(SandboxConfig {
@@ -197,6 +198,8 @@ pub async fn executors(
         kube: kube.for_recipes.clone(),
         kube_policy: policy.clone(),
         secrets: SecretStore::load(cfg.secrets_dir.as_deref())?,
+        memory_cache_entries: cfg.compile_cache_entries,
+        cache_stats,
         ..Default::default()
     })?);
     let in_process: Arc<dyn Executor> = Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs));
