@@ -84,22 +84,54 @@ impl Default for Metrics {
             registry: Registry::default(),
         };
         let r = &mut registry;
-        r.register("alerts_received", "Alerts in accepted webhook bodies", m.alerts_received.clone());
+        r.register(
+            "alerts_received",
+            "Alerts in accepted webhook bodies",
+            m.alerts_received.clone(),
+        );
         let dedup = "Alerts dropped as repeats of ones already accepted";
         r.register("alerts_deduplicated", dedup, m.alerts_deduplicated.clone());
-        r.register("alerts_rejected", "Webhook bodies refused, by reason", m.rejected.clone());
+        r.register(
+            "alerts_rejected",
+            "Webhook bodies refused, by reason",
+            m.rejected.clone(),
+        );
         r.register("incidents", "Incidents by state", m.incidents.clone());
-        r.register("queue_depth", "Alert batches waiting for the reconciler", m.queue_depth.clone());
+        r.register(
+            "queue_depth",
+            "Alert batches waiting for the reconciler",
+            m.queue_depth.clone(),
+        );
         r.register("runs_in_flight", "Recipe runs executing now", m.runs_in_flight.clone());
         r.register("runs", "Recipe runs by recipe and status", m.runs.clone());
         r.register("run_duration_seconds", "Recipe run wall time", m.durations.clone());
-        r.register("actions", "Approved actions by action and final status", m.actions.clone());
+        r.register(
+            "actions",
+            "Approved actions by action and final status",
+            m.actions.clone(),
+        );
         let c = &m.compile_cache;
         let cache = "In-process compiled-component cache";
-        r.register("compile_cache_hits", format!("{cache}: runs that found their component"), c.hits.clone());
-        r.register("compile_cache_misses", format!("{cache}: runs that compiled or loaded it"), c.misses.clone());
-        r.register("compile_cache_evictions", format!("{cache}: components dropped (least recently used)"), c.evictions.clone());
-        r.register("compile_cache_entries", format!("{cache}: components kept"), c.entries.clone());
+        r.register(
+            "compile_cache_hits",
+            format!("{cache}: runs that found their component"),
+            c.hits.clone(),
+        );
+        r.register(
+            "compile_cache_misses",
+            format!("{cache}: runs that compiled or loaded it"),
+            c.misses.clone(),
+        );
+        r.register(
+            "compile_cache_evictions",
+            format!("{cache}: components dropped (least recently used)"),
+            c.evictions.clone(),
+        );
+        r.register(
+            "compile_cache_entries",
+            format!("{cache}: components kept"),
+            c.entries.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -164,9 +196,16 @@ impl Metrics {
     /// Render, with the gauges the caller computes at scrape time: OpenMetrics when the scraper
     /// asks for it (Prometheus does), else the Prometheus text format (curl, `promtool check
     /// metrics`). Returns the content type and the text.
-    pub fn render(&self, incidents_by_state: &[(&str, usize)], queue_depth: usize, openmetrics: bool) -> (&'static str, String) {
+    pub fn render(
+        &self,
+        incidents_by_state: &[(&str, usize)],
+        queue_depth: usize,
+        openmetrics: bool,
+    ) -> (&'static str, String) {
         for (state, n) in incidents_by_state {
-            let state = StateLabel { state: state.to_string() };
+            let state = StateLabel {
+                state: state.to_string(),
+            };
             self.incidents.get_or_create(&state).set(*n as i64);
         }
         self.queue_depth.set(queue_depth as i64);
@@ -211,7 +250,9 @@ fn to_prometheus_text(openmetrics: &str) -> String {
             _ => match line.split_once("_bucket{le=\"") {
                 Some((family, rest)) => match rest.split_once("\",") {
                     Some((le, after)) => match after.split_once('}') {
-                        Some((labels, value)) => out.push_str(&format!("{family}_bucket{{{labels},le=\"{le}\"}}{value}")),
+                        Some((labels, value)) => {
+                            out.push_str(&format!("{family}_bucket{{{labels},le=\"{le}\"}}{value}"))
+                        }
                         None => out.push_str(line),
                     },
                     None => out.push_str(line),

@@ -171,11 +171,19 @@ async fn alert_to_analysis_to_approved_action_over_http() {
     // …and Prometheus, which asks for OpenMetrics, gets it.
     let om = h
         .get("/metrics", None)
-        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
         .send()
         .await
         .unwrap();
-    assert!(om.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        om.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     assert!(om.text().await.unwrap().ends_with("# EOF\n"));
 
     // A resolved notification resolves the incident.
@@ -466,7 +474,10 @@ async fn every_state_changing_route_refuses_anonymous_and_viewer_callers() {
         let request = |token: Option<&str>| {
             let rb = match route.method {
                 "GET" => h.get(&path, token),
-                _ => h.post(&path, token).header("content-type", "application/json").body("{}"),
+                _ => h
+                    .post(&path, token)
+                    .header("content-type", "application/json")
+                    .body("{}"),
             };
             code(rb)
         };
@@ -474,7 +485,11 @@ async fn every_state_changing_route_refuses_anonymous_and_viewer_callers() {
         let what = format!("{} {} ({:?})", route.method, route.path, route.access);
         if route.method == "GET" {
             let open = route.access == euphrosyne::api::Access::Open;
-            assert_eq!(anonymous == StatusCode::UNAUTHORIZED, !open, "{what}: anonymous got {anonymous}");
+            assert_eq!(
+                anonymous == StatusCode::UNAUTHORIZED,
+                !open,
+                "{what}: anonymous got {anonymous}"
+            );
             assert_ne!(viewer, StatusCode::UNAUTHORIZED, "{what}: a viewer may read");
             continue;
         }
@@ -486,7 +501,10 @@ async fn every_state_changing_route_refuses_anonymous_and_viewer_callers() {
             );
         }
     }
-    assert_eq!(changing, 4, "webhook, the two chat callbacks and approvals change state");
+    assert_eq!(
+        changing, 4,
+        "webhook, the two chat callbacks and approvals change state"
+    );
 }
 
 #[tokio::test]

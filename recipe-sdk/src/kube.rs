@@ -4,43 +4,9 @@
 //! Objects are `serde_json::Value`s in the API server's JSON shape, so any field is reachable
 //! without a generated client: `pod["status"]["containerStatuses"][0]["restartCount"]`.
 
-use std::fmt;
-
 use serde_json::Value;
 
-use crate::RecipeError;
-
-/// Why a Kubernetes call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KubeError {
-    /// The verb is not granted to this recipe; the host recorded the denial.
-    Denied(String),
-    /// The object does not exist.
-    NotFound(String),
-    /// The API server refused or failed.
-    Api(String),
-    /// The request was malformed.
-    Invalid(String),
-}
-
-impl fmt::Display for KubeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KubeError::Denied(m) => write!(f, "kubernetes: denied: {m}"),
-            KubeError::NotFound(m) => write!(f, "kubernetes: not found: {m}"),
-            KubeError::Api(m) => write!(f, "kubernetes: API error: {m}"),
-            KubeError::Invalid(m) => write!(f, "kubernetes: invalid request: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for KubeError {}
-
-impl From<KubeError> for RecipeError {
-    fn from(e: KubeError) -> Self {
-        RecipeError::new(e.to_string())
-    }
-}
+pub use crate::wire::KubeError;
 
 #[cfg(target_arch = "wasm32")]
 fn lift(e: crate::bindings::kubernetes::KubeError) -> KubeError {

@@ -60,6 +60,7 @@ pub mod log;
 pub mod secrets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+mod wire;
 
 pub use types::*;
 

@@ -1,19 +1,6 @@
 //! Structured logging to the host. Lines land in the run's result (bounded, like stdout).
 
-/// Log levels, most to least verbose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Very detailed.
-    Trace,
-    /// Diagnostic.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something unexpected that the recipe handled.
-    Warn,
-    /// Something the recipe could not handle.
-    Error,
-}
+pub use crate::wire::Level;
 
 /// Log `message` at `level`.
 pub fn log(level: Level, message: &str) {

@@ -29,9 +29,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::http::{HttpError, Request, Response};
-use crate::kube::KubeError;
-use crate::log::Level;
+use crate::wire::{HttpError, KubeError, Level, Request, Response};
 use crate::{ActionRequest, Actor, Analysis, Debugger, Incident, Outcome, RecipeError};
 
 type Key = (String, String, Option<String>, String);

@@ -88,4 +88,3 @@ fn is_hop_header(name: &header::HeaderName) -> bool {
         "host" | "connection" | "content-length" | "transfer-encoding" | "keep-alive" | "upgrade" | "te" | "trailer"
     )
 }
-

@@ -167,7 +167,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> 
     })
 }
 
-pub(super) async fn approve(State(api): State<Arc<Api>>, caller: Option<axum::Extension<Caller>>, body: Bytes) -> Response {
+pub(super) async fn approve(
+    State(api): State<Arc<Api>>,
+    caller: Option<axum::Extension<Caller>>,
+    body: Bytes,
+) -> Response {
     // The guard lets no approver route through without a caller.
     let Some(axum::Extension(caller)) = caller else {
         return error(StatusCode::UNAUTHORIZED, "missing bearer token");
@@ -251,7 +255,9 @@ pub(super) async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> 
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let (kind, text) = r.metrics().render(&r.incidents_by_state(), r.queue_depth(), openmetrics);
+    let (kind, text) = r
+        .metrics()
+        .render(&r.incidents_by_state(), r.queue_depth(), openmetrics);
     ([(header::CONTENT_TYPE, kind)], text).into_response()
 }
 
@@ -279,4 +285,3 @@ pub(super) async fn readyz(State(api): State<Arc<Api>>) -> Response {
         )
     }
 }
-

@@ -28,15 +28,16 @@ use crate::reconciler::Caller;
 pub fn router(api: Arc<Api>) -> Router {
     let mut r = Router::new();
     for route in ROUTES {
-        let guarded = method_router(route.endpoint).route_layer(axum::middleware::from_fn_with_state(
-            (api.clone(), route.access),
-            guard,
-        ));
+        let guarded = method_router(route.endpoint)
+            .route_layer(axum::middleware::from_fn_with_state((api.clone(), route.access), guard));
         r = r.route(route.path, guarded);
     }
-    r.layer(axum::middleware::from_fn_with_state(api.clone(), forward::follow_leader))
-        .layer(DefaultBodyLimit::max(api.max_body_bytes))
-        .with_state(api)
+    r.layer(axum::middleware::from_fn_with_state(
+        api.clone(),
+        forward::follow_leader,
+    ))
+    .layer(DefaultBodyLimit::max(api.max_body_bytes))
+    .with_state(api)
 }
 
 /// The handler function behind `endpoint`.
@@ -142,4 +143,3 @@ mod tests {
         }
     }
 }
-

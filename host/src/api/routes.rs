@@ -241,4 +241,3 @@ pub const ROUTES: &[Route] = &[
         endpoint: Endpoint::Readyz,
     },
 ];
-

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Templates, send};
-use crate::config::SecretRef;
+use crate::access::SecretRef;
 use crate::incident::{ActionRun, IncidentRecord};
 use crate::notify::Notifier;
 
