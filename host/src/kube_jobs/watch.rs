@@ -1,0 +1,193 @@
+//! Watching the Jobs: a Job that fails, or whose pod cannot be scheduled, closes its run at once
+//! with the matching status — also a Job a previous leader started (an orphan result).
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PropagationPolicy};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use super::{Failures, RUN_LABEL};
+use crate::sandbox::{RunResult, RunStatus};
+
+/// Watch our Jobs (and their pods); when one fails, or its pod cannot be scheduled, tell its
+/// run why.
+///
+/// A failed Job nobody here waits for — started by a previous leader, or before this host
+/// restarted — is handed to `orphans` as its run's result, so the incident that owns it closes the
+/// run at once (a run already closed ignores it).
+pub(super) async fn watch_jobs(
+    client: kube::Client,
+    namespace: String,
+    failures: Failures,
+    orphans: tokio::sync::mpsc::UnboundedSender<RunResult>,
+) {
+    tokio::spawn(watch_unschedulable(client.clone(), namespace.clone(), failures.clone()));
+    let mut events = run_objects::<Job>(&client, &namespace);
+    // Failed Jobs already handled: a failed Job is seen again on every later change and every
+    // re-list, and is explained (a pod list) and reported once.
+    let mut handled: std::collections::HashSet<String> = Default::default();
+    while let Some(job) = events.next().await {
+        let Some(run_id) = label(&job.metadata, RUN_LABEL) else {
+            continue;
+        };
+        if handled.contains(&run_id) {
+            continue;
+        }
+        let failed = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+            .cloned();
+        let Some(condition) = failed else { continue };
+        if handled.len() >= 10_000 {
+            handled.clear(); // bounded; a Job seen again after this is reported again, and ignored
+        }
+        handled.insert(run_id.clone());
+        let waiter = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        let (status, message) = explain(&client, &namespace, &job, &condition).await;
+        tracing::warn!(run_id = ?run_id, message = ?message, "sandbox Job failed");
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send((status, message));
+            }
+            None => {
+                let recipe = label(&job.metadata, "euphrosyne.io/recipe").unwrap_or_default();
+                let mut result = RunResult::lost(&run_id, &recipe, "", message);
+                result.status = status;
+                let _ = orphans.send(result);
+            }
+        }
+    }
+}
+
+/// Our Jobs or pods in `namespace` (those labelled with a run id), as they change; the watch
+/// reconnects with backoff, logging why.
+fn run_objects<K>(client: &kube::Client, namespace: &str) -> futures::stream::BoxStream<'static, K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let namespace = namespace.to_string();
+    watcher(api, watcher::Config::default().labels(RUN_LABEL))
+        .default_backoff()
+        .applied_objects()
+        .filter_map(move |event| {
+            let out = match event {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    tracing::warn!(namespace = %namespace, "watching sandbox Jobs and pods: {e}; retrying");
+                    None
+                }
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
+/// One label of an object.
+fn label(meta: &kube::api::ObjectMeta, key: &str) -> Option<String> {
+    meta.labels.as_ref().and_then(|l| l.get(key)).cloned()
+}
+
+/// A sandbox pod the scheduler cannot place would sit pending until the Job's deadline: close
+/// its run at once and delete the Job instead.
+async fn watch_unschedulable(client: kube::Client, namespace: String, failures: Failures) {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let mut events = run_objects::<Pod>(&client, &namespace);
+    while let Some(pod) = events.next().await {
+        let unschedulable = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| {
+                c.iter().find(|c| {
+                    c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+                })
+            })
+            .cloned();
+        let Some(condition) = unschedulable else { continue };
+        let Some(run_id) = label(&pod.metadata, RUN_LABEL) else {
+            continue;
+        };
+        let Some(tx) = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) else {
+            continue;
+        };
+        let message = format!(
+            "the sandbox pod {} cannot be scheduled: {}",
+            pod.metadata.name.clone().unwrap_or_default(),
+            condition.message.unwrap_or_default()
+        );
+        tracing::warn!(run_id = ?run_id, message = ?message, "sandbox pod cannot be scheduled");
+        let _ = tx.send((RunStatus::TimedOut, message));
+        let dp = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        let _ = jobs.delete(&format!("euphrosyne-{run_id}"), &dp).await;
+    }
+}
+
+/// The status and message for a failed Job: past its deadline, its pod OOM-killed, or its
+/// pod failed with an exit code.
+async fn explain(
+    client: &kube::Client,
+    namespace: &str,
+    job: &Job,
+    condition: &k8s_openapi::api::batch::v1::JobCondition,
+) -> (RunStatus, String) {
+    let name = job.metadata.name.clone().unwrap_or_default();
+    if condition.reason.as_deref() == Some("DeadlineExceeded") {
+        let secs = job.spec.as_ref().and_then(|s| s.active_deadline_seconds).unwrap_or(0);
+        return (
+            RunStatus::TimedOut,
+            format!("the sandbox Job {name} ran past its activeDeadlineSeconds ({secs} s) and was stopped"),
+        );
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("job-name={name}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let terminated = list.iter().find_map(|p| {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find_map(|c| c.state.as_ref()?.terminated.clone())
+    });
+    match terminated {
+        Some(t) if t.reason.as_deref() == Some("OOMKilled") => (
+            RunStatus::LimitExceeded,
+            format!("the sandbox pod of Job {name} was OOM-killed (over its memory limit)"),
+        ),
+        Some(t) => (
+            RunStatus::Trapped,
+            format!(
+                "the sandbox pod of Job {name} failed with exit code {}{} without publishing a result",
+                t.exit_code,
+                t.message.map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+        ),
+        None => (
+            RunStatus::TimedOut,
+            format!(
+                "the sandbox Job {name} failed: {}",
+                condition
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| condition.reason.clone().unwrap_or_default())
+            ),
+        ),
+    }
+}
