@@ -214,38 +214,8 @@ impl Slack {
         headers: &HeaderMap,
         body: &[u8],
     ) -> (StatusCode, String) {
-        let ts = headers
-            .get("x-slack-request-timestamp")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let sig = headers
-            .get("x-slack-signature")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let Ok(when) = ts.parse::<i64>() else {
-            return (StatusCode::UNAUTHORIZED, "missing X-Slack-Request-Timestamp".into());
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        if (now - when).abs() > MAX_SKEW_SECS {
-            return (
-                StatusCode::UNAUTHORIZED,
-                "X-Slack-Request-Timestamp is more than 5 minutes off; refused".into(),
-            );
-        }
-        let mut base = format!("v0:{ts}:").into_bytes();
-        base.extend_from_slice(body);
-        let expected = format!("v0={}", super::hmac_sha256_hex(self.signing_secret.as_bytes(), &base));
-        if !same(sig.as_bytes(), expected.as_bytes()) {
-            return (StatusCode::UNAUTHORIZED, "bad or missing X-Slack-Signature".into());
-        }
-        if !self.replays.first(sig) {
-            return (
-                StatusCode::CONFLICT,
-                "this request was already handled; replay refused".into(),
-            );
+        if let Err(refused) = self.verify(headers, body) {
+            return refused;
         }
         let (user, action_id, incident, suggestion) = match parse_callback(body) {
             Err(e) => return (StatusCode::BAD_REQUEST, e),
@@ -261,27 +231,16 @@ impl Slack {
             Ok(e) => e,
             Err(e) => return (StatusCode::BAD_GATEWAY, e),
         };
-        let this = self.clone();
         if !self.cfg.approvers.allows(&email) {
             let msg = format!("{email} is not on the Slack approver allow-list");
             approvals.note(&incident, "action-refused", &msg, Some(email.clone()), "slack");
-            let (inc, line) = (incident.clone(), format!(":no_entry: {msg}; nothing was run."));
-            tokio::spawn(async move { this.annotate(&inc, line).await });
+            self.annotate_later(&incident, format!(":no_entry: {msg}; nothing was run."));
             return (StatusCode::FORBIDDEN, msg);
         }
         if action_id == "reject" {
-            approvals.note(
-                &incident,
-                "rejected",
-                "the suggested actions were rejected",
-                Some(email.clone()),
-                "slack",
-            );
-            let (inc, line) = (
-                incident.clone(),
-                format!(":x: rejected by {email}; no action will run."),
-            );
-            tokio::spawn(async move { this.annotate(&inc, line).await });
+            let what = "the suggested actions were rejected";
+            approvals.note(&incident, "rejected", what, Some(email.clone()), "slack");
+            self.annotate_later(&incident, format!(":x: rejected by {email}; no action will run."));
             return (StatusCode::OK, "rejected".into());
         }
         let caller = Caller {
@@ -289,20 +248,62 @@ impl Slack {
             role: Role::Approver,
             channel: "slack".into(),
         };
-        match approvals.approve(
-            Approval {
-                incident: incident.clone(),
-                action: suggestion,
-                params: None,
-                approver: email.clone(),
-            },
-            &caller,
-        ) {
+        let approval = Approval {
+            incident,
+            action: suggestion,
+            params: None,
+            approver: email,
+        };
+        match approvals.approve(approval, &caller) {
             // The reconciler tells this thread "approved", then the outcome, in that order.
             Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
             Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
             Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         }
+    }
+
+    /// The request is Slack's: a fresh timestamp, a valid `v0` signature, not seen before.
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), (StatusCode, String)> {
+        let ts = headers
+            .get("x-slack-request-timestamp")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let sig = headers
+            .get("x-slack-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Ok(when) = ts.parse::<i64>() else {
+            return Err((StatusCode::UNAUTHORIZED, "missing X-Slack-Request-Timestamp".into()));
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if (now - when).abs() > MAX_SKEW_SECS {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "X-Slack-Request-Timestamp is more than 5 minutes off; refused".into(),
+            ));
+        }
+        let mut base = format!("v0:{ts}:").into_bytes();
+        base.extend_from_slice(body);
+        let expected = format!("v0={}", super::hmac_sha256_hex(self.signing_secret.as_bytes(), &base));
+        if !same(sig.as_bytes(), expected.as_bytes()) {
+            return Err((StatusCode::UNAUTHORIZED, "bad or missing X-Slack-Signature".into()));
+        }
+        if !self.replays.first(sig) {
+            return Err((
+                StatusCode::CONFLICT,
+                "this request was already handled; replay refused".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Add `line` under the incident's message, in the background.
+    fn annotate_later(self: &Arc<Self>, incident: &str, line: String) {
+        let (this, incident) = (self.clone(), incident.to_string());
+        tokio::spawn(async move { this.annotate(&incident, line).await });
     }
 }
 

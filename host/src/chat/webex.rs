@@ -230,10 +230,8 @@ impl Webex {
             .get("x-spark-signature")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !same(
-            sig.as_bytes(),
-            super::hmac_sha1_hex(self.secret.as_bytes(), body).as_bytes(),
-        ) {
+        let expected = super::hmac_sha1_hex(self.secret.as_bytes(), body);
+        if !same(sig.as_bytes(), expected.as_bytes()) {
             return (StatusCode::UNAUTHORIZED, "bad or missing X-Spark-Signature".into());
         }
         let action_id = match parse_callback(body) {
@@ -242,28 +240,13 @@ impl Webex {
             Ok(Callback::AttachmentAction(id)) => id,
         };
         if !self.replays.first(&action_id) {
-            return (
-                StatusCode::CONFLICT,
-                format!("attachment action {action_id} was already handled; replay refused"),
-            );
+            let msg = format!("attachment action {action_id} was already handled; replay refused");
+            return (StatusCode::CONFLICT, msg);
         }
-        let action: AttachmentAction = match self
-            .get_json(&format!("/attachment/actions/{action_id}"))
-            .await
-            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
-        {
-            Ok(a) => a,
-            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fetching the attachment action: {e}")),
+        let (action, email) = match self.click(&action_id).await {
+            Ok(click) => click,
+            Err(e) => return (StatusCode::BAD_GATEWAY, e),
         };
-        let person: Person = match self
-            .get_json(&format!("/people/{}", action.person_id))
-            .await
-            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
-        {
-            Ok(p) => p,
-            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fetching the person: {e}")),
-        };
-        let email = person.emails.first().cloned().unwrap_or_default();
         let incident = action.inputs["incident"].as_str().unwrap_or_default().to_string();
         if incident.is_empty() {
             return (StatusCode::BAD_REQUEST, "the card's inputs carry no incident".into());
@@ -280,57 +263,82 @@ impl Webex {
             return (StatusCode::FORBIDDEN, msg);
         }
         match action.inputs["decision"].as_str() {
-            Some("reject") => {
-                approvals.note(
-                    &incident,
-                    "rejected",
-                    "the suggested actions were rejected",
-                    Some(email.clone()),
-                    "webex",
-                );
-                let edit = json!({ "roomId": self.cfg.room_id, "markdown": format!("Incident {incident}: **rejected** by {email}; no action will run.") });
-                let r = send(
-                    || {
-                        self.http
-                            .put(self.url(&format!("/messages/{}", action.message_id)))
-                            .bearer_auth(&self.token)
-                            .json(&edit)
-                    },
-                    4,
-                    "PUT /messages",
-                )
-                .await;
-                if let Err(e) = r {
-                    tracing::warn!(incident_id = %incident, "could not edit the Webex card: {e}");
-                }
-                (StatusCode::OK, "rejected".into())
-            }
+            Some("reject") => self.reject(approvals, &incident, &email, &action.message_id).await,
             Some("approve") => {
                 let suggestion = action.inputs["suggestion"].as_str().unwrap_or_default().to_string();
-                let caller = Caller {
-                    token: "webex".into(),
-                    role: Role::Approver,
-                    channel: "webex".into(),
-                };
-                match approvals.approve(
-                    Approval {
-                        incident: incident.clone(),
-                        action: suggestion,
-                        params: None,
-                        approver: email.clone(),
-                    },
-                    &caller,
-                ) {
-                    // The reconciler replies "approved", then the outcome, in that order.
-                    Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
-                    Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
-                    Err(e) => {
-                        let _ = self.reply(&incident, &format!("⚠️ {e}")).await;
-                        (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-                    }
-                }
+                self.approve(approvals, incident, suggestion, email).await
             }
             _ => (StatusCode::BAD_REQUEST, "the card's inputs carry no decision".into()),
+        }
+    }
+
+    /// The attachment action behind a click, and the email of the person who clicked.
+    async fn click(&self, action_id: &str) -> Result<(AttachmentAction, String), String> {
+        let action: AttachmentAction = self
+            .get_json(&format!("/attachment/actions/{action_id}"))
+            .await
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+            .map_err(|e| format!("fetching the attachment action: {e}"))?;
+        let person: Person = self
+            .get_json(&format!("/people/{}", action.person_id))
+            .await
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+            .map_err(|e| format!("fetching the person: {e}"))?;
+        let email = person.emails.first().cloned().unwrap_or_default();
+        Ok((action, email))
+    }
+
+    /// Record the rejection and edit the card to say so.
+    async fn reject(
+        &self,
+        approvals: &dyn Approvals,
+        incident: &str,
+        email: &str,
+        message: &str,
+    ) -> (StatusCode, String) {
+        let what = "the suggested actions were rejected";
+        approvals.note(incident, "rejected", what, Some(email.to_string()), "webex");
+        let markdown = format!("Incident {incident}: **rejected** by {email}; no action will run.");
+        let edit = json!({ "roomId": self.cfg.room_id, "markdown": markdown });
+        let put = || {
+            self.http
+                .put(self.url(&format!("/messages/{message}")))
+                .bearer_auth(&self.token)
+                .json(&edit)
+        };
+        if let Err(e) = send(put, 4, "PUT /messages").await {
+            tracing::warn!(incident_id = %incident, "could not edit the Webex card: {e}");
+        }
+        (StatusCode::OK, "rejected".into())
+    }
+
+    /// Approve the clicked suggestion; a refusal is replied in the thread.
+    async fn approve(
+        &self,
+        approvals: &dyn Approvals,
+        incident: String,
+        suggestion: String,
+        email: String,
+    ) -> (StatusCode, String) {
+        let caller = Caller {
+            token: "webex".into(),
+            role: Role::Approver,
+            channel: "webex".into(),
+        };
+        let approval = Approval {
+            incident: incident.clone(),
+            action: suggestion,
+            params: None,
+            approver: email,
+        };
+        match approvals.approve(approval, &caller) {
+            // The reconciler replies "approved", then the outcome, in that order.
+            Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
+            Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
+            Err(e) => {
+                let _ = self.reply(&incident, &format!("⚠️ {e}")).await;
+                (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
         }
     }
 }
