@@ -281,35 +281,7 @@ impl Executor for Subprocess {
             Ok(rx) => rx,
             Err(e) => return RunResult::closed(&job, RunStatus::TimedOut, e),
         };
-        let mut cmd = tokio::process::Command::new(&self.binary);
-        cmd.args(["sandbox", "--run", &job.run_id, "--prefix", &self.prefix, "--recipe"])
-            .arg(&file)
-            // Nothing of the host's environment but what this run needs; the URL may carry a
-            // password, so it goes in the environment, not on the command line.
-            .env_clear()
-            .env("EUPHROSYNE_REDIS_URL", &self.redis_url);
-        if let Some(ca) = std::env::var_os("EUPHROSYNE_REDIS_CA_FILE") {
-            cmd.env("EUPHROSYNE_REDIS_CA_FILE", ca);
-        }
-        if let Some(d) = &self.secrets_dir {
-            cmd.env("EUPHROSYNE_SECRETS_DIR", d);
-        }
-        if let Some(k) = &self.kubeconfig {
-            cmd.env("EUPHROSYNE_KUBECONFIG", k);
-            if let Some(accounts) = &self.impersonate {
-                cmd.env(
-                    "EUPHROSYNE_KUBE_IMPERSONATE",
-                    accounts.user_for(&job.capabilities.kubernetes),
-                );
-            }
-        }
-        cmd.env("EUPHROSYNE_KUBE_POLICY", &self.kube_policy);
-        for name in &job.capabilities.secrets {
-            let var = format!("EUPHROSYNE_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"));
-            if let Ok(v) = std::env::var(&var) {
-                cmd.env(var, v);
-            }
-        }
+        let mut cmd = self.command(&job, &file);
         let child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -354,5 +326,41 @@ impl Executor for Subprocess {
                 RunResult::closed(&job, RunStatus::TimedOut, format!("no result within {} s; the sandbox process was killed", budget.as_secs()))
             }
         }
+    }
+}
+
+impl Subprocess {
+    /// The `euphrosyne sandbox` command for `job`: nothing of the host's environment but what
+    /// this run needs (the Redis URL may carry a password, so it goes in the environment, not on
+    /// the command line), and only the secrets it is granted.
+    fn command(&self, job: &RunJob, file: &std::path::Path) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.args(["sandbox", "--run", &job.run_id, "--prefix", &self.prefix, "--recipe"])
+            .arg(file)
+            .env_clear()
+            .env("EUPHROSYNE_REDIS_URL", &self.redis_url);
+        if let Some(ca) = std::env::var_os("EUPHROSYNE_REDIS_CA_FILE") {
+            cmd.env("EUPHROSYNE_REDIS_CA_FILE", ca);
+        }
+        if let Some(d) = &self.secrets_dir {
+            cmd.env("EUPHROSYNE_SECRETS_DIR", d);
+        }
+        if let Some(k) = &self.kubeconfig {
+            cmd.env("EUPHROSYNE_KUBECONFIG", k);
+            if let Some(accounts) = &self.impersonate {
+                cmd.env(
+                    "EUPHROSYNE_KUBE_IMPERSONATE",
+                    accounts.user_for(&job.capabilities.kubernetes),
+                );
+            }
+        }
+        cmd.env("EUPHROSYNE_KUBE_POLICY", &self.kube_policy);
+        for name in &job.capabilities.secrets {
+            let var = format!("EUPHROSYNE_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"));
+            if let Ok(v) = std::env::var(&var) {
+                cmd.env(var, v);
+            }
+        }
+        cmd
     }
 }

@@ -95,43 +95,8 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(3));
     };
     let deadline = spec.deadline_unix_ms;
-    let text_like = matches!(
-        a.recipe.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    );
-    let bytes = if a.recipe.is_dir() {
-        euphrosyne::pack::read_mounted(&a.recipe)?
-    } else if text_like {
-        let text = std::fs::read_to_string(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?;
-        euphrosyne::pack::unpack(&text, &a.recipe.display().to_string())?.1
-    } else {
-        std::fs::read(&a.recipe).with_context(|| format!("reading {}", a.recipe.display()))?
-    };
-    let kube = match &a.kubeconfig {
-        Some(p) => {
-            let mut config = euphrosyne::capability::kube::config_from_kubeconfig(p)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            if let Some(user) = &a.impersonate {
-                config = euphrosyne::capability::kube::impersonating(config, user.clone());
-            }
-            Some(kube::Client::try_from(config).context("building the Kubernetes client")?)
-        }
-        None => euphrosyne::capability::kube::client_in_cluster(a.serviceaccount_dir.as_deref())
-            .await
-            .map_err(anyhow::Error::msg)?,
-    };
-    let kube_policy = match a.kube_policy.as_deref().filter(|p| !p.is_empty()) {
-        Some(json) => serde_json::from_str(json).context("EUPHROSYNE_KUBE_POLICY / --kube-policy is not a policy")?,
-        None => euphrosyne::manifest::KubePolicy::default(),
-    };
-    let sandbox = Sandbox::new(SandboxConfig {
-        pool_slots: 2,
-        kube: kube.map(euphrosyne::capability::kube::KubeClients::own),
-        kube_policy,
-        secrets: SecretStore::load(a.secrets_dir.as_deref())?,
-        ..Default::default()
-    })?;
+    let bytes = read_recipe(&a.recipe)?;
+    let sandbox = sandbox(&a).await?;
     // The sandbox verifies the bytes against the digest pinned in the input, first.
     let result = sandbox.run(&spec.job(bytes.into())).await;
     if result.status == RunStatus::DigestMismatch {
@@ -155,4 +120,50 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// The recipe's bytes: a mounted ConfigMap (directory), a packed ConfigMap file, or a component.
+fn read_recipe(recipe: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let text_like = matches!(
+        recipe.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    );
+    Ok(if recipe.is_dir() {
+        euphrosyne::pack::read_mounted(recipe)?
+    } else if text_like {
+        let text = std::fs::read_to_string(recipe).with_context(|| format!("reading {}", recipe.display()))?;
+        euphrosyne::pack::unpack(&text, &recipe.display().to_string())?.1
+    } else {
+        std::fs::read(recipe).with_context(|| format!("reading {}", recipe.display()))?
+    })
+}
+
+/// The sandbox for this run: its Kubernetes identity (a kubeconfig, impersonating, or the Job's
+/// mounted ServiceAccount) and the host's policy, and its secrets.
+async fn sandbox(a: &SandboxArgs) -> anyhow::Result<Sandbox> {
+    let kube = match &a.kubeconfig {
+        Some(p) => {
+            let mut config = euphrosyne::capability::kube::config_from_kubeconfig(p)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if let Some(user) = &a.impersonate {
+                config = euphrosyne::capability::kube::impersonating(config, user.clone());
+            }
+            Some(kube::Client::try_from(config).context("building the Kubernetes client")?)
+        }
+        None => euphrosyne::capability::kube::client_in_cluster(a.serviceaccount_dir.as_deref())
+            .await
+            .map_err(anyhow::Error::msg)?,
+    };
+    let kube_policy = match a.kube_policy.as_deref().filter(|p| !p.is_empty()) {
+        Some(json) => serde_json::from_str(json).context("EUPHROSYNE_KUBE_POLICY / --kube-policy is not a policy")?,
+        None => euphrosyne::manifest::KubePolicy::default(),
+    };
+    Ok(Sandbox::new(SandboxConfig {
+        pool_slots: 2,
+        kube: kube.map(euphrosyne::capability::kube::KubeClients::own),
+        kube_policy,
+        secrets: SecretStore::load(a.secrets_dir.as_deref())?,
+        ..Default::default()
+    })?)
 }

@@ -29,33 +29,7 @@ pub fn job_spec(
     });
     let grants = &job.capabilities.kubernetes;
     let service_account = (!grants.is_empty()).then(|| config.recipe_accounts().names.for_grants(grants).clone());
-    let mut env = vec![
-        json!({"name": "EUPHROSYNE_REDIS_URL",
-            "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}}),
-        // The sandbox enforces the host's policy over Kubernetes grants too.
-        json!({"name": "EUPHROSYNE_KUBE_POLICY",
-            "value": serde_json::to_string(&config.policy()).unwrap_or_default()}),
-    ];
-    let mut mounts = vec![
-        json!({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": true}),
-        json!({"name": "tmp", "mountPath": "/tmp"}),
-    ];
-    let mut volumes = vec![
-        json!({"name": "recipe", "configMap": {"name": configmap}}),
-        json!({"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}),
-    ];
-    if !job.capabilities.secrets.is_empty() {
-        // One Kubernetes Secret per recipe secret, same name, key `value`; only the granted ones.
-        let sources: Vec<_> = job
-            .capabilities
-            .secrets
-            .iter()
-            .map(|s| json!({"secret": {"name": s, "items": [{"key": "value", "path": s}]}}))
-            .collect();
-        volumes.push(json!({"name": "secrets", "projected": {"sources": sources, "defaultMode": 0o400}}));
-        mounts.push(json!({"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": true}));
-        env.push(json!({"name": "EUPHROSYNE_SECRETS_DIR", "value": SECRETS_MOUNT}));
-    }
+    let (env, mounts, volumes) = wiring(config, job, configmap);
     let memory = job.limits.memory_mib + config.process_overhead_mib;
     let deadline = job.limits.timeout_ms.div_ceil(1000) as i64 + config.start_slack_seconds;
     let mut pod = json!({
@@ -103,4 +77,42 @@ pub fn job_spec(
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }))
+}
+
+/// The container's environment, its mounts and the pod's volumes: the Redis URL from its
+/// Secret, the host's Kubernetes policy, the recipe's ConfigMap, a small `/tmp`, and only the
+/// Secrets the recipe is granted.
+fn wiring(
+    config: &KubeConfig,
+    job: &RunJob,
+    configmap: &str,
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let mut env = vec![
+        json!({"name": "EUPHROSYNE_REDIS_URL",
+            "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}}),
+        // The sandbox enforces the host's policy over Kubernetes grants too.
+        json!({"name": "EUPHROSYNE_KUBE_POLICY",
+            "value": serde_json::to_string(&config.policy()).unwrap_or_default()}),
+    ];
+    let mut mounts = vec![
+        json!({"name": "recipe", "mountPath": RECIPE_MOUNT, "readOnly": true}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "recipe", "configMap": {"name": configmap}}),
+        json!({"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}),
+    ];
+    if !job.capabilities.secrets.is_empty() {
+        // One Kubernetes Secret per recipe secret, same name, key `value`; only the granted ones.
+        let sources: Vec<_> = job
+            .capabilities
+            .secrets
+            .iter()
+            .map(|s| json!({"secret": {"name": s, "items": [{"key": "value", "path": s}]}}))
+            .collect();
+        volumes.push(json!({"name": "secrets", "projected": {"sources": sources, "defaultMode": 0o400}}));
+        mounts.push(json!({"name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": true}));
+        env.push(json!({"name": "EUPHROSYNE_SECRETS_DIR", "value": SECRETS_MOUNT}));
+    }
+    (env, mounts, volumes)
 }
