@@ -2,16 +2,16 @@
 //! (`EUPHROSYNE_BENCH_REDIS`). Part of `scripts/bench-bus`, which puts `redis-benchmark` PUBLISH on
 //! the same server beside it as the ceiling.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::pct;
 use euphrosyne::bus::Bus;
 use euphrosyne::sandbox::{RunInput, RunJob, RunResult, RunStatus};
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn result(i: usize) -> RunResult {
     let incident =

@@ -2,9 +2,13 @@
 //! `/webhook` calls) to the notifier receiving the merged analysis. p50/p99 over sequential
 //! incidents. Part of `scripts/bench-host`.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "../tests/common/mod.rs"]
+mod common;
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::pct;
 use euphrosyne::config::{ServeConfig, TriggerPolicy};
 use euphrosyne::executor::{Executor, InProcess};
 use euphrosyne::incident::{ActionRun, IncidentRecord};
@@ -35,15 +39,9 @@ impl Notifier for Signal {
     }
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let target = std::env::var("CARGO_TARGET_DIR").expect("CARGO_TARGET_DIR");
-    let bytes =
-        std::fs::read(format!("{target}/wasm32-wasip2/recipe/hostile.wasm")).expect("build the test guests first");
+    let bytes = common::guest("hostile");
     let digest = euphrosyne::digest::Digest::of(&bytes);
     let recipes: Vec<Recipe> = (1..=5)
         .map(|i| {

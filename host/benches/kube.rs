@@ -10,14 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::cluster::{ControlPlane, NodeAgent};
 use common::host::{Host, alertmanager_body};
+use common::pct;
 use common::redis::RedisServer;
 use serde_json::json;
 
 const NS: &str = "euphrosyne";
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)

@@ -4,30 +4,19 @@
 //!
 //! Run: `scripts/bench-sandbox` (builds the components, then `cargo bench -p euphrosyne --bench sandbox`).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pct;
 use euphrosyne::digest::Digest;
 use euphrosyne::manifest::{Capabilities, Limits, Manifest};
 use euphrosyne::sandbox::{RunInput, RunJob, RunStatus, Sandbox, SandboxConfig};
-
-fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn target() -> std::path::PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|_| repo().join("target"))
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
@@ -59,7 +48,7 @@ async fn main() {
     println!("|---|---|---|---|");
     let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
     for name in names {
-        let dir = repo().join("recipes").join(name);
+        let dir = common::repo().join("recipes").join(name);
         let m = Manifest::from_toml(&std::fs::read_to_string(dir.join("recipe.toml")).unwrap(), name).unwrap();
         let bytes: Arc<[u8]> = std::fs::read(dir.join(format!("{name}.wasm")))
             .expect("build the recipes first")
@@ -103,7 +92,7 @@ async fn main() {
     }
 
     // Warm: the trivial debugger (hostile guest, mode ok), compiled once.
-    let path = target().join("wasm32-wasip2/recipe/hostile.wasm");
+    let path = common::target_dir().join("wasm32-wasip2/recipe/hostile.wasm");
     let bytes: Arc<[u8]> = std::fs::read(&path).expect("build the test guests first").into();
     let job = RunJob {
         run_id: "bench".into(),

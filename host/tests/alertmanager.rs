@@ -140,14 +140,10 @@ async fn a_real_alertmanager_drives_the_whole_loop() {
     );
     assert_eq!(inc["analysis"]["actions"][0]["action"], "open-ticket");
 
-    let r = host
-        .post("/api/actions", Some(APPROVER))
-        .json(&json!({"incident": id, "action": "open-ticket", "approver": "oncall@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
-    let action_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let (status, action_id) = host
+        .approve(APPROVER, json!({"incident": id, "action": "open-ticket", "approver": "oncall@example.com"}))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED);
     let action = host
         .wait_for(&format!("/api/actions/{action_id}"), |a| {
             a["status"] == "succeeded" || a["status"] == "failed"

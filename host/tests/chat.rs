@@ -541,3 +541,38 @@ async fn webex_webhook_registration_is_idempotent() {
         "https://euphrosyne.test/webhook/webex"
     );
 }
+
+/// Chat hears of an action in the order it happened: the "approved" line before the outcome,
+/// also when the outcome is known at once (no recipe implements the action) — two updates once
+/// raced and Slack could show "failed" above "approved".
+#[tokio::test]
+async fn slack_shows_approved_before_the_outcome_of_an_action_that_cannot_run() {
+    let w = world(SLACK).await;
+    let id = raise_incident(&w).await;
+    wait_calls(&w.emu, "POST", "/api/chat.postMessage", 1).await;
+    let r = w
+        .host
+        .post("/api/actions", Some(OPERATOR))
+        .json(&json!({"incident": id, "action": "rollback-deployment", "params": {"name": "web"}, "approver": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let updates = wait_calls(&w.emu, "POST", "/api/chat.update", 2).await;
+    let lines = |u: &common::chat::Call| -> Vec<String> {
+        u.body["blocks"]
+            .as_array()
+            .and_then(|b| b.last())
+            .and_then(|c| c["elements"].as_array())
+            .map(|e| e.iter().map(|l| l["text"].as_str().unwrap_or("").to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        lines(&updates[0])[0].contains("`rollback-deployment` approved by bob via api; it cannot run"),
+        "the first update is the approval: {:?}",
+        lines(&updates[0])
+    );
+    let last = lines(updates.last().unwrap());
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert!(last[1].contains("*failed*") && last[1].contains("no action recipe implements"), "{last:?}");
+}

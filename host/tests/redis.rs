@@ -59,12 +59,7 @@ async fn serve_with_redis_runs_recipes_as_sandbox_subprocesses() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let len: u64 = ::redis::cmd("XLEN")
-        .arg(bus.results_key())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(len, 2);
+    assert_eq!(common::redis::xlen(&redis.url(), &bus.results_key()).await, 2);
     let pending: Vec<::redis::Value> = ::redis::cmd("XPENDING")
         .arg(bus.results_key())
         .arg("hosts")

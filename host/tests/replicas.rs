@@ -147,15 +147,5 @@ async fn the_surviving_replica_finishes_what_the_killed_leader_started_and_nothi
     assert_eq!(jira.hits(), 1, "one ticket in all");
 
     // Three results in all went through the stream: the probe, the ticket, the slow run.
-    let mut conn = ::redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let len: u64 = ::redis::cmd("XLEN")
-        .arg("ha:results")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(len, 3);
+    assert_eq!(common::redis::xlen(&url, "ha:results").await, 3);
 }

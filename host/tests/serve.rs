@@ -131,12 +131,7 @@ async fn alert_to_analysis_to_approved_action_over_http() {
     // Status and metrics.
     let status = h.json("/api/status").await;
     assert_eq!(status["incidents"]["analyzed"], 1);
-    let names: Vec<&str> = status["recipes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = recipe_names(&status);
     assert_eq!(names, ["cordon-node", "http-probe", "open-ticket", "pod-crashloop"]);
     assert!(status["recipes"][1]["digest"].as_str().unwrap().starts_with("sha256:"));
     let metrics = h.get("/metrics", None).send().await.unwrap().text().await.unwrap();
@@ -326,9 +321,8 @@ async fn every_route_refuses_bad_input_clearly() {
     let (s, e) = err(approve(Some(APPROVER), cordon.clone()).await.unwrap()).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(e.contains("not suggested"), "{e}");
-    let r = approve(Some(OPERATOR), cordon.clone()).await.unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let cordon_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let (status, cordon_id) = h.approve(OPERATOR, cordon.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
     let a = h
         .wait_for(&format!("/api/actions/{cordon_id}"), |a| {
             a["status"] == "failed" || a["status"] == "succeeded"
@@ -635,12 +629,7 @@ async fn a_bad_recipe_is_reported_by_name_and_skipped() {
         &[],
     );
     let status = host.json("/api/status").await;
-    let names: Vec<&str> = status["recipes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names = recipe_names(&status);
     assert_eq!(names, ["cordon-node"]);
     let errors = status["recipe_errors"].as_array().unwrap();
     assert_eq!(errors.len(), 2, "{errors:#?}");

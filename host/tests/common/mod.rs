@@ -34,6 +34,11 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The `p` quantile (0–1) of `sorted` durations (the benches' p50 and p99).
+pub fn pct(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
 /// The `euphrosyne` binary built beside this test.
 pub fn euphrosyne_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_euphrosyne"))

@@ -158,3 +158,13 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// The length of stream `key` in the Redis at `url` (results published, acknowledged or not).
+pub async fn xlen(url: &str, key: &str) -> u64 {
+    let mut conn = ::redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    ::redis::cmd("XLEN").arg(key).query_async(&mut conn).await.unwrap()
+}
