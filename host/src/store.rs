@@ -1,6 +1,6 @@
 //! Where incidents and approved actions are kept beyond the reconciler's working set: the
 //! [`Store`] trait, with [`MemoryStore`] (embedded mode, tests) and [`RedisStore`] (the Redis
-//! mode), both held to the same contract by one test suite (`host/tests/store.rs`).
+//! mode), both held to the same contract by one test suite (`host/tests/suites/store.rs`, in the `redis` test binary).
 //!
 //! The reconciler keeps its open incidents in memory and writes behind to the store
 //! ([`spawn_write_behind`]): each change to an incident appends to its event log and bumps its

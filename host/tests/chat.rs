@@ -574,5 +574,8 @@ async fn slack_shows_approved_before_the_outcome_of_an_action_that_cannot_run() 
     );
     let last = lines(updates.last().unwrap());
     assert_eq!(last.len(), 2, "{last:?}");
-    assert!(last[1].contains("*failed*") && last[1].contains("no action recipe implements"), "{last:?}");
+    assert!(
+        last[1].contains("*failed*") && last[1].contains("no action recipe implements"),
+        "{last:?}"
+    );
 }

@@ -1,6 +1,10 @@
 //! The recipe author's path, as the README tells it: `recipe new` → `cargo test` → `recipe build`
 //! → `recipe run` → `recipe pack` → `recipe verify`, with the real binary and real cargo.
 
+/// A real Alertmanager driving the whole loop, in this binary (it is not rerun a year ahead:
+/// Alertmanager's Go runtime ignores libfaketime, as `cargo` in this suite hangs under it).
+#[path = "suites/alertmanager.rs"]
+mod alertmanager;
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,9 @@
 //! listened, redelivery after a crash, a tampered component, and Redis restarting mid-run.
 
 mod common;
+/// The store contract (memory and Redis) and lease fencing, in this binary: it needs Redis too.
+#[path = "suites/store.rs"]
+mod store;
 
 use std::process::Command;
 use std::sync::Arc;

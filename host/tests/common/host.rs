@@ -243,17 +243,24 @@ impl World {
 pub fn recipe_names(status: &serde_json::Value) -> Vec<String> {
     status["recipes"]
         .as_array()
-        .map(|r| r.iter().filter_map(|r| r["name"].as_str().map(str::to_string)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 impl Host {
     /// `POST /api/actions` with `body` and `token`: the status and the action id it answers.
-        pub async fn approve(&self, token: &str, body: serde_json::Value) -> (reqwest::StatusCode, String) {
+    pub async fn approve(&self, token: &str, body: serde_json::Value) -> (reqwest::StatusCode, String) {
         let r = self.post("/api/actions", Some(token)).json(&body).send().await.unwrap();
         let status = r.status();
         let v: serde_json::Value = r.json().await.unwrap();
-        let id = v["id"].as_str().unwrap_or_else(|| panic!("no action id in {v}")).to_string();
+        let id = v["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no action id in {v}"))
+            .to_string();
         (status, id)
     }
 }

@@ -2,12 +2,10 @@
 //! injected through Alertmanager's own API (`POST /api/v2/alerts`); Alertmanager groups them and
 //! calls the host's `/webhook` with bearer credentials, as configured in its `http_config`.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::host::*;
+use crate::common::host::*;
 use serde_json::{Value, json};
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
@@ -141,7 +139,10 @@ async fn a_real_alertmanager_drives_the_whole_loop() {
     assert_eq!(inc["analysis"]["actions"][0]["action"], "open-ticket");
 
     let (status, action_id) = host
-        .approve(APPROVER, json!({"incident": id, "action": "open-ticket", "approver": "oncall@example.com"}))
+        .approve(
+            APPROVER,
+            json!({"incident": id, "action": "open-ticket", "approver": "oncall@example.com"}),
+        )
         .await;
     assert_eq!(status, reqwest::StatusCode::ACCEPTED);
     let action = host

@@ -2,12 +2,10 @@
 //! and Redis (a real `redis-server`). Plus the fencing of Redis writes and action claims by the
 //! leader lease.
 
-mod common;
-
 use std::time::Duration;
 
-use common::ago;
-use common::redis::RedisServer;
+use crate::common::ago;
+use crate::common::redis::RedisServer;
 use euphrosyne::incident::{ActionRun, ActionStatus, IncidentRecord};
 use euphrosyne::lease::{Lease, LeaseError};
 use euphrosyne::store::{MemoryStore, RedisStore, Store, StoreError};
