@@ -1,19 +1,24 @@
 //! # Euphrosyne — an incident reconciler that runs WebAssembly recipes
 //!
-//! The host library. Its modules read as the flow of a run:
+//! The host library. Its modules read as the flow of an alert:
 //!
-//! - [`model`]: the data that crosses the recipe boundary (incident, analysis, action, outcome);
-//! - [`alert`]: Alertmanager / generic alert payloads into an [`model::Incident`];
+//! - [`api`]: the route table, its access guard and the handlers (`/webhook`, `/api/*`, `/metrics`);
+//! - [`reconciler`]: intake → book → trigger → analysis → approval → actions, with recovery and
+//!   the journal beside them — each stage's state owned by one type (see its module docs);
+//! - [`alert`], [`model`], [`incident`]: Alertmanager / generic payloads, the data that crosses the
+//!   recipe boundary, and an incident's record and event log;
+//! - [`catalog`], [`recipe`], [`pack`], [`registry`]: the recipes this host runs, as packed
+//!   ConfigMaps (files or cluster objects);
 //! - [`manifest`], [`matcher`], [`digest`]: what a recipe declares, which alerts select it, and
 //!   the sha256 it is pinned to;
-//! - [`recipe`], [`pack`]: recipes as packed ConfigMaps (files or cluster objects);
-//! - [`sandbox`]: verify → compile (cached) → instantiate → call under limits, one [`sandbox::RunResult`];
-//! - [`capability`]: each host interface a recipe may be granted, with its one grant check;
-//! - [`reconciler`], [`executor`]: alerts into incidents, runs fanned out to an executor — in
-//!   process, an `euphrosyne sandbox` subprocess, or a Kubernetes Job ([`kube_jobs`], recipes from
-//!   the ConfigMap [`registry`]) — results back through the Redis [`bus`];
+//! - [`executor`], [`sandbox`], [`capability`]: runs in process, as `euphrosyne sandbox`
+//!   subprocesses or Kubernetes Jobs ([`kube_jobs`]); verify → compile (cached) → instantiate →
+//!   call under limits, each host interface with its one grant check; results back through the
+//!   Redis [`bus`];
+//! - [`notify`], [`chat`]: analyses and outcomes to the log, Webex, Slack and webhooks;
 //! - [`store`], [`lease`]: incidents kept in memory or Redis, and several replicas on one Redis
-//!   (a fenced leader lease).
+//!   (a fenced leader lease);
+//! - leaves every layer may read: [`access`], [`bounded`], [`config`], [`metrics`].
 //!
 //! The `euphrosyne` binary (`serve`, `sandbox`, `recipe …`) is a thin layer over these.
 

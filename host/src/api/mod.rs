@@ -23,7 +23,7 @@ pub use self::routes::{Access, Endpoint, ROUTES, Route};
 use crate::access::Role;
 use crate::reconciler::Caller;
 
-/// The router: every route of [`ROUTES`] behind the access its entry declares (the [`guard`]
+/// The router: every route of [`ROUTES`] behind the access its entry declares (the `guard`
 /// layer), so no handler checks credentials by hand.
 pub fn router(api: Arc<Api>) -> Router {
     let mut r = Router::new();

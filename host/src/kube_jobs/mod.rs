@@ -18,112 +18,25 @@
 //!   the matching status instead of waiting for the incident deadline — also a Job started by
 //!   a previous leader (or before a restart): its failure reaches the incident as an orphan result.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, PropagationPolicy};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::capability::kube::{ByGrant, RecipeAccounts};
 use crate::catalog::Catalog;
 use crate::executor::{Executor, Subprocess};
-use crate::manifest::KubePolicy;
 use crate::sandbox::{RunJob, RunResult, RunStatus};
 
+mod config;
 mod spec;
 mod watch;
 
+pub use self::config::{KubeConfig, RECIPE_MOUNT, RUN_LABEL, SECRETS_MOUNT};
 pub use self::spec::job_spec;
-use self::watch::watch_jobs;
-
-/// Label carrying the run id on Jobs and pods.
-pub const RUN_LABEL: &str = "euphrosyne.io/run";
-/// Where a Job mounts the recipe's ConfigMap.
-pub const RECIPE_MOUNT: &str = "/var/run/euphrosyne/recipe";
-/// Where a Job mounts the recipe's granted Secrets (one file per secret name).
-pub const SECRETS_MOUNT: &str = "/var/run/euphrosyne/secrets";
-
-/// `[kube]` in the host's configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KubeConfig {
-    /// Namespace of the recipe ConfigMaps and their Jobs; empty = the host's own namespace (read
-    /// from its ServiceAccount in a pod), or `default`.
-    pub namespace: String,
-    /// The sandbox image: the host's own (`EUPHROSYNE_IMAGE` overrides).
-    pub image: String,
-    /// Secret (in the recipe namespace) whose key `url` is the Redis URL the Jobs publish to.
-    pub redis_secret: String,
-    /// ServiceAccount for recipes granted only reading verbs.
-    pub reader_service_account: String,
-    /// ServiceAccount for recipes granted patch/create/delete.
-    pub writer_service_account: String,
-    /// Recipes that run in the host's own engine instead of a Job.
-    pub in_process: Vec<String>,
-    /// Seconds a finished Job is kept (then the TTL controller deletes it and its pod).
-    pub ttl_seconds_after_finished: i32,
-    /// Seconds a Job may take to be scheduled and started, added to the recipe's timeout for
-    /// `activeDeadlineSeconds`.
-    pub start_slack_seconds: i64,
-    /// MiB added to the recipe's memory limit for the sandbox process itself.
-    pub process_overhead_mib: u64,
-    /// Runs outside a Job (in this process, or a sandbox subprocess) impersonate the recipe
-    /// ServiceAccounts above, so the API server bounds them as it bounds their Jobs. The host's
-    /// ServiceAccount needs `impersonate` on those two ServiceAccounts (manifests/rbac.yaml).
-    /// `false` lets them use the host's own identity: only for a cluster without RBAC.
-    pub impersonate: bool,
-    /// Recipes allowed `scope = "cluster"` in `capabilities.kubernetes`.
-    pub cluster_scope: Vec<String>,
-    /// Sensitive grants (`resource:verb`: `secrets:get`, `pods:create`, `jobs:create`, RBAC
-    /// kinds …) the host allows; any other is refused.
-    pub allow_sensitive: Vec<String>,
-}
-
-impl KubeConfig {
-    /// The recipe ServiceAccounts: their Jobs run as them, other runs impersonate them.
-    pub fn recipe_accounts(&self) -> RecipeAccounts {
-        RecipeAccounts {
-            namespace: self.namespace.clone(),
-            names: ByGrant {
-                reader: self.reader_service_account.clone(),
-                writer: self.writer_service_account.clone(),
-            },
-        }
-    }
-
-    /// The policy over recipes' Kubernetes grants.
-    pub fn policy(&self) -> KubePolicy {
-        KubePolicy {
-            cluster_scope: self.cluster_scope.clone(),
-            allow_sensitive: self.allow_sensitive.clone(),
-        }
-    }
-}
-
-impl Default for KubeConfig {
-    fn default() -> Self {
-        KubeConfig {
-            namespace: String::new(),
-            image: "euphrosyne:latest".into(),
-            redis_secret: "euphrosyne-redis".into(),
-            reader_service_account: "euphrosyne-recipe-reader".into(),
-            writer_service_account: "euphrosyne-recipe-writer".into(),
-            in_process: vec![],
-            ttl_seconds_after_finished: 600,
-            start_slack_seconds: 30,
-            process_overhead_mib: 96,
-            impersonate: true,
-            cluster_scope: KubePolicy::default().cluster_scope,
-            allow_sensitive: vec![],
-        }
-    }
-}
-
-type Failures = Arc<Mutex<HashMap<String, oneshot::Sender<(RunStatus, String)>>>>;
+use self::watch::{Failures, watch_jobs};
 
 /// Runs each job as a Kubernetes Job.
 pub struct KubeJobs {

@@ -5,7 +5,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::json;
 
-use super::{KubeConfig, RECIPE_MOUNT, RUN_LABEL, SECRETS_MOUNT};
+use super::config::{KubeConfig, RECIPE_MOUNT, RUN_LABEL, SECRETS_MOUNT};
 use crate::sandbox::{RunInput, RunJob};
 
 /// The Job for a run (see the module docs for what it holds).

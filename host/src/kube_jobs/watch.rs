@@ -8,8 +8,16 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::runtime::{WatchStreamExt, watcher};
 
-use super::{Failures, RUN_LABEL};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::config::RUN_LABEL;
 use crate::sandbox::{RunResult, RunStatus};
+
+/// Runs waiting for their Job, by run id: where to tell one that its Job failed, and why.
+pub(super) type Failures = Arc<Mutex<HashMap<String, oneshot::Sender<(RunStatus, String)>>>>;
 
 /// Watch our Jobs (and their pods); when one fails, or its pod cannot be scheduled, tell its
 /// run why.

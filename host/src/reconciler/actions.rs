@@ -16,15 +16,6 @@ use super::analysis::{run_id, run_job};
 use super::approval::{Approval, Approvals, ApproveError, Caller, Resolved, resolve};
 use super::book::IncidentBook;
 
-/// Several replicas: an action starts only once its id was claimed across them, fenced by the
-/// leader lease (see `crate::lease`).
-#[async_trait::async_trait]
-pub trait ActionFence: Send + Sync {
-    /// `Ok(true)` the first time `action` is claimed, `Ok(false)` after; `Err` when this
-    /// replica may not start it (no longer the leader, or the store is unreachable).
-    async fn claim(&self, action: &str) -> Result<bool, String>;
-}
-
 impl Approvals for Reconciler {
     fn approve(&self, req: Approval, caller: &Caller) -> Result<(ActionRun, bool), ApproveError> {
         let now = now_rfc3339();

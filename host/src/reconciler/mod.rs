@@ -18,6 +18,7 @@ mod actions;
 mod analysis;
 pub mod approval;
 pub mod book;
+mod fence;
 pub mod intake;
 pub mod journal;
 mod recovery;
@@ -34,9 +35,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use tokio_util::time::{DelayQueue, delay_queue};
 
-pub use self::actions::ActionFence;
 pub use self::approval::{Approval, Approvals, ApproveError, Caller};
 use self::book::IncidentBook;
+pub use self::fence::ActionFence;
 use self::intake::Intake;
 pub use self::intake::{Accepted, AlertBatch, IntakeError};
 use self::journal::Journal;

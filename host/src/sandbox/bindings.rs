@@ -20,7 +20,7 @@ pub mod debugger {
         world: "debugger",
         imports: { default: async | trappable },
         exports: { default: async },
-        with: { "euphrosyne:recipe": super::euphrosyne::recipe },
+        with: { "euphrosyne:recipe": crate::sandbox::bindings::euphrosyne::recipe },
     });
 }
 
@@ -31,7 +31,7 @@ pub mod actor {
         world: "actor",
         imports: { default: async | trappable },
         exports: { default: async },
-        with: { "euphrosyne:recipe": super::euphrosyne::recipe },
+        with: { "euphrosyne:recipe": crate::sandbox::bindings::euphrosyne::recipe },
     });
 }
 

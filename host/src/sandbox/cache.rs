@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
 use super::bindings;
+use super::config::CacheStats;
+use super::run::CacheUse;
 use super::state::RunState;
 use crate::bounded::Recent;
 use crate::digest::Digest;
@@ -46,20 +46,6 @@ impl Compiled {
             invalid: Some(why),
         }
     }
-}
-
-/// Hits, misses and evictions of the in-memory cache, and what it holds now (the `/metrics`
-/// series `euphrosyne_compile_cache_*`).
-#[derive(Debug, Default)]
-pub struct CacheStats {
-    /// Runs that found their component compiled.
-    pub hits: Counter,
-    /// Runs that compiled it (or loaded it from disk).
-    pub misses: Counter,
-    /// Components dropped to stay within the bound.
-    pub evictions: Counter,
-    /// Components kept now.
-    pub entries: Gauge,
 }
 
 /// Compiled components by digest, at most `cap` of them, the least recently used out first.
@@ -112,8 +98,7 @@ pub(super) fn compile(
     disk: Option<&DiskCache>,
     digest: &Digest,
     bytes: Arc<[u8]>,
-) -> (Compiled, super::CacheUse) {
-    use super::CacheUse;
+) -> (Compiled, CacheUse) {
     let (component, from) = match disk.and_then(|d| d.load(engine, digest)) {
         Some(c) => (Ok(c), CacheUse::Disk),
         None => (Component::new(engine, &bytes), CacheUse::Compiled),

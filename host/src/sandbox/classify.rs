@@ -4,9 +4,19 @@
 
 use wasmtime::Trap;
 
+use super::run::{RunJob, RunResult, RunStatus};
 use super::state::RunState;
-use super::{Done, MAX_MESSAGE_BYTES, RunJob, RunResult, RunStatus};
 use crate::capability::log::{LogLine, LogSink};
+use crate::model::{Analysis, Outcome};
+
+/// What a call returned: the guest's analysis or outcome.
+pub(super) enum Done {
+    Analysis(Analysis),
+    Outcome(Outcome),
+}
+
+/// Bytes of a failed run's message (a trap's text and the guest's panic line).
+const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// What the call returned: instantiate and run microseconds and the guest's result, a wasmtime
 /// error, or the wall-clock timeout.

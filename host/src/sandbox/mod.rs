@@ -21,6 +21,7 @@
 mod bindings;
 mod cache;
 mod classify;
+mod config;
 mod imports;
 mod limits;
 pub mod meter;
@@ -28,7 +29,6 @@ mod run;
 mod state;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,55 +38,16 @@ use wasmtime::{
     CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
 };
 
-pub use self::cache::{CacheStats, DiskCache};
+pub use self::cache::DiskCache;
 use self::cache::{Compiled, MemoryCache};
+use self::classify::Done;
+pub use self::config::{CacheStats, SandboxConfig};
 pub use self::meter::MeteredAlloc;
 pub use self::run::{CacheUse, RunInput, RunJob, RunResult, RunStatus, Timings};
 use self::state::RunState;
-use crate::capability::kube::KubeClients;
-use crate::capability::secrets::SecretStore;
 use crate::digest::Digest;
-use crate::manifest::{Kind, KubePolicy, Limits};
-use crate::model::{ActionRequest, Analysis, Incident, Outcome};
-
-/// Sandbox settings (the host's, not a recipe's).
-#[derive(Clone)]
-pub struct SandboxConfig {
-    /// On-disk compile cache; `None` keeps it in memory only.
-    pub cache_dir: Option<PathBuf>,
-    /// Instances the pooling allocator keeps slots for (concurrent runs).
-    pub pool_slots: u32,
-    /// Host directories under which manifests may grant read-only `dirs`. Empty: no dir grants.
-    pub dir_roots: Vec<PathBuf>,
-    /// Kubernetes clients for the kubernetes capability (`None`: calls fail with a clear error).
-    pub kube: Option<KubeClients>,
-    /// Which Kubernetes grants the host allows (cluster scope, sensitive resources).
-    pub kube_policy: KubePolicy,
-    /// Secret values.
-    pub secrets: SecretStore,
-    /// Runs of one recipe at the same time in this process; more wait for a turn.
-    pub max_runs_per_recipe: u32,
-    /// Compiled components kept in memory (the least recently used goes first).
-    pub memory_cache_entries: usize,
-    /// Where the memory cache counts hits, misses and evictions (shared with `/metrics`).
-    pub cache_stats: Arc<CacheStats>,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig {
-            cache_dir: None,
-            pool_slots: 128,
-            dir_roots: vec![],
-            kube: None,
-            kube_policy: KubePolicy::default(),
-            secrets: SecretStore::default(),
-            max_runs_per_recipe: 16,
-            memory_cache_entries: 128,
-            cache_stats: Arc::default(),
-        }
-    }
-}
+use crate::manifest::{Kind, Limits};
+use crate::model::{ActionRequest, Incident};
 
 /// The wasmtime engine, linker and compile cache shared by every run in this process.
 pub struct Sandbox {
@@ -368,14 +329,6 @@ impl<'a> Entry<'a> {
         }
     }
 }
-
-enum Done {
-    Analysis(Analysis),
-    Outcome(Outcome),
-}
-
-/// Bytes of a failed run's message (a trap's text and the guest's panic line).
-const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// How often the epoch advances; timeouts are enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -11,8 +11,9 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::config::SandboxConfig;
 use super::limits::Limiter;
-use super::{RunJob, SandboxConfig};
+use super::run::RunJob;
 use crate::capability::http::{EgressLimits, EgressPolicy};
 use crate::capability::kube::KubeAccess;
 use crate::capability::log::LogSink;
