@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -178,12 +180,12 @@ impl Subprocess {
 
     /// Results nobody in this process waits for (runs started before a restart), once.
     pub fn take_orphans(&self) -> Option<mpsc::UnboundedReceiver<RunResult>> {
-        self.orphans.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.orphans.lock().take()
     }
 
     /// Stop waiting for a run's result.
     pub fn forget(&self, run_id: &str) {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(run_id);
+        self.waiters.lock().remove(run_id);
     }
 
     /// The Redis key prefix.
@@ -206,10 +208,7 @@ impl Subprocess {
             tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
         }
         let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(job.run_id.clone(), tx);
+        self.waiters.lock().insert(job.run_id.clone(), tx);
         Ok(rx)
     }
 }
@@ -230,7 +229,7 @@ async fn collect(bus: Bus, consumer: String, waiters: Waiters, orphans: mpsc::Un
                 for d in batch {
                     match d.result {
                         Ok(result) => {
-                            let waiter = waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&result.run_id);
+                            let waiter = waiters.lock().remove(&result.run_id);
                             match waiter {
                                 Some(tx) => {
                                     let _ = tx.send(result);

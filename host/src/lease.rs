@@ -222,7 +222,7 @@ impl Lease {
 /// This replica's side of the lease: whether it leads, and (cached) who does.
 pub struct Replicas {
     lease: Lease,
-    token: std::sync::RwLock<Option<String>>,
+    token: parking_lot::RwLock<Option<String>>,
     cache: tokio::sync::Mutex<Option<(std::time::Instant, Option<Leader>)>>,
     claim_ttl: Duration,
     /// The client followers forward requests with.
@@ -260,12 +260,12 @@ impl Replicas {
 
     /// The fencing token, when this replica leads.
     pub fn token(&self) -> Option<String> {
-        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.token.read().clone()
     }
 
     /// This replica leads from now on, with `token`.
     pub fn set_leader(&self, token: &str) {
-        *self.token.write().unwrap_or_else(|e| e.into_inner()) = Some(token.into());
+        *self.token.write() = Some(token.into());
     }
 
     /// Who leads (looked up at most every 250 ms; `None` when nobody does or Redis is away).

@@ -30,7 +30,9 @@
 //! a replica that lost the lease cannot overwrite its successor's incidents.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
@@ -100,8 +102,8 @@ impl MemoryStore {
         }
     }
 
-    fn locked(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+    fn locked(&self) -> parking_lot::MutexGuard<'_, MemoryInner> {
+        let mut g = self.inner.lock();
         let now = Instant::now();
         g.incidents.retain(|_, (_, until)| *until > now);
         g.actions.retain(|_, (_, until)| *until > now);
@@ -206,7 +208,7 @@ impl RedisStore {
     /// Fence every later write with the leader lease's `token` (see [`crate::lease`]), whose
     /// lease lasts `lease_ttl`.
     pub fn fence_with(&self, token: &str, lease_ttl: Duration) {
-        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = (token.into(), lease_ttl);
+        *self.fence.lock() = (token.into(), lease_ttl);
     }
 
     fn key(&self, rest: &str) -> String {
@@ -236,7 +238,7 @@ impl RedisStore {
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn save(&self, incidents: &[IncidentRecord], actions: &[ActionRun]) -> Result<(), StoreError> {
-        let (fence, lease_ttl) = self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (fence, lease_ttl) = self.fence.lock().clone();
         let script = redis::Script::new(WRITE);
         let mut inv = script.key(self.key("leader"));
         inv.arg(&fence)

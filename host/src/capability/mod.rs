@@ -16,7 +16,9 @@ pub mod kube_grants;
 pub mod log;
 pub mod secrets;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// The denials of one run, shared between its capabilities.
 ///
@@ -44,7 +46,7 @@ impl Denials {
     /// Record a denial.
     pub fn record(&self, what: impl Into<String>) {
         let what = truncate(what.into(), Self::MAX_BYTES);
-        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list = self.0.lock();
         if list.kept.len() < Self::LOGGED {
             tracing::warn!(denial = ?what, "sandbox denied a recipe request");
         }
@@ -57,7 +59,7 @@ impl Denials {
 
     /// The denials kept, and a last line counting the ones dropped.
     pub fn list(&self) -> Vec<String> {
-        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let list = self.0.lock();
         let mut v = list.kept.clone();
         if list.dropped > 0 {
             v.push(format!("… and {} more denials", list.dropped));
@@ -74,7 +76,7 @@ pub struct LimitHit(Arc<Mutex<Option<String>>>);
 impl LimitHit {
     /// Record `what` unless a limit was recorded already.
     pub fn set(&self, what: String) {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.0.lock();
         if slot.is_none() {
             *slot = Some(what);
         }
@@ -82,7 +84,7 @@ impl LimitHit {
 
     /// The limit hit, if any.
     pub fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.lock().clone()
     }
 }
 

@@ -8,7 +8,9 @@
 //! and refused when the timestamp is more than 5 minutes off.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -195,7 +197,7 @@ impl Slack {
     /// Add a line under the incident's message and update it.
     async fn annotate(&self, incident: &str, line: String) -> Result<(), String> {
         let body = {
-            let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
+            let mut posted = self.posted.lock();
             let Some(p) = posted.get_mut(incident) else {
                 return Err(format!("no Slack message for incident {incident}"));
             };
@@ -335,10 +337,7 @@ impl Notifier for Slack {
             blocks,
             lines: vec![],
         };
-        self.posted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(rec.id.clone(), posted);
+        self.posted.lock().insert(rec.id.clone(), posted);
         Ok(())
     }
 

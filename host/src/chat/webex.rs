@@ -6,7 +6,9 @@
 //! /messages/{id}`, `GET /attachment/actions/{id}`, `GET /people/{id}`, `GET`/`POST /webhooks`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -149,12 +151,7 @@ impl Webex {
 
     /// Reply in the incident's thread.
     async fn reply(&self, incident: &str, markdown: &str) -> Result<(), String> {
-        let parent = self
-            .messages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(incident)
-            .cloned();
+        let parent = self.messages.lock().get(incident).cloned();
         let mut body = json!({ "roomId": self.cfg.room_id, "markdown": markdown });
         if let Some(p) = parent {
             body["parentId"] = json!(p);
@@ -253,7 +250,6 @@ impl Webex {
         }
         self.messages
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .entry(incident.clone())
             .or_insert(action.message_id.clone());
         if !self.cfg.approvers.allows(&email) {
@@ -355,10 +351,7 @@ impl Notifier for Webex {
         let id = msg["id"]
             .as_str()
             .ok_or("POST /messages: no message id in the answer")?;
-        self.messages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(rec.id.clone(), id.to_string());
+        self.messages.lock().insert(rec.id.clone(), id.to_string());
         Ok(())
     }
 

@@ -106,10 +106,7 @@ impl Executor for KubeJobs {
             Err(e) => return RunResult::closed(&job, RunStatus::TimedOut, e),
         };
         let (fail_tx, mut failed) = oneshot::channel();
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(job.run_id.clone(), fail_tx);
+        self.failures.lock().insert(job.run_id.clone(), fail_tx);
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.config.namespace);
         if let Err(e) = jobs.create(&PostParams::default(), &spec).await {
             self.forget(&job.run_id);
@@ -149,6 +146,6 @@ impl Executor for KubeJobs {
 impl KubeJobs {
     fn forget(&self, run_id: &str) {
         self.results.forget(run_id);
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(run_id);
+        self.failures.lock().remove(run_id);
     }
 }

@@ -9,7 +9,9 @@ use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::sync::oneshot;
 
@@ -54,7 +56,7 @@ pub(super) async fn watch_jobs(
             handled.clear(); // bounded; a Job seen again after this is reported again, and ignored
         }
         handled.insert(run_id.clone());
-        let waiter = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        let waiter = failures.lock().remove(&run_id);
         let (status, message) = explain(&client, &namespace, &job, &condition).await;
         tracing::warn!(run_id = ?run_id, message = ?message, "sandbox Job failed");
         match waiter {
@@ -126,7 +128,7 @@ async fn watch_unschedulable(client: kube::Client, namespace: String, failures: 
         let Some(run_id) = label(&pod.metadata, RUN_LABEL) else {
             continue;
         };
-        let Some(tx) = failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) else {
+        let Some(tx) = failures.lock().remove(&run_id) else {
             continue;
         };
         let message = format!(

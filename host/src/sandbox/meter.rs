@@ -38,6 +38,8 @@ const EMPTY: Slot = Slot {
     live: AtomicUsize::new(0),
 };
 static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+/// Free slots. `std`'s lock (not `parking_lot`, as elsewhere): it is taken outside allocation
+/// only (when a meter is made or dropped), and a poisoned list is still a list of free slots.
 static FREE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
