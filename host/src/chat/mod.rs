@@ -23,8 +23,10 @@ use parking_lot::Mutex;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 
+use crate::access::Role;
 use crate::bounded::Recent;
 use crate::incident::{ActionRun, IncidentRecord};
+use crate::reconciler::approval::{Approval, Approvals, ApproveError, Caller};
 
 /// Who may approve from chat: exact emails, or `@domain` for everyone at a domain.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -66,6 +68,37 @@ impl ReplayGuard {
     pub fn first(&self, id: &str) -> bool {
         self.seen.lock().first(id.to_string())
     }
+}
+
+/// A click on a chat card's Approve button: the same approval as `POST /api/actions`, by the
+/// person who clicked (`email`), with the approver role and the chat's name as token and
+/// channel. The status and message the chat's callback answers; `Err` is a refusal to show.
+pub fn approve_click(
+    approvals: &dyn Approvals,
+    chat: &str,
+    incident: String,
+    suggestion: String,
+    email: String,
+) -> Result<(http::StatusCode, String), ApproveError> {
+    let caller = Caller {
+        token: chat.into(),
+        role: Role::Approver,
+        channel: chat.into(),
+    };
+    let approval = Approval {
+        incident,
+        action: suggestion,
+        params: None,
+        approver: email,
+    };
+    // The reconciler tells the chat "approved", then the outcome, in that order.
+    Ok(match approvals.approve(approval, &caller)? {
+        (run, true) => (http::StatusCode::OK, format!("approved {}", run.id)),
+        (run, false) => (
+            http::StatusCode::OK,
+            format!("{} was already approved; it runs once", run.id),
+        ),
+    })
 }
 
 /// The line a chat thread gets when an action is approved (from any channel), escaped for

@@ -17,11 +17,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Approvers, ReplayGuard, Templates, approved_line, send};
+use crate::access::SecretRef;
 use crate::access::same;
-use crate::access::{Role, SecretRef};
 use crate::incident::{ActionRun, IncidentRecord};
 use crate::notify::Notifier;
-use crate::reconciler::approval::{Approval, Approvals, Caller};
+use crate::reconciler::approval::Approvals;
 
 /// `[slack]` configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -245,21 +245,8 @@ impl Slack {
             self.annotate_later(&incident, format!(":x: rejected by {email}; no action will run."));
             return (StatusCode::OK, "rejected".into());
         }
-        let caller = Caller {
-            token: "slack".into(),
-            role: Role::Approver,
-            channel: "slack".into(),
-        };
-        let approval = Approval {
-            incident,
-            action: suggestion,
-            params: None,
-            approver: email,
-        };
-        match approvals.approve(approval, &caller) {
-            // The reconciler tells this thread "approved", then the outcome, in that order.
-            Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
-            Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
+        match super::approve_click(approvals, "slack", incident, suggestion, email) {
+            Ok(answer) => answer,
             Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         }
     }

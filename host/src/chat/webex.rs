@@ -15,11 +15,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Approvers, ReplayGuard, Templates, approved_line, send};
+use crate::access::SecretRef;
 use crate::access::same;
-use crate::access::{Role, SecretRef};
 use crate::incident::{ActionRun, IncidentRecord};
 use crate::notify::Notifier;
-use crate::reconciler::approval::{Approval, Approvals, Caller};
+use crate::reconciler::approval::Approvals;
 
 /// `[webex]` configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -316,21 +316,8 @@ impl Webex {
         suggestion: String,
         email: String,
     ) -> (StatusCode, String) {
-        let caller = Caller {
-            token: "webex".into(),
-            role: Role::Approver,
-            channel: "webex".into(),
-        };
-        let approval = Approval {
-            incident: incident.clone(),
-            action: suggestion,
-            params: None,
-            approver: email,
-        };
-        match approvals.approve(approval, &caller) {
-            // The reconciler replies "approved", then the outcome, in that order.
-            Ok((run, true)) => (StatusCode::OK, format!("approved {}", run.id)),
-            Ok((run, false)) => (StatusCode::OK, format!("{} was already approved; it runs once", run.id)),
+        match super::approve_click(approvals, "webex", incident.clone(), suggestion, email) {
+            Ok(answer) => answer,
             Err(e) => {
                 let _ = self.reply(&incident, &format!("⚠️ {e}")).await;
                 (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
