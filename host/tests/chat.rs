@@ -320,6 +320,11 @@ async fn webex_429_is_honoured_and_5xx_is_retried_then_reported() {
                 .unwrap()
                 .iter()
                 .any(|e| e["kind"] == "notify-failed")
+                && v["incident"]["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["kind"] == "outcome-sent" && e["channel"] == "webex")
         })
         .await;
     let failed = v["incident"]["events"]
@@ -333,7 +338,9 @@ async fn webex_429_is_honoured_and_5xx_is_retried_then_reported() {
         failed["detail"].as_str().unwrap().contains("gave up after 4 attempts"),
         "{failed}"
     );
-    assert_eq!(w.emu.calls("POST", "/v1/messages").len(), 2 + 4);
+    // The analysis and a retried 429 (2), the "approved" reply given up after 4 attempts, then
+    // the outcome reply once Webex is back (1).
+    assert_eq!(w.emu.calls("POST", "/v1/messages").len(), 2 + 4 + 1);
 }
 
 const SLACK: &str = r#"[slack]
