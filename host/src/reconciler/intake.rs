@@ -51,6 +51,10 @@ pub enum IntakeError {
 /// One notification: the alert, when it started, and whether it fires (a resolve is news too).
 type Key = (String, String, bool);
 
+/// Notifications admitted but not yet remembered.
+#[derive(Debug, Default)]
+pub struct Seen(Vec<Key>);
+
 fn key(a: &Alert) -> Key {
     (
         a.fingerprint.clone(),
@@ -64,6 +68,8 @@ fn key(a: &Alert) -> Key {
 pub struct Admitted {
     /// What to queue.
     pub batch: Option<AlertBatch>,
+    /// The batch's notifications, to [`Intake::remember`] once it is queued.
+    pub seen: Seen,
     /// What to answer.
     pub accepted: Accepted,
     /// Alerts in the body.
@@ -129,21 +135,32 @@ impl Intake {
             accepted: fresh.len(),
             duplicates: total - fresh.len(),
         };
+        let seen = Seen(fresh.iter().map(key).collect());
         let batch = (!fresh.is_empty()).then_some(AlertBatch {
             group_key,
             source,
             alerts: fresh,
         });
-        Ok(Admitted { batch, accepted, total })
+        Ok(Admitted {
+            batch,
+            seen,
+            accepted,
+            total,
+        })
     }
 
-    /// These alerts were queued: their retries are duplicates from now on. (Only what was queued
-    /// counts as seen: a refused batch is retried, and accepted then.)
-    pub fn remember<'a>(&self, alerts: impl IntoIterator<Item = &'a Alert>) {
+    /// An admitted batch was queued: its retries are duplicates from now on. (Only what was
+    /// queued counts as seen: a refused batch is retried, and accepted then.)
+    pub fn remember(&self, admitted: Seen) {
         let mut seen = self.seen.lock();
-        for a in alerts {
-            seen.insert(key(a), ());
+        for k in admitted.0 {
+            seen.insert(k, ());
         }
+    }
+
+    /// Alerts a previous host accepted: their retries are duplicates here too.
+    pub fn remember_alerts<'a>(&self, alerts: impl IntoIterator<Item = &'a Alert>) {
+        self.remember(Seen(alerts.into_iter().map(key).collect()));
     }
 
     /// Is the host accepting alerts? (Not while shutting down, nor while Redis is away.)
@@ -196,7 +213,7 @@ mod tests {
         // Not remembered until queued: the same body again is accepted again.
         let again = i.admit(&body(&[("f1", "firing")]), "now").unwrap();
         assert_eq!(again.accepted.accepted, 1);
-        i.remember(a.batch.as_ref().unwrap().alerts.iter());
+        i.remember(a.seen);
         let retry = i.admit(&body(&[("f1", "firing"), ("f2", "firing")]), "now").unwrap();
         assert!(retry.batch.is_none());
         assert_eq!(
@@ -216,7 +233,7 @@ mod tests {
         let i = Intake::new(vec![], 2);
         for fp in ["a", "b", "c"] {
             let a = i.admit(&body(&[(fp, "firing")]), "now").unwrap();
-            i.remember(a.batch.unwrap().alerts.iter());
+            i.remember(a.seen);
         }
         assert_eq!(i.seen.lock().len(), 2);
         assert_eq!(

@@ -215,10 +215,9 @@ impl Reconciler {
             return Ok((admitted.accepted, None));
         };
         let (ingested, ingested_rx) = oneshot::channel();
-        let alerts = batch.alerts.clone();
         match self.queue.try_send(Msg::Alerts(batch, ingested)) {
             Ok(()) => {
-                self.intake.remember(&alerts);
+                self.intake.remember(admitted.seen);
                 Ok((admitted.accepted, Some(ingested_rx)))
             }
             Err(mpsc::error::TrySendError::Full(_)) => Err(IntakeError::QueueFull(self.settings.queue_capacity)),

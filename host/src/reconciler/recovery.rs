@@ -29,7 +29,7 @@ impl Reconciler {
                 windows.push((rec.id.clone(), after));
             }
             // Retries of alerts the previous host accepted are still duplicates here.
-            self.intake.remember(&rec.alerts);
+            self.intake.remember_alerts(&rec.alerts);
         }
         let mut running = Vec::new();
         for a in &mut actions {
@@ -50,8 +50,9 @@ impl Reconciler {
         if resume.is_empty() && running.is_empty() {
             return;
         }
+        // Not a tracked task: shutdown does not wait for a sweep (a successor sweeps again).
         if let Some(this) = self.this() {
-            self.spawn(async move { this.sweep(resume, running).await });
+            tokio::spawn(async move { this.sweep(resume, running).await });
         }
     }
 
