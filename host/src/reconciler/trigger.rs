@@ -95,6 +95,14 @@ impl Trigger {
         }
     }
 
+    /// The policy of an incident's group: the first route its alerts' common labels match.
+    fn policy_of(&self, rec: &IncidentRecord) -> TriggerPolicy {
+        if self.routes.is_empty() {
+            return self.default; // no labels to compute
+        }
+        self.policy_for(&crate::alert::common_labels(&rec.alerts))
+    }
+
     /// The policy of a group with these common labels.
     pub fn policy_for(&self, labels: &BTreeMap<String, String>) -> TriggerPolicy {
         self.routes
@@ -109,7 +117,7 @@ impl Trigger {
         if rec.state == IncidentState::Analyzing {
             return Decision::Busy;
         }
-        let policy = self.policy_for(&crate::alert::common_labels(&rec.alerts));
+        let policy = self.policy_of(rec);
         if rec.occurrences < policy.min_occurrences {
             return Decision::Wait {
                 have: rec.occurrences,
@@ -132,7 +140,7 @@ impl Trigger {
     /// After a restart: how long to wait before analysing `rec`, when it was collecting and
     /// due once its wait-for-more window passed (the window's timer died with the old host).
     pub fn resume(&self, rec: &IncidentRecord) -> Option<Duration> {
-        let policy = self.policy_for(&crate::alert::common_labels(&rec.alerts));
+        let policy = self.policy_of(rec);
         (rec.state == IncidentState::Collecting
             && rec.occurrences >= policy.min_occurrences
             && rec.alerts.iter().any(|a| a.status == AlertStatus::Firing))
