@@ -291,3 +291,52 @@ async fn compiled_components_are_cached_in_memory_and_on_disk() {
     let err = Sandbox::new(cfg()).err().expect("refused").to_string();
     assert!(err.contains("not writable by others"), "{err}");
 }
+
+/// The in-memory cache keeps at most `memory_cache_entries` components, the least recently used
+/// going first, and counts hits, misses and evictions where `/metrics` reads them.
+#[tokio::test]
+async fn the_memory_cache_is_bounded_least_recently_used_out() {
+    let stats = std::sync::Arc::new(euphrosyne::sandbox::CacheStats::default());
+    let sandbox = Sandbox::new(SandboxConfig {
+        memory_cache_entries: 2,
+        cache_stats: stats.clone(),
+        pool_slots: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let (http_probe, open_ticket, cordon) = (
+        bundled_job("http-probe", debug(&[("alertname", "EndpointDown")])),
+        bundled_job("open-ticket", act("open-ticket", serde_json::json!({"summary": "s"}))),
+        bundled_job("cordon-node", act("cordon-node", serde_json::json!({"node": "n"}))),
+    );
+    async fn cache(s: &Sandbox, j: &euphrosyne::sandbox::RunJob) -> CacheUse {
+        s.run(j).await.cache
+    }
+    assert_eq!(cache(&sandbox, &http_probe).await, CacheUse::Compiled);
+    assert_eq!(cache(&sandbox, &open_ticket).await, CacheUse::Compiled);
+    assert_eq!(
+        cache(&sandbox, &http_probe).await,
+        CacheUse::Memory,
+        "a hit makes it the most recent"
+    );
+    assert_eq!(
+        cache(&sandbox, &cordon).await,
+        CacheUse::Compiled,
+        "a third: open-ticket goes"
+    );
+    assert_eq!(cache(&sandbox, &http_probe).await, CacheUse::Memory);
+    assert_eq!(
+        cache(&sandbox, &open_ticket).await,
+        CacheUse::Compiled,
+        "evicted, so compiled again"
+    );
+    assert_eq!(
+        (
+            stats.hits.get(),
+            stats.misses.get(),
+            stats.evictions.get(),
+            stats.entries.get()
+        ),
+        (2, 4, 2, 2)
+    );
+}
