@@ -235,34 +235,31 @@ fn to_prometheus_text(openmetrics: &str) -> String {
         .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
         .collect();
     let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
-        match meta {
-            Some((p, rest)) if rest.split(' ').next().is_some_and(|n| counters.contains(n)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                out.push_str(&format!("{p}{name}_total {tail}"));
-            }
-            _ => match line.split_once("_bucket{le=\"") {
-                Some((family, rest)) => match rest.split_once("\",") {
-                    Some((le, after)) => match after.split_once('}') {
-                        Some((labels, value)) => {
-                            out.push_str(&format!("{family}_bucket{{{labels},le=\"{le}\"}}{value}"))
-                        }
-                        None => out.push_str(line),
-                    },
-                    None => out.push_str(line),
-                },
-                None => out.push_str(line),
-            },
-        }
+    for line in openmetrics.lines().filter(|l| *l != "# EOF") {
+        let line = counter_meta(line, &counters)
+            .or_else(|| le_last(line))
+            .unwrap_or_else(|| line.to_string());
+        out.push_str(&line);
         out.push('\n');
     }
     out
+}
+
+/// `# HELP name …` / `# TYPE name counter` of a counter family, named as its samples are.
+fn counter_meta(line: &str, counters: &std::collections::HashSet<&str>) -> Option<String> {
+    let (prefix, rest) = ["# HELP ", "# TYPE "]
+        .into_iter()
+        .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)))?;
+    let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+    counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+}
+
+/// A histogram bucket `x_bucket{le="v",labels} n` as `x_bucket{labels,le="v"} n`.
+fn le_last(line: &str) -> Option<String> {
+    let (family, rest) = line.split_once("_bucket{le=\"")?;
+    let (le, after) = rest.split_once("\",")?;
+    let (labels, value) = after.split_once('}')?;
+    Some(format!("{family}_bucket{{{labels},le=\"{le}\"}}{value}"))
 }
 
 #[cfg(test)]

@@ -79,19 +79,18 @@ pub(super) async fn webex_callback(State(api): State<Arc<Api>>, headers: HeaderM
     let Some(webex) = &api.webex else {
         return error(StatusCode::NOT_FOUND, "Webex is not configured on this host");
     };
-    let (code, msg) = webex.callback(&*api.reconciler, &headers, &body).await;
-    if code.is_success() {
-        (code, axum::Json(json!({ "result": msg }))).into_response()
-    } else {
-        error(code, msg)
-    }
+    chat_answer(webex.callback(&*api.reconciler, &headers, &body).await)
 }
 
 pub(super) async fn slack_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(slack) = &api.slack else {
         return error(StatusCode::NOT_FOUND, "Slack is not configured on this host");
     };
-    let (code, msg) = slack.callback(&*api.reconciler, &headers, &body).await;
+    chat_answer(slack.callback(&*api.reconciler, &headers, &body).await)
+}
+
+/// A chat callback's answer: `{"result"}` on success, the usual error body otherwise.
+fn chat_answer((code, msg): (StatusCode, String)) -> Response {
     if code.is_success() {
         (code, axum::Json(json!({ "result": msg }))).into_response()
     } else {

@@ -289,11 +289,6 @@ impl IncidentBook {
         self.incidents.values()
     }
 
-    /// Every action kept, to change (restore).
-    pub fn actions_mut(&mut self) -> impl Iterator<Item = &mut ActionRun> {
-        self.actions.values_mut()
-    }
-
     /// Incidents per state, every state listed.
     pub fn by_state(&self) -> BTreeMap<IncidentState, usize> {
         let mut out: BTreeMap<IncidentState, usize> = IncidentState::ALL.iter().map(|s| (*s, 0)).collect();

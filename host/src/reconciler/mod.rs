@@ -121,7 +121,7 @@ pub struct Reconciler {
 impl Reconciler {
     /// Build the reconciler over `catalog` and start its worker.
     pub fn start(
-        settings: Settings,
+        mut settings: Settings,
         catalog: Arc<Catalog>,
         executor: Arc<dyn Executor>,
         notifiers: Vec<Arc<dyn Notifier>>,
@@ -132,10 +132,12 @@ impl Reconciler {
         let book = Arc::new(Mutex::new(IncidentBook::new(settings.max_incidents)));
         // Remember cooldowns for this many groups: bounded memory under any traffic.
         let cooldowns = (4 * settings.max_incidents).max(1_000);
+        // The trigger owns the routes; the reconciler keeps the rest of its settings.
+        let routes = std::mem::take(&mut settings.routes);
         let r = Arc::new_cyclic(|me| Reconciler {
             me: me.clone(),
             intake: Intake::new(settings.group_by.clone(), settings.dedup_capacity),
-            trigger: Mutex::new(Trigger::new(settings.trigger, settings.routes.clone(), cooldowns)),
+            trigger: Mutex::new(Trigger::new(settings.trigger, routes, cooldowns)),
             breaker: Mutex::new(approval::Breaker::new(settings.breaker_max, settings.breaker_window)),
             journal: Arc::new(Journal::new(book.clone())),
             book,

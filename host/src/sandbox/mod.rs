@@ -123,11 +123,6 @@ impl Sandbox {
         &self.engine
     }
 
-    /// The memory cache's hits, misses and evictions.
-    pub fn cache_stats(&self) -> &CacheStats {
-        &self.config.cache_stats
-    }
-
     /// Forget compiled components (memory only), e.g. to measure cold starts.
     pub fn clear_memory_cache(&self) {
         self.compiled.clear();
