@@ -60,6 +60,8 @@ async fn main() {
                 action: m.actions[0].clone(),
                 parameters: serde_json::json!({"namespace": "shop", "name": "web", "node": "worker-1"}),
                 approved_by: "bench".into(),
+                dry_run: false,
+                preconditions: vec![],
             }),
         };
         let job = RunJob {

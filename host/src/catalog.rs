@@ -70,12 +70,22 @@ impl Catalog {
     }
 
     /// Replace everything at once (a reader sees the old catalog or the new one, never a mix).
+    /// Every action a debugger declares it may suggest and no actor implements is logged.
     pub fn replace(&self, recipes: Vec<Recipe>, errors: Vec<RecipeErrorInfo>, sources: HashMap<String, Registered>) {
+        for d in dangling(&recipes) {
+            tracing::warn!(action = %d.action, suggested_by = ?d.suggested_by, "no installed actor implements an action a debugger may suggest; its suggestions get no Approve button");
+        }
         *self.now.write() = Arc::new(Snapshot {
             recipes: Arc::new(recipes),
             errors,
             sources,
         });
+    }
+
+    /// The actions debuggers may suggest (their manifests' `suggests`) that no loaded actor
+    /// implements.
+    pub fn dangling(&self) -> Vec<Dangling> {
+        dangling(&self.snapshot().recipes)
     }
 
     /// The catalog as it is now.
@@ -112,5 +122,81 @@ impl Catalog {
             })
             .collect();
         (infos, s.errors.clone())
+    }
+}
+
+/// An action a debugger may suggest that no loaded actor implements (on `/api/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dangling {
+    /// The action name.
+    pub action: String,
+    /// The debuggers that declare they may suggest it.
+    pub suggested_by: Vec<String>,
+}
+
+/// Every action some debugger in `recipes` declares in `suggests` that no actor in `recipes`
+/// implements, in name order.
+pub fn dangling(recipes: &[Recipe]) -> Vec<Dangling> {
+    let mut out: Vec<Dangling> = Vec::new();
+    for r in recipes {
+        for action in &r.manifest.suggests {
+            if recipes.iter().any(|a| a.implements(action)) {
+                continue;
+            }
+            match out.iter_mut().find(|d| &d.action == action) {
+                Some(d) => d.suggested_by.push(r.name().to_string()),
+                None => out.push(Dangling {
+                    action: action.clone(),
+                    suggested_by: vec![r.name().to_string()],
+                }),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.action.cmp(&b.action));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::manifest::Manifest;
+
+    fn recipe(toml: &str) -> Recipe {
+        let bytes = toml.as_bytes().to_vec();
+        let text = format!("{toml}\ndigest = \"{}\"\n", Digest::of(&bytes));
+        Recipe::new(Manifest::from_toml(&text, "test").unwrap(), bytes, "test").unwrap()
+    }
+
+    #[test]
+    fn declared_suggestions_without_an_actor_are_dangling() {
+        let debug = |name: &str, suggests: &str| {
+            recipe(&format!(
+                "name = \"{name}\"\nkind = \"debug\"\nversion = \"1\"\nmatchers = ['alertname=\"X\"']\nsuggests = [{suggests}]"
+            ))
+        };
+        let actor =
+            recipe("name = \"restarter\"\nkind = \"action\"\nversion = \"1\"\nactions = [\"restart-workload\"]");
+        let recipes = vec![
+            debug("a", "\"restart-workload\", \"rollback-deployment\""),
+            debug("b", "\"rollback-deployment\", \"open-ticket\""),
+            actor,
+        ];
+        let d = dangling(&recipes);
+        assert_eq!(
+            d,
+            vec![
+                Dangling {
+                    action: "open-ticket".into(),
+                    suggested_by: vec!["b".into()]
+                },
+                Dangling {
+                    action: "rollback-deployment".into(),
+                    suggested_by: vec!["a".into(), "b".into()]
+                },
+            ]
+        );
+        let catalog = Catalog::new(recipes, vec![]);
+        assert_eq!(catalog.dangling().len(), 2);
     }
 }

@@ -53,8 +53,12 @@ pub mod store;
 #[global_allocator]
 static ALLOCATOR: sandbox::MeteredAlloc = sandbox::MeteredAlloc;
 
-/// The WIT package version this host speaks (`euphrosyne:recipe@0.1.0`).
-pub const WIT_VERSION: &str = "0.1.0";
+/// The WIT package version this host speaks (`euphrosyne:recipe@0.2.0`); it also runs
+/// components built against [`WIT_VERSIONS`]' older entries unchanged.
+pub const WIT_VERSION: &str = "0.2.0";
+
+/// Every WIT package version this host links, newest first.
+pub const WIT_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// Errors of the host library. Each message says what was wrong and what to do.
 #[derive(Debug, thiserror::Error)]

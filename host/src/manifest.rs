@@ -140,6 +140,10 @@ pub struct Manifest {
     /// Actors: the action names they implement.
     #[serde(default)]
     pub actions: Vec<String>,
+    /// Debuggers: the action names they may suggest. The registry reports every one no
+    /// installed actor implements, and an analysis marks such a suggestion "no actor installed".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggests: Vec<String>,
     /// Grants.
     #[serde(default)]
     pub capabilities: Capabilities,
@@ -227,10 +231,13 @@ impl Manifest {
             Kind::Action if !self.matchers.is_empty() => {
                 return Err("`matchers` is for debug recipes; action recipes run only when approved".into());
             }
+            Kind::Action if !self.suggests.is_empty() => {
+                return Err("`suggests` is for debug recipes: the actions their analyses may suggest".into());
+            }
             _ => {}
         }
         Matchers::parse(&self.matchers).map_err(|e| e.to_string())?;
-        for a in &self.actions {
+        for a in self.actions.iter().chain(&self.suggests) {
             if !is_dns_label(a) {
                 return Err(format!("action name `{a}` must be a DNS-1123 label"));
             }

@@ -6,7 +6,7 @@
 //! `euphrosyne_alerts_deduplicated_total`, `euphrosyne_alerts_rejected_total{reason}`,
 //! `euphrosyne_incidents{state}`, `euphrosyne_queue_depth`, `euphrosyne_runs_in_flight`,
 //! `euphrosyne_runs_total{recipe,status}`, `euphrosyne_run_duration_seconds{recipe}` (histogram),
-//! `euphrosyne_actions_total{action,status}`, and the in-process compile cache's
+//! `euphrosyne_actions_total{action,status}`, `euphrosyne_preview_duration_seconds{action}`, and the in-process compile cache's
 //! `euphrosyne_compile_cache_{hits,misses,evictions}_total` and `euphrosyne_compile_cache_entries`.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,6 +46,11 @@ struct ActionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: String,
 }
@@ -61,6 +66,7 @@ pub struct Metrics {
     runs: Family<RunLabels, Counter>,
     durations: Durations,
     actions: Family<ActionLabels, Counter>,
+    previews: Family<ActionLabel, Histogram, fn() -> Histogram>,
     runs_in_flight: Gauge,
     incidents: Family<StateLabel, Gauge>,
     queue_depth: Gauge,
@@ -77,6 +83,7 @@ impl Default for Metrics {
             runs: Family::default(),
             durations: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
             actions: Family::default(),
+            previews: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
             runs_in_flight: Gauge::default(),
             incidents: Family::default(),
             queue_depth: Gauge::default(),
@@ -109,6 +116,11 @@ impl Default for Metrics {
             "actions",
             "Approved actions by action and final status",
             m.actions.clone(),
+        );
+        r.register(
+            "preview_duration_seconds",
+            "Action previews (dry runs): suggested to diff ready, by action",
+            m.previews.clone(),
         );
         let c = &m.compile_cache;
         let cache = "In-process compiled-component cache";
@@ -191,6 +203,12 @@ impl Metrics {
             status: status.into(),
         };
         self.actions.get_or_create(&labels).inc();
+    }
+
+    /// A preview (dry run) of `action` took `seconds`.
+    pub fn preview_finished(&self, action: &str, seconds: f64) {
+        let label = ActionLabel { action: action.into() };
+        self.previews.get_or_create(&label).observe(seconds);
     }
 
     /// Render, with the gauges the caller computes at scrape time: OpenMetrics when the scraper

@@ -140,6 +140,96 @@ pub struct ActionRequest {
     pub parameters: serde_json::Value,
     /// Who approved it.
     pub approved_by: String,
+    /// A preview: every Kubernetes write of the run is sent with `dryRun=All`.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The `resourceVersion` each object had when its preview was made; a write to one of
+    /// these objects is sent with it as precondition, so a changed object ends `conflict`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preconditions: Vec<Precondition>,
+}
+
+/// The object a change or a write is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// None for cluster-scoped kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// An object's `resourceVersion` when a preview looked at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Precondition {
+    /// The object.
+    pub object: ObjectRef,
+    /// Its `metadata.resourceVersion` then.
+    pub resource_version: String,
+    /// The sha256 of what a person or a controller asks of it then — the object without
+    /// `status` and the fields the API server keeps for itself. A newer `resourceVersion` with
+    /// the same fingerprint is a status update (controllers write those all the time): the
+    /// write goes ahead, pinned to the newer version. Absent: any change is a conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// One planned or applied change to one field of one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The object.
+    pub object: ObjectRef,
+    /// JSON path of the field (`spec.replicas`, `spec.template.spec.containers[api].image`).
+    pub path: String,
+    /// The value before, as JSON text; `None` when the field did not exist.
+    #[serde(default)]
+    pub before: Option<String>,
+    /// The value after, as JSON text; `None` when it is removed.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// What the field means to a person (`memory limit of container api`); may be empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+impl std::fmt::Display for Change {
+    /// `memory limit of container api in Deployment shop/api: 128Mi → 256Mi`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.description.is_empty() {
+            &self.path
+        } else {
+            &self.description
+        };
+        let show = |v: &Option<String>| match v.as_deref() {
+            None => "(none)".to_string(),
+            Some(t) => match serde_json::from_str::<serde_json::Value>(t) {
+                Ok(serde_json::Value::String(s)) => s,
+                _ => t.to_string(),
+            },
+        };
+        write!(
+            f,
+            "{what} in {}: {} → {}",
+            self.object,
+            show(&self.before),
+            show(&self.after)
+        )
+    }
 }
 
 /// An actor's result.
@@ -151,9 +241,41 @@ pub struct Outcome {
     pub summary: String,
     /// Evidence.
     pub details: String,
+    /// What changed, or in a dry run would change, as the actor reports it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
 }
 
 /// Now, as RFC 3339 UTC with seconds (`2026-11-24T08:41:41Z`).
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// One Kubernetes write the host made for a recipe, as the host saw it: recorded for every
+/// write, refused or not, with the diff the host computed itself from the object before and
+/// the API server's answer — what the event log shows and what previews are pinned by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Write {
+    /// `patch`, `create`, `delete`, `evict`, `scale`.
+    pub verb: String,
+    /// The object written.
+    pub object: ObjectRef,
+    /// Sent with `dryRun=All`: nothing was persisted.
+    pub dry_run: bool,
+    /// The object's `resourceVersion` before the write (what an approval's precondition pins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// The object's fingerprint before the write (see [`Precondition::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The fields the write changed, or in a dry run would change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// Why the write failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// It failed because the object changed since the preview (a precondition did not hold).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
 }

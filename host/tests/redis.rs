@@ -329,7 +329,9 @@ async fn an_alert_acknowledged_right_before_a_sigkill_is_not_lost() {
     let url = redis.url();
     let env = [("EUPHROSYNE_REDIS_URL", url.as_str())];
     // A wait-for-more window: when the host dies the incident is still collecting, its timer gone.
-    let config = "redis_prefix = \"ack\"\n[trigger]\nwait_for_more_ms = 300";
+    // A short lease: the dead host's lease runs out (and the second takes over) in about a
+    // second, well inside the wait below, not after the default 10 s.
+    let config = "redis_prefix = \"ack\"\nleader_lease_ms = 1000\n[trigger]\nwait_for_more_ms = 300";
     let first = Host::start_with_env(|d| pack_slow(d, 100), config, &[], &env);
     // As Alertmanager sends it (a fixed startsAt and fingerprint: its retry is the same alert).
     let alert = alertmanager_body(

@@ -126,7 +126,7 @@ async fn adversarial_suite_in_one_process_then_a_normal_recipe_still_runs() {
     let r = sandbox
         .run(&job("future-wit", &guest("future-wit"), debug(&[("alertname", "X")])))
         .await;
-    assert_status(&r, RunStatus::Incompatible, "euphrosyne:recipe@0.2.0");
+    assert_status(&r, RunStatus::Incompatible, "euphrosyne:recipe@0.9.0");
     assert!(r.message.contains("euphrosyne:recipe@0.1.0"), "{}", r.message);
 
     // Bytes that are not the pinned ones, truncated bytes, random bytes.
@@ -338,5 +338,34 @@ async fn the_memory_cache_is_bounded_least_recently_used_out() {
             stats.entries.get()
         ),
         (2, 4, 2, 2)
+    );
+}
+
+/// A component built against the frozen `euphrosyne:recipe@0.1.0` runs unchanged: the host
+/// links both contract versions and picks the one the component imports.
+#[tokio::test]
+async fn a_component_built_against_wit_0_1_0_still_runs() {
+    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+    let bytes = guest("legacy-actor");
+    let mut granted = job("legacy-actor", &bytes, act("legacy", serde_json::json!({})));
+    granted.capabilities.kubernetes = euphrosyne::manifest::KubeGrants::of(
+        euphrosyne::manifest::Scope::Namespace,
+        &[("deployments", &[euphrosyne::manifest::KubeVerb::Patch])],
+    );
+    let r = sandbox.run(&granted).await;
+    assert_eq!(r.status, RunStatus::Ok, "{}", r.message);
+    let outcome = r.outcome.expect("an outcome");
+    assert_eq!(outcome.summary, "legacy actor ran `legacy` for tester");
+    assert!(outcome.changes.is_empty());
+    // Its Kubernetes import is the 0.1.0 one, checked against grants like any other: without
+    // the grant the component is refused before it is instantiated.
+    let r = sandbox
+        .run(&job("legacy-actor", &bytes, act("legacy", serde_json::json!({}))))
+        .await;
+    assert_eq!(r.status, RunStatus::Denied, "{}", r.message);
+    assert!(
+        r.message.contains("euphrosyne:recipe/kubernetes@0.1.0"),
+        "{}",
+        r.message
     );
 }

@@ -54,9 +54,11 @@ extern crate self as recipe_sdk;
 mod types;
 
 pub mod config;
+pub mod diff;
 pub mod http;
 pub mod kube;
 pub mod log;
+pub mod quantity;
 pub mod secrets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -65,7 +67,7 @@ mod wire;
 pub use types::*;
 
 /// The WIT package version this SDK builds against. The host refuses other versions.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Raw bindings generated from `wit/recipe.wit`. Prefer the friendly types and helpers.
 #[doc(hidden)]
@@ -89,11 +91,11 @@ pub mod bindings {
             world: "debugger",
             runtime_path: "recipe_sdk::__rt::wit_bindgen::rt",
             with: {
-                "euphrosyne:recipe/types@0.1.0": recipe_sdk::bindings::types,
-                "euphrosyne:recipe/log@0.1.0": recipe_sdk::bindings::log,
-                "euphrosyne:recipe/config@0.1.0": recipe_sdk::bindings::config,
-                "euphrosyne:recipe/secrets@0.1.0": recipe_sdk::bindings::secrets,
-                "euphrosyne:recipe/kubernetes@0.1.0": recipe_sdk::bindings::kubernetes,
+                "euphrosyne:recipe/types@0.2.0": recipe_sdk::bindings::types,
+                "euphrosyne:recipe/log@0.2.0": recipe_sdk::bindings::log,
+                "euphrosyne:recipe/config@0.2.0": recipe_sdk::bindings::config,
+                "euphrosyne:recipe/secrets@0.2.0": recipe_sdk::bindings::secrets,
+                "euphrosyne:recipe/kubernetes@0.2.0": recipe_sdk::bindings::kubernetes,
             },
             export_macro_name: "__export_debugger_raw",
             pub_export_macro: true,
@@ -109,11 +111,11 @@ pub mod bindings {
             world: "actor",
             runtime_path: "recipe_sdk::__rt::wit_bindgen::rt",
             with: {
-                "euphrosyne:recipe/types@0.1.0": recipe_sdk::bindings::types,
-                "euphrosyne:recipe/log@0.1.0": recipe_sdk::bindings::log,
-                "euphrosyne:recipe/config@0.1.0": recipe_sdk::bindings::config,
-                "euphrosyne:recipe/secrets@0.1.0": recipe_sdk::bindings::secrets,
-                "euphrosyne:recipe/kubernetes@0.1.0": recipe_sdk::bindings::kubernetes,
+                "euphrosyne:recipe/types@0.2.0": recipe_sdk::bindings::types,
+                "euphrosyne:recipe/log@0.2.0": recipe_sdk::bindings::log,
+                "euphrosyne:recipe/config@0.2.0": recipe_sdk::bindings::config,
+                "euphrosyne:recipe/secrets@0.2.0": recipe_sdk::bindings::secrets,
+                "euphrosyne:recipe/kubernetes@0.2.0": recipe_sdk::bindings::kubernetes,
             },
             export_macro_name: "__export_actor_raw",
             pub_export_macro: true,
@@ -197,8 +199,8 @@ macro_rules! export_actor {
 /// Everything a recipe usually needs: `use recipe_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActionRequest, Actor, Alert, AlertStatus, Analysis, Debugger, Finding, Incident, Outcome, RecipeError,
-        Severity, SuggestedAction, Verdict, config, http, kube, log, secrets,
+        ActionRequest, Actor, Alert, AlertStatus, Analysis, Change, Debugger, Finding, Incident, ObjectRef, Outcome,
+        RecipeError, Severity, SuggestedAction, Verdict, config, http, kube, log, secrets,
     };
 }
 

@@ -29,6 +29,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use crate::kube::{PatchType, WriteOptions};
 use crate::wire::{HttpError, KubeError, Level, Request, Response};
 use crate::{ActionRequest, Actor, Analysis, Debugger, Incident, Outcome, RecipeError};
 
@@ -43,6 +44,8 @@ pub struct KubeWrite {
     pub target: String,
     /// The patch or object sent (`Null` for delete).
     pub body: Value,
+    /// Sent as a dry run (the request was a preview, or the recipe asked): nothing changed.
+    pub dry_run: bool,
 }
 
 /// The canned world a recipe sees in a native test.
@@ -59,6 +62,10 @@ pub struct Mock {
     pub requests: Vec<Request>,
     /// Writes the recipe made.
     pub writes: Vec<KubeWrite>,
+    /// The run is a preview: every write is a dry run, as the host makes it.
+    pub(crate) dry_run: bool,
+    /// Pods whose eviction a PodDisruptionBudget refuses.
+    pub(crate) eviction_blocked: Vec<(String, String)>,
 }
 
 thread_local! {
@@ -86,19 +93,98 @@ fn target(kind: &str, namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-fn merge(target: &mut Value, patch: &Value) {
+/// JSON merge patch; `strategic`: lists whose items all carry a `name` merge by name, the way
+/// the API server merges containers, ports, volumes and env.
+fn merge(target: &mut Value, patch: &Value, strategic: bool) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             for (k, v) in p {
                 if v.is_null() {
                     t.remove(k);
                 } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v, strategic);
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p)) if strategic && named(t) && named(p) => {
+            for item in p {
+                match t.iter_mut().find(|x| x["name"] == item["name"]) {
+                    Some(x) => merge(x, item, true),
+                    None => t.push(item.clone()),
                 }
             }
         }
         (t, p) => *t = p.clone(),
     }
+}
+
+fn named(items: &[Value]) -> bool {
+    items.iter().all(|i| i["name"].is_string())
+}
+
+/// Bump a canned object's `resourceVersion` (when it has one), as a real write does.
+fn bump(obj: &mut Value) {
+    if let Some(rv) = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse::<u64>().ok())
+    {
+        obj["metadata"]["resourceVersion"] = Value::String((rv + 1).to_string());
+    }
+}
+
+/// JSON patch (RFC 6902): `add`, `replace`, `remove` and `test`.
+fn json_patch(target: &mut Value, ops: &Value) -> Result<(), KubeError> {
+    let invalid = |m: String| KubeError::Invalid(m);
+    let ops = ops
+        .as_array()
+        .ok_or_else(|| invalid("a JSON patch is a list of operations".into()))?;
+    for op in ops {
+        let path = op["path"]
+            .as_str()
+            .ok_or_else(|| invalid(format!("operation without a path: {op}")))?;
+        let (parent, last) = path
+            .rsplit_once('/')
+            .ok_or_else(|| invalid(format!("bad path `{path}`")))?;
+        let last = last.replace("~1", "/").replace("~0", "~");
+        match op["op"].as_str() {
+            Some("test") => {
+                if target.pointer(path) != Some(&op["value"]) {
+                    return Err(invalid(format!("test operation failed at {path}")));
+                }
+            }
+            Some(kind @ ("add" | "replace" | "remove")) => {
+                let p = target
+                    .pointer_mut(parent)
+                    .ok_or_else(|| invalid(format!("no parent for `{path}`")))?;
+                match (p, kind) {
+                    (Value::Object(m), "remove") => {
+                        m.remove(&last);
+                    }
+                    (Value::Object(m), _) => {
+                        m.insert(last, op["value"].clone());
+                    }
+                    (Value::Array(a), k) => {
+                        let i = if last == "-" {
+                            a.len()
+                        } else {
+                            last.parse().map_err(|_| invalid(format!("bad index in `{path}`")))?
+                        };
+                        match k {
+                            "remove" if i < a.len() => {
+                                a.remove(i);
+                            }
+                            "replace" if i < a.len() => a[i] = op["value"].clone(),
+                            "add" if i <= a.len() => a.insert(i, op["value"].clone()),
+                            _ => return Err(invalid(format!("index out of range in `{path}`"))),
+                        }
+                    }
+                    _ => return Err(invalid(format!("`{parent}` is not an object or a list"))),
+                }
+            }
+            other => return Err(invalid(format!("unsupported operation {other:?}"))),
+        }
+    }
+    Ok(())
 }
 
 fn lookup<'a>(v: &'a Value, dotted: &str) -> Option<&'a Value> {
@@ -175,27 +261,61 @@ impl Mock {
         self.kube_list("v1", "Event", ns, None, Some(&fields))
     }
 
+    /// Check a write's precondition against the object's canned `resourceVersion`.
+    fn precondition(&self, k: &Key, opts: &WriteOptions) -> Result<(), KubeError> {
+        let (Some(want), Some(obj)) = (&opts.resource_version, self.objects.get(k)) else {
+            return Ok(());
+        };
+        match obj["metadata"]["resourceVersion"].as_str() {
+            Some(have) if have != want => Err(KubeError::Conflict(format!(
+                "{}: the object has been modified (resourceVersion {want}, now {have})",
+                target(&k.1, k.2.as_deref(), &k.3)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Record a write; `true` when it is to persist (not a dry run).
+    fn wrote(&mut self, verb: &str, target: String, body: Value, opts: &WriteOptions) -> bool {
+        let dry_run = self.dry_run || opts.dry_run;
+        self.writes.push(KubeWrite {
+            verb: verb.into(),
+            target,
+            body,
+            dry_run,
+        });
+        !dry_run
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn kube_patch(
         &mut self,
         av: &str,
         kind: &str,
         ns: Option<&str>,
         name: &str,
+        ptype: PatchType,
         body: &str,
+        opts: &WriteOptions,
     ) -> Result<String, KubeError> {
         let patch: Value = serde_json::from_str(body).map_err(|e| KubeError::Invalid(e.to_string()))?;
-        let obj = self
+        let k = key(av, kind, ns, name);
+        self.precondition(&k, opts)?;
+        let mut obj = self
             .objects
-            .get_mut(&key(av, kind, ns, name))
+            .get(&k)
+            .cloned()
             .ok_or_else(|| KubeError::NotFound(target(kind, ns, name)))?;
-        merge(obj, &patch);
-        let out = obj.to_string();
-        self.writes.push(KubeWrite {
-            verb: "patch".into(),
-            target: target(kind, ns, name),
-            body: patch,
-        });
-        Ok(out)
+        match ptype {
+            PatchType::Merge => merge(&mut obj, &patch, false),
+            PatchType::Strategic | PatchType::Apply => merge(&mut obj, &patch, true),
+            PatchType::Json => json_patch(&mut obj, &patch)?,
+        }
+        if self.wrote("patch", target(kind, ns, name), patch, opts) {
+            bump(&mut obj);
+            self.objects.insert(k, obj.clone());
+        }
+        Ok(obj.to_string())
     }
 
     pub(crate) fn kube_create(
@@ -204,28 +324,88 @@ impl Mock {
         kind: &str,
         ns: Option<&str>,
         body: &str,
+        opts: &WriteOptions,
     ) -> Result<String, KubeError> {
         let obj: Value = serde_json::from_str(body).map_err(|e| KubeError::Invalid(e.to_string()))?;
-        let name = obj["metadata"]["name"].as_str().unwrap_or("generated").to_string();
-        self.objects.insert(key(av, kind, ns, &name), obj.clone());
-        self.writes.push(KubeWrite {
-            verb: "create".into(),
-            target: target(kind, ns, &name),
-            body: obj.clone(),
-        });
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .or(obj["metadata"]["generateName"].as_str())
+            .unwrap_or("generated")
+            .to_string();
+        if self.wrote("create", target(kind, ns, &name), obj.clone(), opts) {
+            self.objects.insert(key(av, kind, ns, &name), obj.clone());
+        }
         Ok(obj.to_string())
     }
 
-    pub(crate) fn kube_delete(&mut self, av: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<(), KubeError> {
-        self.objects
-            .remove(&key(av, kind, ns, name))
-            .ok_or_else(|| KubeError::NotFound(target(kind, ns, name)))?;
-        self.writes.push(KubeWrite {
-            verb: "delete".into(),
-            target: target(kind, ns, name),
-            body: Value::Null,
-        });
+    pub(crate) fn kube_delete(
+        &mut self,
+        av: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        opts: &WriteOptions,
+    ) -> Result<(), KubeError> {
+        let k = key(av, kind, ns, name);
+        if !self.objects.contains_key(&k) {
+            return Err(KubeError::NotFound(target(kind, ns, name)));
+        }
+        self.precondition(&k, opts)?;
+        if self.wrote("delete", target(kind, ns, name), Value::Null, opts) {
+            self.objects.remove(&k);
+        }
         Ok(())
+    }
+
+    pub(crate) fn kube_evict(&mut self, ns: &str, pod: &str, opts: &WriteOptions) -> Result<(), KubeError> {
+        let k = key("v1", "Pod", Some(ns), pod);
+        if !self.objects.contains_key(&k) {
+            return Err(KubeError::NotFound(target("Pod", Some(ns), pod)));
+        }
+        if self.eviction_blocked.iter().any(|(n, p)| n == ns && p == pod) {
+            return Err(KubeError::Conflict(format!(
+                "pod {ns}/{pod}: Cannot evict pod as it would violate the pod's disruption budget. (429)"
+            )));
+        }
+        self.precondition(&k, opts)?;
+        if self.wrote("evict", target("Pod", Some(ns), pod), Value::Null, opts) {
+            self.objects.remove(&k);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn kube_get_scale(&mut self, av: &str, kind: &str, ns: &str, name: &str) -> Result<String, KubeError> {
+        let obj = self
+            .objects
+            .get(&key(av, kind, Some(ns), name))
+            .ok_or_else(|| KubeError::NotFound(target(kind, Some(ns), name)))?;
+        Ok(serde_json::json!({
+            "apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": obj["metadata"]["resourceVersion"]},
+            "spec": {"replicas": obj["spec"]["replicas"]},
+            "status": {"replicas": obj["status"]["replicas"]},
+        })
+        .to_string())
+    }
+
+    pub(crate) fn kube_scale(
+        &mut self,
+        av: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        replicas: u32,
+        opts: &WriteOptions,
+    ) -> Result<String, KubeError> {
+        let patch = serde_json::json!({"spec": {"replicas": replicas}}).to_string();
+        self.kube_patch(av, kind, Some(ns), name, PatchType::Merge, &patch, opts)?;
+        if let Some(w) = self.writes.last_mut() {
+            w.verb = "scale".into();
+        }
+        let mut scale: Value = serde_json::from_str(&self.kube_get_scale(av, kind, ns, name)?)
+            .map_err(|e| KubeError::Api(e.to_string()))?;
+        scale["spec"]["replicas"] = replicas.into();
+        Ok(scale.to_string())
     }
 
     pub(crate) fn http_send(&mut self, req: &Request) -> Result<Response, HttpError> {
@@ -335,9 +515,20 @@ impl Harness {
         self.run(|| D::debug(incident))
     }
 
-    /// Run actor `A` on `request`.
+    /// Run actor `A` on `request`. A preview (`request.dry_run`) makes every write a dry run,
+    /// as the host does: nothing canned changes.
     pub fn act<A: Actor>(&self, request: ActionRequest) -> Result<Outcome, RecipeError> {
+        self.mock.borrow_mut().dry_run = request.dry_run;
         self.run(|| A::act(request))
+    }
+
+    /// Make the API server refuse to evict pod `namespace/pod` (a PodDisruptionBudget).
+    pub fn eviction_blocked(self, namespace: &str, pod: &str) -> Self {
+        self.mock
+            .borrow_mut()
+            .eviction_blocked
+            .push((namespace.into(), pod.into()));
+        self
     }
 
     /// The Kubernetes writes the recipe made, in order.

@@ -240,6 +240,10 @@ pub struct ActionRequest {
     pub parameters: serde_json::Value,
     /// Who approved it.
     pub approved_by: String,
+    /// A preview: the host sends every write of this run with `dryRun=All`, so nothing
+    /// changes. Do everything as you would for real and report the changes in the outcome.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 impl ActionRequest {
@@ -250,7 +254,30 @@ impl ActionRequest {
             action: action.into(),
             parameters,
             approved_by: approved_by.into(),
+            dry_run: false,
         }
+    }
+
+    /// The same request as a preview (builder style, for tests).
+    pub fn preview(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// The same request about `incident` (builder style, for tests).
+    pub fn about(mut self, incident: Incident) -> Self {
+        self.incident = incident;
+        self
+    }
+
+    /// Is `namespace` one the incident's alerts name? Actors use it to refuse parameters that
+    /// point elsewhere (the host refuses such writes too, unless the recipe has cluster scope).
+    pub fn in_incident(&self, namespace: &str) -> bool {
+        self.incident
+            .alerts
+            .iter()
+            .any(|a| a.label("namespace") == Some(namespace))
+            || self.incident.common_labels.get("namespace").map(String::as_str) == Some(namespace)
     }
 
     /// The parameters as your own type: `let p: RestartParams = request.params()?;`.
@@ -269,6 +296,86 @@ pub struct Outcome {
     pub summary: String,
     /// Evidence: what changed, ids, links.
     pub details: String,
+    /// What changed (in a preview: would change), field by field. [`crate::kube::diff`] makes
+    /// them from an object before and after a write.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+/// The object a change is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `Deployment`.
+    pub kind: String,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// A reference to `kind` `namespace/name` in `api_version`.
+    pub fn new(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.map(Into::into),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// One planned or applied change to one field of one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The object.
+    pub object: ObjectRef,
+    /// JSON path of the field (`spec.template.spec.containers[api].resources.limits.memory`).
+    pub path: String,
+    /// The value before, as JSON text; `None` when the field did not exist.
+    pub before: Option<String>,
+    /// The value after, as JSON text; `None` when the field is removed.
+    pub after: Option<String>,
+    /// What the field means to a person (`memory limit of container api`); may be empty.
+    pub description: String,
+}
+
+impl Change {
+    /// Describe the change for a person (builder style).
+    pub fn described(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+}
+
+impl fmt::Display for Change {
+    /// `memory limit of container api in Deployment shop/api: "128Mi" → "256Mi"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.description.is_empty() {
+            &self.path
+        } else {
+            &self.description
+        };
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+        write!(
+            f,
+            "{what} in {}: {} → {}",
+            self.object,
+            show(&self.before),
+            show(&self.after)
+        )
+    }
 }
 
 impl Outcome {
@@ -278,7 +385,14 @@ impl Outcome {
             success: true,
             summary: summary.into(),
             details: String::new(),
+            changes: vec![],
         }
+    }
+
+    /// Add changes (builder style).
+    pub fn changes(mut self, changes: impl IntoIterator<Item = Change>) -> Self {
+        self.changes.extend(changes);
+        self
     }
     /// The action ran and failed.
     pub fn failure(summary: impl Into<String>) -> Self {
@@ -440,6 +554,7 @@ impl TryFrom<wit::ActionRequest> for ActionRequest {
             action: r.action,
             parameters,
             approved_by: r.approved_by,
+            dry_run: r.dry_run,
         })
     }
 }
@@ -450,6 +565,22 @@ impl From<Outcome> for wit::Outcome {
             success: o.success,
             summary: o.summary,
             details: o.details,
+            changes: o
+                .changes
+                .into_iter()
+                .map(|c| wit::Change {
+                    object: wit::ObjectRef {
+                        api_version: c.object.api_version,
+                        kind: c.object.kind,
+                        namespace: c.object.namespace,
+                        name: c.object.name,
+                    },
+                    path: c.path,
+                    before: c.before,
+                    after: c.after,
+                    description: c.description,
+                })
+                .collect(),
         }
     }
 }

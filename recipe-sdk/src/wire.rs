@@ -153,6 +153,10 @@ pub enum KubeError {
     Api(String),
     /// The request was malformed.
     Invalid(String),
+    /// The object changed since the `resourceVersion` the write was pinned to (by the recipe,
+    /// or by the host to the preview a person approved), or a PodDisruptionBudget refuses an
+    /// eviction now. Nothing was written: report it, do not retry blindly.
+    Conflict(String),
 }
 
 impl fmt::Display for KubeError {
@@ -162,6 +166,7 @@ impl fmt::Display for KubeError {
             KubeError::NotFound(m) => write!(f, "kubernetes: not found: {m}"),
             KubeError::Api(m) => write!(f, "kubernetes: API error: {m}"),
             KubeError::Invalid(m) => write!(f, "kubernetes: invalid request: {m}"),
+            KubeError::Conflict(m) => write!(f, "kubernetes: conflict: {m}"),
         }
     }
 }

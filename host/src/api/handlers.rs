@@ -190,6 +190,7 @@ pub(super) async fn approve(
                     action: a.name,
                     params: a.data,
                     approver: caller.token.clone(),
+                    dry_run: false,
                 })
                 .collect(),
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -199,6 +200,7 @@ pub(super) async fn approve(
             Ok(a) if a.approver.trim().is_empty() => {
                 return error(StatusCode::BAD_REQUEST, "field `approver`: empty; say who approves");
             }
+            Ok(a) if a.dry_run => return preview(&api, a, &caller).await,
             Ok(a) => vec![a],
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
         }
@@ -213,11 +215,7 @@ pub(super) async fn approve(
                     json!({ "id": run.id, "action": run.action, "status": run.status, "new": new, "error": run.error }),
                 );
             }
-            Err(e @ ApproveError::UnknownIncident(_)) => return error(StatusCode::NOT_FOUND, e.to_string()),
-            Err(e @ (ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_))) => {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
-            }
-            Err(e @ ApproveError::Breaker(_)) => return error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+            Err(e) => return approve_error(e),
         }
     }
     if any_new {
@@ -234,6 +232,37 @@ pub(super) async fn approve(
         json!({ "actions": out })
     };
     (code, axum::Json(body)).into_response()
+}
+
+/// The answer for a refused approval or preview.
+fn approve_error(e: ApproveError) -> Response {
+    let code = match e {
+        ApproveError::UnknownIncident(_) => StatusCode::NOT_FOUND,
+        ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ApproveError::Breaker(_) => StatusCode::TOO_MANY_REQUESTS,
+        ApproveError::NoActor(_) => StatusCode::CONFLICT,
+    };
+    error(code, e.to_string())
+}
+
+/// `POST /api/actions` with `"dry_run": true`: what the action would change, nothing approved.
+async fn preview(api: &Api, a: Approval, caller: &Caller) -> Response {
+    match api.reconciler.preview(a, caller).await {
+        Ok((action, parameters, preview)) => axum::Json(json!({
+            "action": action,
+            "parameters": parameters,
+            "dry_run": true,
+            "ok": preview.ok,
+            "summary": preview.summary,
+            "changes": preview.changes,
+            "diff": preview.lines(),
+            "writes": preview.writes,
+            "run_id": preview.run_id,
+            "duration_ms": preview.duration_ms,
+        }))
+        .into_response(),
+        Err(e) => approve_error(e),
+    }
 }
 
 pub(super) async fn get_action(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {

@@ -38,12 +38,17 @@ pub enum KubeVerb {
     Create,
     /// Delete an object.
     Delete,
+    /// Evict a pod through `pods/eviction`, which honours PodDisruptionBudgets (`pods` only).
+    Evict,
 }
 
 impl KubeVerb {
     /// Does this verb change the cluster?
     pub fn writes(self) -> bool {
-        matches!(self, KubeVerb::Patch | KubeVerb::Create | KubeVerb::Delete)
+        matches!(
+            self,
+            KubeVerb::Patch | KubeVerb::Create | KubeVerb::Delete | KubeVerb::Evict
+        )
     }
 
     /// The lowercase name, as written in manifests.
@@ -55,6 +60,7 @@ impl KubeVerb {
             KubeVerb::Patch => "patch",
             KubeVerb::Create => "create",
             KubeVerb::Delete => "delete",
+            KubeVerb::Evict => "evict",
         }
     }
 
@@ -62,6 +68,7 @@ impl KubeVerb {
     pub fn rbac(self) -> &'static str {
         match self {
             KubeVerb::Logs => "get",
+            KubeVerb::Evict => "create",
             v => v.as_str(),
         }
     }
@@ -108,11 +115,13 @@ pub const KNOWN: &[Resource] = &[
     r("deployments", "apps", true),
     r("replicasets", "apps", true),
     r("statefulsets", "apps", true),
+    r("controllerrevisions", "apps", true),
     r("daemonsets", "apps", true),
     r("jobs", "batch", true),
     r("cronjobs", "batch", true),
     r("horizontalpodautoscalers", "autoscaling", true),
     r("poddisruptionbudgets", "policy", true),
+    r("storageclasses", "storage.k8s.io", false),
     r("ingresses", "networking.k8s.io", true),
     r("networkpolicies", "networking.k8s.io", true),
     r("roles", "rbac.authorization.k8s.io", true),
@@ -223,10 +232,12 @@ impl KubeGrants {
                     known.join(", ")
                 ));
             };
-            if verbs.contains(&KubeVerb::Logs) && name != "pods" {
-                return Err(format!(
-                    "capabilities.kubernetes: `logs` is a verb of `pods`, not of `{name}`"
-                ));
+            for v in [KubeVerb::Logs, KubeVerb::Evict] {
+                if verbs.contains(&v) && name != "pods" {
+                    return Err(format!(
+                        "capabilities.kubernetes: `{v}` is a verb of `pods`, not of `{name}`"
+                    ));
+                }
             }
             if !res.namespaced && self.scope != Scope::Cluster {
                 return Err(format!(
@@ -298,16 +309,24 @@ impl<'de> Deserialize<'de> for KubeGrants {
 pub struct KubePolicy {
     /// Recipes allowed `scope = "cluster"`.
     pub cluster_scope: Vec<String>,
-    /// `resource:verb` grants allowed although sensitive (`secrets:get`, `jobs:create`).
+    /// `resource:verb` grants allowed although sensitive (`secrets:get`, `jobs:create`), to
+    /// every recipe; `recipe:resource:verb` allows one to one recipe (`rerun-job:jobs:create`).
     pub allow_sensitive: Vec<String>,
 }
+
+/// The sensitive grants the bundled recipes need, each allowed to that recipe alone:
+/// `rerun-job` creates a Job from a failed Job's own template.
+pub const BUNDLED_SENSITIVE: &[&str] = &["rerun-job:jobs:create"];
 
 impl Default for KubePolicy {
     fn default() -> Self {
         KubePolicy {
-            // The bundled node recipes: nodes are cluster-scoped.
-            cluster_scope: vec!["node-not-ready".into(), "cordon-node".into()],
-            allow_sensitive: vec![],
+            // The bundled recipes that need it: nodes and StorageClasses are cluster-scoped, and a
+            // drain evicts pods in every namespace.
+            cluster_scope: ["node-not-ready", "cordon-node", "drain-node", "expand-pvc"]
+                .map(String::from)
+                .to_vec(),
+            allow_sensitive: BUNDLED_SENSITIVE.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -323,7 +342,7 @@ impl KubePolicy {
         let refused: Vec<String> = grants
             .sensitive()
             .into_iter()
-            .filter(|g| !self.allow_sensitive.contains(g))
+            .filter(|g| !self.allow_sensitive.contains(g) && !self.allow_sensitive.contains(&format!("{name}:{g}")))
             .collect();
         if !refused.is_empty() {
             return Err(format!(

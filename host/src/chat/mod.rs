@@ -90,6 +90,7 @@ pub fn approve_click(
         action: suggestion,
         params: None,
         approver: email,
+        dry_run: false,
     };
     // The reconciler tells the chat "approved", then the outcome, in that order.
     Ok(match approvals.approve(approval, &caller)? {
@@ -244,10 +245,11 @@ impl Templates {
             .iter()
             .map(|s| {
                 format!(
-                    "- `{}` {} — {}",
+                    "- `{}` {} — {}{}",
                     e(&s.action),
                     e(&s.parameters.to_string()),
-                    e(&s.reasons.join("; "))
+                    e(&s.reasons.join("; ")),
+                    e(&preview_text(s))
                 )
             })
             .collect();
@@ -363,6 +365,22 @@ pub async fn send(
         }
     }
     Err(format!("{last} — gave up after {attempts} attempts"))
+}
+
+/// What a suggestion would change, for a chat card: the preview's diff lines, why the preview
+/// failed, or that no actor is installed (so no button is shown).
+pub fn preview_text(s: &crate::incident::ActionSuggestion) -> String {
+    match (&s.actor, &s.preview) {
+        (None, _) => "\n    no actor installed: nothing to approve".into(),
+        (Some(_), None) => String::new(),
+        (Some(_), Some(p)) if p.ok => p
+            .lines()
+            .iter()
+            .take(5)
+            .map(|l| format!("\n    would change: {}", truncate(l, 200)))
+            .collect(),
+        (Some(_), Some(p)) => format!("\n    preview failed: {}", truncate(&p.summary, 200)),
+    }
 }
 
 #[cfg(test)]

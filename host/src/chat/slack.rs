@@ -175,12 +175,14 @@ impl Slack {
             .ok_or_else(|| "users.info: no email (the app needs users:read.email)".into())
     }
 
-    /// The blocks for an analysis: the text, then one button per suggested action and Reject.
+    /// The blocks for an analysis: the text (with each suggestion's preview), then one button per
+    /// suggested action an actor implements, and Reject.
     pub fn blocks(&self, rec: &IncidentRecord) -> Vec<Value> {
         let mut buttons: Vec<Value> = rec
             .analysis
             .iter()
             .flat_map(|a| a.actions.iter())
+            .filter(|s| s.actor.is_some())
             .map(|s| {
                 json!({"type": "button", "style": "primary", "action_id": format!("approve:{}", s.id),
                        "text": {"type": "plain_text", "text": super::truncate(&format!("Approve {}", s.action), 70)},

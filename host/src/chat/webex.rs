@@ -195,10 +195,20 @@ impl Webex {
         let facts: Vec<Value> = a
             .map(|a| a.findings.iter().take(8).map(|f| json!({"title": format!("{:?} · {}", f.finding.severity, f.finding.title), "value": super::truncate(&f.finding.detail, 200)})).collect())
             .unwrap_or_default();
+        let suggestions: String = a
+            .map(|a| {
+                a.actions
+                    .iter()
+                    .map(|s| format!("{} {}{}", s.action, s.parameters, super::preview_text(s)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
         let mut actions: Vec<Value> = a
             .map(|a| {
                 a.actions
                     .iter()
+                    .filter(|s| s.actor.is_some())
                     .map(|s| json!({"type": "Action.Submit", "title": format!("Approve {}", s.action), "data": {"incident": rec.id, "suggestion": s.id, "decision": "approve"}}))
                     .collect()
             })
@@ -214,6 +224,7 @@ impl Webex {
                     {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": format!("Incident {} — {}", rec.id, a.map(|a| format!("{:?}", a.verdict).to_lowercase()).unwrap_or_default())},
                     {"type": "TextBlock", "wrap": true, "text": a.map(|a| a.summary.clone()).unwrap_or_default()},
                     {"type": "FactSet", "facts": facts},
+                    {"type": "TextBlock", "wrap": true, "text": suggestions},
                 ],
                 "actions": actions,
             }

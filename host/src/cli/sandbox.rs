@@ -141,27 +141,30 @@ fn read_recipe(recipe: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 /// The sandbox for this run: its Kubernetes identity (a kubeconfig, impersonating, or the Job's
 /// mounted ServiceAccount) and the host's policy, and its secrets.
 async fn sandbox(a: &SandboxArgs) -> anyhow::Result<Sandbox> {
-    let kube = match &a.kubeconfig {
+    use euphrosyne::capability::kube as k;
+    let config = match &a.kubeconfig {
         Some(p) => {
-            let mut config = euphrosyne::capability::kube::config_from_kubeconfig(p)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            if let Some(user) = &a.impersonate {
-                config = euphrosyne::capability::kube::impersonating(config, user.clone());
-            }
-            Some(kube::Client::try_from(config).context("building the Kubernetes client")?)
+            let config = k::config_from_kubeconfig(p).await.map_err(anyhow::Error::msg)?;
+            Some(match &a.impersonate {
+                Some(user) => k::impersonating(config, user.clone()),
+                None => config,
+            })
         }
-        None => euphrosyne::capability::kube::client_in_cluster(a.serviceaccount_dir.as_deref())
+        None => k::config_in_cluster(a.serviceaccount_dir.as_deref())
             .await
             .map_err(anyhow::Error::msg)?,
     };
+    let kube = config
+        .map(k::KubeClients::own)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let kube_policy = match a.kube_policy.as_deref().filter(|p| !p.is_empty()) {
         Some(json) => serde_json::from_str(json).context("EUPHROSYNE_KUBE_POLICY / --kube-policy is not a policy")?,
         None => euphrosyne::manifest::KubePolicy::default(),
     };
     Ok(Sandbox::new(SandboxConfig {
         pool_slots: 2,
-        kube: kube.map(euphrosyne::capability::kube::KubeClients::own),
+        kube,
         kube_policy,
         secrets: SecretStore::load(a.secrets_dir.as_deref())?,
         ..Default::default()

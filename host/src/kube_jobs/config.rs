@@ -45,7 +45,8 @@ pub struct KubeConfig {
     /// Recipes allowed `scope = "cluster"` in `capabilities.kubernetes`.
     pub cluster_scope: Vec<String>,
     /// Sensitive grants (`resource:verb`: `secrets:get`, `pods:create`, `jobs:create`, RBAC
-    /// kinds …) the host allows; any other is refused.
+    /// kinds …) the host allows to every recipe, or `recipe:resource:verb` to one; any other is
+    /// refused. Default: the bundled `rerun-job:jobs:create`.
     pub allow_sensitive: Vec<String>,
 }
 
@@ -84,7 +85,7 @@ impl Default for KubeConfig {
             process_overhead_mib: 96,
             impersonate: true,
             cluster_scope: KubePolicy::default().cluster_scope,
-            allow_sensitive: vec![],
+            allow_sensitive: KubePolicy::default().allow_sensitive,
         }
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::incident::{ActionRun, ActionStatus, IncidentRecord, action_id};
 use crate::model::{ActionRequest, now_rfc3339};
+use crate::recipe::Recipe;
 use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
 
 use super::Reconciler;
@@ -31,11 +32,32 @@ impl Approvals for Reconciler {
                 rec.log(&now, "action-refused", msg.clone(), Some(who.clone()), channel);
             }
         })?;
-        let id = action_id(&req.incident, &resolved.action, &resolved.params);
-        if let Some(existing) = book.action(&id).cloned() {
-            let detail = format!("{id} approved again; it runs once");
-            book.note(&req.incident, &now, "action-duplicate", &detail, Some(who), channel);
-            return Ok((existing, false));
+        let base = action_id(&req.incident, &resolved.action, &resolved.params);
+        let Some(actor) = self.actor_for(&resolved.action) else {
+            let e = self.no_actor(&resolved.action);
+            book.note(
+                &req.incident,
+                &now,
+                "action-refused",
+                &e.to_string(),
+                Some(who),
+                channel,
+            );
+            return Err(e);
+        };
+        // An action runs once; one that ended in `conflict` wrote nothing, so approving it again
+        // (against its fresh preview) is a new attempt: `ID-2`, `ID-3`, ….
+        let mut id = base.clone();
+        for attempt in 2.. {
+            match book.action(&id).cloned() {
+                Some(existing) if existing.status != ActionStatus::Conflict => {
+                    let detail = format!("{id} approved again; it runs once");
+                    book.note(&req.incident, &now, "action-duplicate", &detail, Some(who), channel);
+                    return Ok((existing, false));
+                }
+                Some(_) => id = format!("{base}-{attempt}"),
+                None => break,
+            }
         }
         let target = format!("{} {}", resolved.action, resolved.params);
         if let Err(msg) = self.breaker.lock().admit(&target, Instant::now()) {
@@ -49,7 +71,7 @@ impl Approvals for Reconciler {
         };
         let detail = format!("{id} {} {}{operator}", resolved.action, resolved.params);
         book.note(&req.incident, &now, "action-approved", &detail, Some(who), channel);
-        let (run, job) = self.plan(&mut book, &req, caller, resolved, id, &now);
+        let (run, job) = self.plan(&book, &req, caller, resolved, id, &now, &actor);
         book.add_action(run.clone());
         drop(book);
         self.launch(run.clone(), job);
@@ -67,21 +89,31 @@ impl Reconciler {
         Approvals::approve(self, req, caller)
     }
 
-    /// The action run for an approval, and the job of the actor that implements it — or, when
-    /// no actor does, the run already failed with why (and no job).
+    /// The action run for an approval and the job of `actor`, which implements it. An approved
+    /// suggestion that was previewed carries its preview: the run's writes are pinned to the
+    /// `resourceVersion`s it saw.
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
-        book: &mut IncidentBook,
+        book: &IncidentBook,
         req: &Approval,
         caller: &Caller,
         resolved: Resolved,
         id: String,
         now: &str,
+        actor: &Recipe,
     ) -> (ActionRun, Option<RunJob>) {
-        let recipes = self.catalog.recipes();
-        let actor = recipes.iter().find(|r| r.implements(&resolved.action));
-        let mut run = ActionRun {
-            id: id.clone(),
+        let rec = book.get(&req.incident);
+        let preview = rec
+            .and_then(|r| r.analysis.as_ref())
+            .and_then(|a| {
+                a.actions
+                    .iter()
+                    .find(|s| s.action == resolved.action && s.parameters == resolved.params)
+            })
+            .and_then(|s| s.preview.clone());
+        let run = ActionRun {
+            id,
             incident: req.incident.clone(),
             action: resolved.action.clone(),
             parameters: resolved.params.clone(),
@@ -90,42 +122,22 @@ impl Reconciler {
             token: caller.token.clone(),
             channel: caller.channel.clone(),
             status: ActionStatus::Pending,
-            recipe: actor.map(|r| r.name().to_string()),
+            recipe: Some(actor.name().to_string()),
             error: None,
             run_id: None,
             result: None,
+            preview: preview.clone(),
+            fresh_preview: None,
             created_at: now.to_string(),
         };
-        let Some(actor) = actor else {
-            let names: Vec<String> = recipes.iter().flat_map(|r| r.manifest.actions.clone()).collect();
-            let available = if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            };
-            let msg = format!(
-                "no action recipe implements `{}` (actions available: {available})",
-                resolved.action
-            );
-            book.note(
-                &req.incident,
-                now,
-                "action-finished",
-                &format!("{id} failed: {msg}"),
-                None,
-                None,
-            );
-            self.metrics.action_finished(&resolved.action, "failed");
-            run.status = ActionStatus::Failed;
-            run.error = Some(msg);
-            return (run, None);
-        };
-        let job = book.get(&req.incident).map(|rec| {
+        let job = rec.map(|rec| {
             let input = RunInput::Action(ActionRequest {
                 incident: rec.model(),
                 action: resolved.action,
                 parameters: resolved.params,
                 approved_by: req.approver.clone(),
+                dry_run: false,
+                preconditions: preview.map(|p| p.preconditions()).unwrap_or_default(),
             });
             actor.job(run_id(), input)
         });
@@ -133,7 +145,7 @@ impl Reconciler {
     }
 
     /// Start an approved action's task (when it has a job) and the task that tells chat about
-    /// it: "approved" first, then the outcome.
+    /// it: "approved" first, then the outcome (after a conflict, with a fresh preview).
     fn launch(&self, run: ActionRun, job: Option<RunJob>) {
         let Some(this) = self.this() else { return };
         let (done_tx, done_rx) = oneshot::channel();
@@ -170,16 +182,36 @@ impl Reconciler {
             }
         }
         let result = run_job(&*self.executor, &self.metrics, job).await;
-        self.finish_action(id, result)
+        let conflict = result.writes.iter().any(|w| w.conflict);
+        let done = self.finish_action(id, result)?;
+        if !conflict {
+            return Some(done);
+        }
+        // Nothing was written over the other change: show what approving again would do now.
+        let (rec, run) = done;
+        let Some(actor) = self.actor_for(&run.action) else {
+            return Some((rec, run));
+        };
+        let deadline = tokio::time::Instant::now() + self.settings.incident_deadline;
+        let fresh = self
+            .dry_run(&actor, rec.model(), &run.action, &run.parameters, deadline)
+            .await;
+        let mut book = self.book.lock();
+        // The suggestion shows (and a new approval pins) the objects as they are now.
+        let suggestion = action_id(&run.incident, &run.action, &run.parameters);
+        book.set_preview(&run.incident, &suggestion, fresh.clone(), &now_rfc3339());
+        let run = book.set_fresh_preview(id, fresh).unwrap_or(run);
+        let rec = book.get(&run.incident).cloned().unwrap_or(rec);
+        Some((rec, run))
     }
 
     /// Record an action's result (once, counted in the metrics): its incident and the action.
     pub(super) fn finish_action(&self, id: &str, result: RunResult) -> Option<(IncidentRecord, ActionRun)> {
         let done = self.book.lock().finish_action(id, result, &now_rfc3339())?;
-        let status = if done.1.status == ActionStatus::Succeeded {
-            "succeeded"
-        } else {
-            "failed"
+        let status = match done.1.status {
+            ActionStatus::Succeeded => "succeeded",
+            ActionStatus::Conflict => "conflict",
+            _ => "failed",
         };
         self.metrics.action_finished(&done.1.action, status);
         Some(done)

@@ -1,5 +1,6 @@
 //! Analysis: every debugger whose matchers select a firing alert, run in parallel under the
-//! incident deadline; each result recorded once; the merged analysis sent to every notifier.
+//! incident deadline; each result recorded once; the suggested actions previewed under the same
+//! deadline; the merged analysis, with the diffs, sent to every notifier.
 
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,7 @@ impl Reconciler {
         for job in pending {
             self.record_run(&id, RunResult::closed(&job, RunStatus::TimedOut, msg.clone()));
         }
-        self.finish_analysis(&id).await;
+        self.finish_analysis(&id, deadline).await;
     }
 
     /// Record a run's result, exactly once per run id (later duplicates are ignored).
@@ -103,9 +104,14 @@ impl Reconciler {
         }
     }
 
-    /// Merge the runs into the analysis, mark the incident analysed, and notify.
-    pub(super) async fn finish_analysis(&self, id: &str) {
-        let Some(snapshot) = self.book.lock().complete_analysis(id, &now_rfc3339()) else {
+    /// Merge the runs into the analysis, mark the incident analysed, preview its suggested
+    /// actions until `deadline`, and notify (the diffs go out with the analysis).
+    pub(super) async fn finish_analysis(&self, id: &str, deadline: tokio::time::Instant) {
+        if self.book.lock().complete_analysis(id, &now_rfc3339()).is_none() {
+            return;
+        }
+        self.preview_suggestions(id, deadline).await;
+        let Some(snapshot) = self.book.lock().mark_analyzed(id) else {
             return;
         };
         for n in &self.notifiers {

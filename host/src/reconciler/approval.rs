@@ -35,6 +35,10 @@ pub struct Approval {
     pub params: Option<serde_json::Value>,
     /// Who approves (a person).
     pub approver: String,
+    /// Only preview: run the actor as a dry run and answer what it would change; nothing is
+    /// approved, nothing changes.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Why an approval was refused.
@@ -52,6 +56,9 @@ pub enum ApproveError {
     /// 429.
     #[error("{0}")]
     Breaker(String),
+    /// 409: no installed actor implements the action; nothing was queued.
+    #[error("{0}")]
+    NoActor(String),
 }
 
 /// What chat integrations need of the reconciler: approve, and record what a person did.
@@ -176,6 +183,8 @@ mod tests {
             parameters: params,
             reasons: vec![],
             recipes: vec![],
+            actor: None,
+            preview: None,
         }
     }
 
@@ -185,6 +194,7 @@ mod tests {
             action: action.into(),
             params,
             approver: "alice".into(),
+            dry_run: false,
         }
     }
 

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState, merge};
+use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState, Preview, merge};
+use crate::model::Write;
 use crate::sandbox::{RunResult, RunStatus};
 
 use super::intake::AlertBatch;
@@ -192,10 +193,16 @@ impl IncidentBook {
             analysis.actions.len()
         );
         rec.analysis = Some(analysis);
+        rec.log(now, "analysis-complete", detail, None, None);
+        Some(rec.clone())
+    }
+
+    /// The analysis of incident `id` is ready, previews included: it is `analyzed` now.
+    pub fn mark_analyzed(&mut self, id: &str) -> Option<IncidentRecord> {
+        let rec = self.incidents.get_mut(id)?;
         if rec.state == IncidentState::Analyzing {
             rec.state = IncidentState::Analyzed;
         }
-        rec.log(now, "analysis-complete", detail, None, None);
         Some(rec.clone())
     }
 
@@ -248,23 +255,68 @@ impl IncidentBook {
             return None; // recorded already: a duplicate delivery
         }
         let ok = result.status == RunStatus::Ok && result.outcome.as_ref().is_some_and(|o| o.success);
-        a.status = if ok {
-            ActionStatus::Succeeded
-        } else {
-            ActionStatus::Failed
+        let conflict = result.writes.iter().any(|w| w.conflict);
+        a.status = match (ok, conflict) {
+            (_, true) => ActionStatus::Conflict,
+            (true, false) => ActionStatus::Succeeded,
+            (false, false) => ActionStatus::Failed,
         };
-        let detail = match &result.outcome {
-            Some(o) => format!("{id} {}: {}", if o.success { "succeeded" } else { "failed" }, o.summary),
-            None => format!("{id} failed: {} {}", result.status, result.message),
+        let detail = match (&result.outcome, conflict) {
+            (_, true) => format!("{id} conflict: an object changed since the preview; nothing was written over it"),
+            (Some(o), _) => format!("{id} {}: {}", if o.success { "succeeded" } else { "failed" }, o.summary),
+            (None, _) => format!("{id} failed: {} {}", result.status, result.message),
         };
+        let writes = write_lines(&result.writes);
         if !ok && result.outcome.is_none() && a.error.is_none() {
             a.error = Some(format!("{}: {}", result.status, result.message));
         }
         a.result = Some(result);
         let run = a.clone();
         let rec = self.incidents.get_mut(&run.incident)?;
+        for line in writes {
+            rec.log(now, "action-write", format!("{id} {line}"), None, None);
+        }
         rec.log(now, "action-finished", detail, None, None);
         Some((rec.clone(), run))
+    }
+
+    /// Record which actor implements each suggestion of incident `id` (`None`: no actor
+    /// installed).
+    pub fn set_actors(&mut self, id: &str, actor_of: impl Fn(&str) -> Option<String>) {
+        if let Some(a) = self.incidents.get_mut(id).and_then(|r| r.analysis.as_mut()) {
+            for s in &mut a.actions {
+                s.actor = actor_of(&s.action);
+            }
+        }
+    }
+
+    /// Keep the preview of suggestion `suggestion` of incident `id`, its diff in the event log.
+    pub fn set_preview(&mut self, id: &str, suggestion: &str, preview: Preview, now: &str) {
+        let Some(rec) = self.incidents.get_mut(id) else { return };
+        let lines = write_lines(&preview.writes);
+        let detail = format!(
+            "{suggestion} {}: {}",
+            if preview.ok { "previewed" } else { "preview failed" },
+            preview.lines().join("; ")
+        );
+        if let Some(s) = rec
+            .analysis
+            .as_mut()
+            .and_then(|a| a.actions.iter_mut().find(|s| s.id == suggestion))
+        {
+            s.preview = Some(preview);
+        }
+        for line in lines {
+            rec.log(now, "action-write", format!("{suggestion} {line}"), None, None);
+        }
+        rec.log(now, "action-previewed", detail, None, None);
+    }
+
+    /// Keep a fresh preview on action `id` (after a conflict).
+    pub fn set_fresh_preview(&mut self, id: &str, preview: Preview) -> Option<ActionRun> {
+        let a = self.actions.get_mut(id)?;
+        a.fresh_preview = Some(preview);
+        Some(a.clone())
     }
 
     /// Take back what a previous host kept, oldest first: the incidents go to the end of the
@@ -358,3 +410,20 @@ impl IncidentBook {
 
 #[cfg(test)]
 mod tests;
+
+/// One event-log line per write the host made for a run: verb, object, dry run or not, and the
+/// diff it computed (`patch Deployment shop/api (dry run): spec.replicas in Deployment shop/api: 1 → 3`).
+pub fn write_lines(writes: &[Write]) -> Vec<String> {
+    writes
+        .iter()
+        .map(|w| {
+            let mode = if w.dry_run { " (dry run)" } else { "" };
+            let what = match (&w.error, w.changes.is_empty()) {
+                (Some(e), _) => format!("refused: {e}"),
+                (None, true) => "no field changed".to_string(),
+                (None, false) => w.changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            };
+            format!("{} {}{mode}: {what}", w.verb, w.object)
+        })
+        .collect()
+}

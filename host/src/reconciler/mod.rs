@@ -21,6 +21,7 @@ pub mod book;
 mod fence;
 pub mod intake;
 pub mod journal;
+mod preview;
 mod recovery;
 pub mod trigger;
 
@@ -42,7 +43,7 @@ use self::intake::Intake;
 pub use self::intake::{Accepted, AlertBatch, IntakeError};
 use self::journal::Journal;
 use self::trigger::{Decision, Trigger, TriggerPolicy};
-use crate::catalog::{Catalog, RecipeErrorInfo, RecipeInfo};
+use crate::catalog::{Catalog, Dangling, RecipeErrorInfo, RecipeInfo};
 use crate::executor::Executor;
 use crate::incident::{ActionRun, IncidentRecord, IncidentState};
 use crate::matcher::Matchers;
@@ -88,6 +89,8 @@ pub struct Status {
     pub recipes: Vec<RecipeInfo>,
     /// Recipes that did not load, with why.
     pub recipe_errors: Vec<RecipeErrorInfo>,
+    /// Actions a debugger may suggest that no loaded actor implements.
+    pub dangling_actions: Vec<Dangling>,
 }
 
 enum Msg {
@@ -330,6 +333,7 @@ impl Reconciler {
             queue_depth: self.queue_depth(),
             recipes,
             recipe_errors,
+            dangling_actions: self.catalog.dangling(),
         }
     }
 

@@ -68,7 +68,8 @@ impl Reconciler {
                 let why = "its host restarted and the run did not report before the incident deadline";
                 self.record_run(&id, RunResult::lost(&run_id, &recipe, &digest, why));
             }
-            self.finish_analysis(&id).await;
+            self.finish_analysis(&id, tokio::time::Instant::now() + self.settings.incident_deadline)
+                .await;
         }
         for id in actions {
             let job = self.book.lock().action(&id).and_then(|a| {
@@ -112,7 +113,8 @@ impl Reconciler {
                     analyzing && book.pending_runs(&id).is_empty()
                 };
                 if complete {
-                    self.finish_analysis(&id).await;
+                    self.finish_analysis(&id, tokio::time::Instant::now() + self.settings.incident_deadline)
+                        .await;
                 }
             }
             Some(Owner::Action(id)) => {

@@ -1,11 +1,14 @@
-//! Host side of the WIT contract: generated bindings, the `Host` trait impls that delegate to
-//! [`crate::capability`], and conversions between [`crate::model`] and the WIT types.
+//! Host side of the WIT contract: generated bindings for `euphrosyne:recipe@0.2.0` (and, in
+//! [`v1`], the frozen 0.1.0), and the `Host` trait impls that delegate to [`crate::capability`].
+//! Conversions between [`crate::model`] and the WIT types are in `convert`.
 
 use wasmtime::component::{HasSelf, Linker};
 
 use super::state::RunState;
-use crate::capability::{kube::KubeError, secrets::SecretError};
-use crate::model;
+use crate::capability::kube::{KubeError, PatchType, WriteOptions};
+use crate::capability::secrets::SecretError;
+
+pub mod v1;
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -37,11 +40,12 @@ pub mod actor {
 
 use self::euphrosyne::recipe::{config, kubernetes, log, secrets, types};
 
-/// Add the Euphrosyne host interfaces, WASI p2 and `wasi:http` to `linker`.
+/// Add the Euphrosyne host interfaces (both versions), WASI p2 and `wasi:http` to `linker`.
 pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    Imports::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)
+    Imports::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)?;
+    v1::Imports::add_to_linker::<RunState, HasSelf<RunState>>(linker, |s| s)
 }
 
 impl types::Host for RunState {}
@@ -87,6 +91,15 @@ fn kerr(e: KubeError) -> kubernetes::KubeError {
         KubeError::NotFound(m) => kubernetes::KubeError::NotFound(m),
         KubeError::Api(m) => kubernetes::KubeError::Api(m),
         KubeError::Invalid(m) => kubernetes::KubeError::Invalid(m),
+        KubeError::Conflict(m) => kubernetes::KubeError::Conflict(m),
+    }
+}
+
+fn options(o: kubernetes::WriteOptions) -> WriteOptions {
+    WriteOptions {
+        dry_run: o.dry_run,
+        resource_version: o.resource_version,
+        field_manager: o.field_manager,
     }
 }
 
@@ -149,13 +162,29 @@ impl kubernetes::Host for RunState {
         kind: String,
         namespace: Option<String>,
         name: String,
+        patch_type: kubernetes::PatchType,
         patch: String,
+        opts: kubernetes::WriteOptions,
     ) -> KResult<String> {
-        Ok(self
+        let ptype = match patch_type {
+            kubernetes::PatchType::Merge => PatchType::Merge,
+            kubernetes::PatchType::Strategic => PatchType::Strategic,
+            kubernetes::PatchType::Json => PatchType::Json,
+            kubernetes::PatchType::Apply => PatchType::Apply,
+        };
+        let r = self
             .kube
-            .patch(&api_version, &kind, namespace.as_deref(), &name, &patch)
-            .await
-            .map_err(kerr))
+            .patch(
+                &api_version,
+                &kind,
+                namespace.as_deref(),
+                &name,
+                ptype,
+                &patch,
+                options(opts),
+            )
+            .await;
+        Ok(r.map_err(kerr))
     }
     async fn create(
         &mut self,
@@ -163,12 +192,13 @@ impl kubernetes::Host for RunState {
         kind: String,
         namespace: Option<String>,
         object: String,
+        opts: kubernetes::WriteOptions,
     ) -> KResult<String> {
-        Ok(self
+        let r = self
             .kube
-            .create(&api_version, &kind, namespace.as_deref(), &object)
-            .await
-            .map_err(kerr))
+            .create(&api_version, &kind, namespace.as_deref(), &object, options(opts))
+            .await;
+        Ok(r.map_err(kerr))
     }
     async fn delete(
         &mut self,
@@ -176,98 +206,43 @@ impl kubernetes::Host for RunState {
         kind: String,
         namespace: Option<String>,
         name: String,
+        opts: kubernetes::WriteOptions,
     ) -> KResult<()> {
+        let r = self
+            .kube
+            .delete(&api_version, &kind, namespace.as_deref(), &name, options(opts))
+            .await;
+        Ok(r.map_err(kerr))
+    }
+    async fn evict(&mut self, namespace: String, pod: String, opts: kubernetes::WriteOptions) -> KResult<()> {
+        Ok(self.kube.evict(&namespace, &pod, options(opts)).await.map_err(kerr))
+    }
+    async fn get_scale(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+    ) -> KResult<String> {
         Ok(self
             .kube
-            .delete(&api_version, &kind, namespace.as_deref(), &name)
+            .get_scale(&api_version, &kind, &namespace, &name)
             .await
             .map_err(kerr))
     }
-}
-
-// ---- model <-> WIT ----
-
-fn pairs(m: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
-    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
-impl From<&model::Incident> for types::Incident {
-    fn from(i: &model::Incident) -> Self {
-        types::Incident {
-            id: i.id.clone(),
-            source: i.source.clone(),
-            alerts: i
-                .alerts
-                .iter()
-                .map(|a| types::Alert {
-                    status: match a.status {
-                        model::AlertStatus::Firing => types::AlertStatus::Firing,
-                        model::AlertStatus::Resolved => types::AlertStatus::Resolved,
-                    },
-                    labels: pairs(&a.labels),
-                    annotations: pairs(&a.annotations),
-                    starts_at: a.starts_at.clone(),
-                    ends_at: a.ends_at.clone(),
-                    generator_url: a.generator_url.clone(),
-                    fingerprint: a.fingerprint.clone(),
-                })
-                .collect(),
-            common_labels: pairs(&i.common_labels),
-        }
-    }
-}
-
-impl From<&model::ActionRequest> for types::ActionRequest {
-    fn from(r: &model::ActionRequest) -> Self {
-        types::ActionRequest {
-            incident: (&r.incident).into(),
-            action: r.action.clone(),
-            parameters: r.parameters.to_string(),
-            approved_by: r.approved_by.clone(),
-        }
-    }
-}
-
-impl From<types::Analysis> for model::Analysis {
-    fn from(a: types::Analysis) -> Self {
-        model::Analysis {
-            verdict: match a.verdict {
-                types::Verdict::Identified => model::Verdict::Identified,
-                types::Verdict::Inconclusive => model::Verdict::Inconclusive,
-            },
-            summary: a.summary,
-            findings: a
-                .findings
-                .into_iter()
-                .map(|f| model::Finding {
-                    title: f.title,
-                    detail: f.detail,
-                    severity: match f.severity {
-                        types::Severity::Info => model::Severity::Info,
-                        types::Severity::Warning => model::Severity::Warning,
-                        types::Severity::Critical => model::Severity::Critical,
-                    },
-                })
-                .collect(),
-            actions: a
-                .actions
-                .into_iter()
-                .map(|s| model::SuggestedAction {
-                    parameters: serde_json::from_str(&s.parameters).unwrap_or(serde_json::Value::String(s.parameters)),
-                    action: s.action,
-                    reason: s.reason,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<types::Outcome> for model::Outcome {
-    fn from(o: types::Outcome) -> Self {
-        model::Outcome {
-            success: o.success,
-            summary: o.summary,
-            details: o.details,
-        }
+    async fn scale(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+        replicas: u32,
+        opts: kubernetes::WriteOptions,
+    ) -> KResult<String> {
+        let r = self
+            .kube
+            .scale(&api_version, &kind, &namespace, &name, replicas, options(opts))
+            .await;
+        Ok(r.map_err(kerr))
     }
 }

@@ -30,9 +30,21 @@ pub(super) struct Compiled {
     pub source: Arc<[u8]>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
-    pub debugger: Option<bindings::debugger::DebuggerPre<RunState>>,
-    pub actor: Option<bindings::actor::ActorPre<RunState>>,
+    pub debugger: Option<DebugPre>,
+    pub actor: Option<ActPre>,
     pub invalid: Option<String>,
+}
+
+/// A debugger ready to instantiate, by the contract version it was built against.
+pub(super) enum DebugPre {
+    Current(bindings::debugger::DebuggerPre<RunState>),
+    V1(bindings::v1::debugger::DebuggerPre<RunState>),
+}
+
+/// An actor ready to instantiate, by the contract version it was built against.
+pub(super) enum ActPre {
+    Current(bindings::actor::ActorPre<RunState>),
+    V1(bindings::v1::actor::ActorPre<RunState>),
 }
 
 impl Compiled {
@@ -125,11 +137,17 @@ pub(super) fn compile(
         .map(|(n, _)| n.to_string())
         .collect();
     let (debugger, actor, invalid) = match linker.instantiate_pre(&component) {
-        Ok(pre) => (
-            bindings::debugger::DebuggerPre::new(pre.clone()).ok(),
-            bindings::actor::ActorPre::new(pre).ok(),
-            None,
-        ),
+        Ok(pre) => {
+            let debugger = bindings::debugger::DebuggerPre::new(pre.clone())
+                .map(DebugPre::Current)
+                .or_else(|_| bindings::v1::debugger::DebuggerPre::new(pre.clone()).map(DebugPre::V1))
+                .ok();
+            let actor = bindings::actor::ActorPre::new(pre.clone())
+                .map(ActPre::Current)
+                .or_else(|_| bindings::v1::actor::ActorPre::new(pre).map(ActPre::V1))
+                .ok();
+            (debugger, actor, None)
+        }
         Err(e) => (None, None, Some(format!("cannot link: {e:#}"))),
     };
     let compiled = Compiled {

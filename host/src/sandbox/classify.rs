@@ -64,6 +64,7 @@ pub(super) fn classify(
 /// `true` when stdout or stderr reached the output limit.
 fn collect(result: &mut RunResult, job: &RunJob, state: &mut RunState) -> bool {
     result.denials = state.denials.list();
+    result.writes = std::mem::take(&mut *state.kube.writes().lock());
     result.memory_peak_bytes = state.limiter.true_peak() as u64;
     result.logs = state.logs.take();
     if state.logs.dropped() > 0 {

@@ -4,8 +4,8 @@
 //! of our WIT package is refused (`incompatible`, naming both versions).
 
 use super::RunStatus;
-use crate::WIT_VERSION;
 use crate::manifest::{Capabilities, Kind};
+use crate::{WIT_VERSION, WIT_VERSIONS};
 
 /// WASI interfaces every recipe may import: their contents are empty or inert by default
 /// (no env, no args, no preopens unless granted, no stdin, capped stdout/stderr).
@@ -32,16 +32,32 @@ pub fn check(
     kind: Kind,
     caps: &Capabilities,
 ) -> Result<(), (RunStatus, String)> {
+    let mut seen: Option<&str> = None;
     for name in imports.iter().chain(exports) {
         let (base, version) = split_version(name);
-        if base.starts_with("euphrosyne:recipe/") && version != Some(WIT_VERSION) {
+        if !base.starts_with("euphrosyne:recipe/") {
+            continue;
+        }
+        let v = version.unwrap_or("(unversioned)");
+        if !WIT_VERSIONS.contains(&v) {
             return Err((
                 RunStatus::Incompatible,
                 format!(
-                    "the component was built against euphrosyne:recipe@{}, this host speaks euphrosyne:recipe@{WIT_VERSION}; rebuild it with a recipe-sdk for {WIT_VERSION}",
-                    version.unwrap_or("(unversioned)")
+                    "the component was built against euphrosyne:recipe@{v}, this host speaks euphrosyne:recipe@{}; rebuild it with a recipe-sdk for {WIT_VERSION}",
+                    WIT_VERSIONS.join(" and @")
                 ),
             ));
+        }
+        match seen {
+            Some(other) if other != v => {
+                return Err((
+                    RunStatus::Incompatible,
+                    format!(
+                        "the component imports both euphrosyne:recipe@{other} and @{v}; build it against one version (recipe-sdk for {WIT_VERSION})"
+                    ),
+                ));
+            }
+            _ => seen = Some(v),
         }
     }
     for name in imports {
@@ -117,14 +133,21 @@ mod tests {
         let (status, _) = check(&s(&["wasi:sockets/tcp@0.2.0"]), &s(&["debug"]), Kind::Debug, &caps).unwrap_err();
         assert_eq!(status, RunStatus::Denied);
         let (status, msg) = check(
-            &s(&["euphrosyne:recipe/types@0.2.0"]),
+            &s(&["euphrosyne:recipe/types@0.9.0"]),
             &s(&["debug"]),
             Kind::Debug,
             &caps,
         )
         .unwrap_err();
         assert_eq!(status, RunStatus::Incompatible);
-        assert!(msg.contains("0.2.0") && msg.contains("0.1.0"), "{msg}");
+        assert!(
+            msg.contains("0.9.0") && msg.contains("0.2.0") && msg.contains("0.1.0"),
+            "{msg}"
+        );
+        let mixed = s(&["euphrosyne:recipe/types@0.2.0", "euphrosyne:recipe/log@0.1.0"]);
+        let (status, msg) = check(&mixed, &s(&["debug"]), Kind::Debug, &caps).unwrap_err();
+        assert_eq!(status, RunStatus::Incompatible);
+        assert!(msg.contains("both"), "{msg}");
         let (status, _) = check(&base, &s(&["debug"]), Kind::Action, &caps).unwrap_err();
         assert_eq!(status, RunStatus::InvalidModule);
     }

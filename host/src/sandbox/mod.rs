@@ -22,6 +22,7 @@ mod bindings;
 mod cache;
 mod classify;
 mod config;
+mod convert;
 mod imports;
 mod limits;
 pub mod meter;
@@ -39,7 +40,7 @@ use wasmtime::{
 };
 
 pub use self::cache::DiskCache;
-use self::cache::{Compiled, MemoryCache};
+use self::cache::{ActPre, Compiled, DebugPre, MemoryCache};
 use self::classify::Done;
 pub use self::config::{CacheStats, SandboxConfig};
 pub use self::meter::MeteredAlloc;
@@ -250,13 +251,25 @@ impl Sandbox {
         // 5. Instantiate and call under the wall-clock timeout (epochs do not interrupt host calls).
         let call = async {
             let (instance, t_run) = match entry {
-                Entry::Debug(pre, incident) => {
+                Entry::Debug(DebugPre::Current(pre), incident) => {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let t_run = Instant::now();
                     let r = instance.call_debug(&mut store, &incident.into()).await?;
                     (r.map(|a| Done::Analysis(a.into())).map_err(|e| e.message), t_run)
                 }
-                Entry::Act(pre, request) => {
+                Entry::Debug(DebugPre::V1(pre), incident) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let t_run = Instant::now();
+                    let r = instance.call_debug(&mut store, &incident.into()).await?;
+                    (r.map(|a| Done::Analysis(a.into())).map_err(|e| e.message), t_run)
+                }
+                Entry::Act(ActPre::Current(pre), request) => {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let t_run = Instant::now();
+                    let r = instance.call_act(&mut store, &request.into()).await?;
+                    (r.map(|o| Done::Outcome(o.into())).map_err(|e| e.message), t_run)
+                }
+                Entry::Act(ActPre::V1(pre), request) => {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let t_run = Instant::now();
                     let r = instance.call_act(&mut store, &request.into()).await?;
@@ -303,8 +316,8 @@ fn guard(store: &mut Store<RunState>, deadline: Duration) {
 
 /// What a run calls: the typed entry point and its input.
 enum Entry<'a> {
-    Debug(&'a bindings::debugger::DebuggerPre<RunState>, &'a Incident),
-    Act(&'a bindings::actor::ActorPre<RunState>, &'a ActionRequest),
+    Debug(&'a DebugPre, &'a Incident),
+    Act(&'a ActPre, &'a ActionRequest),
 }
 
 impl<'a> Entry<'a> {
@@ -316,8 +329,8 @@ impl<'a> Entry<'a> {
             (RunInput::Action(request), _, Some(pre)) => Ok(Entry::Act(pre, request)),
             (input, _, _) => {
                 let world = match input.kind() {
-                    Kind::Debug => "debugger world (export `debug` with the 0.1.0 types)",
-                    Kind::Action => "actor world (export `act` with the 0.1.0 types)",
+                    Kind::Debug => "debugger world (export `debug` with the 0.2.0 or 0.1.0 types)",
+                    Kind::Action => "actor world (export `act` with the 0.2.0 or 0.1.0 types)",
                 };
                 Err(format!("the component does not match the {world}"))
             }

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capability::kube::WriteMode;
 use crate::capability::log::LogLine;
 use crate::digest::Digest;
 use crate::manifest::{Capabilities, Kind, Limits};
-use crate::model::{ActionRequest, Analysis, Incident, Outcome};
+use crate::model::{ActionRequest, Analysis, Incident, Outcome, Write};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,6 +74,18 @@ impl RunInput {
         match self {
             RunInput::Debug(i) => i,
             RunInput::Action(a) => &a.incident,
+        }
+    }
+
+    /// How the run's Kubernetes writes go: a preview's are dry runs; an approved action's are
+    /// pinned to its preview's `resourceVersion`s.
+    pub fn write_mode(&self) -> WriteMode {
+        match self {
+            RunInput::Debug(_) => WriteMode::default(),
+            RunInput::Action(a) => WriteMode {
+                dry_run: a.dry_run,
+                preconditions: a.preconditions.clone(),
+            },
         }
     }
 
@@ -155,6 +168,9 @@ pub struct RunResult {
     /// Requests the sandbox refused.
     #[serde(default)]
     pub denials: Vec<String>,
+    /// The Kubernetes writes the host made for the run, with the diffs it computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<Write>,
     /// Captured stdout (bounded).
     #[serde(default)]
     pub stdout: String,
@@ -187,6 +203,7 @@ impl RunResult {
             analysis: None,
             outcome: None,
             denials: vec![],
+            writes: vec![],
             stdout: String::new(),
             stderr: String::new(),
             logs: vec![],

@@ -112,7 +112,8 @@ pub(super) fn new_store(engine: &Engine, config: &SandboxConfig, job: &RunJob) -
             job.input.incident().namespaces(),
             denials.clone(),
             cap,
-        ),
+        )
+        .with_mode(job.input.write_mode()),
         denials,
         stdout,
         stderr,

@@ -52,11 +52,21 @@ impl ControlPlane {
 
     /// With `audit`, the apiserver logs every request's metadata to `dir/audit.log`.
     pub async fn start_with(audit: bool) -> ControlPlane {
+        Self::start_audited(if audit { "1" } else { "0" }).await
+    }
+
+    /// The apiserver logs every request to `dir/audit.log`, its body included.
+    #[allow(dead_code)]
+    pub async fn start_with_request_audit() -> ControlPlane {
+        Self::start_audited("request").await
+    }
+
+    async fn start_audited(audit: &str) -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kube-up");
         let out = Command::new(&script)
             .arg(dir.path())
-            .env("EUPHROSYNE_KUBE_AUDIT", if audit { "1" } else { "0" })
+            .env("EUPHROSYNE_KUBE_AUDIT", audit)
             .output()
             .unwrap();
         assert!(

@@ -50,7 +50,7 @@ pub fn guest(name: &str) -> Vec<u8> {
         .join("wasm32-wasip2/recipe")
         .join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}. Build the test guests first: cargo build --profile recipe --target wasm32-wasip2 -p hostile -p future-wit -p wrong-export (scripts/build-wasm does)", path.display())
+        panic!("{}: {e}. Build the test guests first: cargo build --profile recipe --target wasm32-wasip2 -p hostile -p future-wit -p wrong-export -p legacy-actor (scripts/build-wasm does)", path.display())
     })
 }
 
@@ -149,6 +149,8 @@ pub fn act(action: &str, params: serde_json::Value) -> RunInput {
         action: action.into(),
         parameters: params,
         approved_by: "tester".into(),
+        dry_run: false,
+        preconditions: vec![],
     })
 }
 

@@ -32,6 +32,8 @@ fn action(id: &str, incident: &str) -> ActionRun {
         error: None,
         run_id: Some(format!("run-{id}")),
         result: None,
+        preview: None,
+        fresh_preview: None,
         created_at: ago(60),
     }
 }

@@ -1,4 +1,6 @@
-//! `cordon-node` (action): mark a node unschedulable, like `kubectl cordon`.
+//! `cordon-node` and `uncordon-node` (action): mark a node unschedulable or schedulable again,
+//! like `kubectl cordon` / `kubectl uncordon`. Cordoning says, in its outcome, that it also
+//! resolves `KubeNodeNotReady`, so the incident is not mistaken for fixed.
 //!
 //! Parameters: `{"node": "worker-1"}`.
 
@@ -14,9 +16,18 @@ struct Params {
     node: String,
 }
 
+/// `KubeNodeNotReady` (kubernetes-mixin) fires only while `kube_node_spec_unschedulable == 0`:
+/// cordoning makes it resolve although the node is still not ready.
+const NOT_READY_NOTE: &str = "note: cordoning also resolves KubeNodeNotReady (its rule requires kube_node_spec_unschedulable == 0), so that alert clearing does not mean the node recovered; watch the node's Ready condition";
+
 impl Actor for CordonNode {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
+        let cordon = match request.action.as_str() {
+            "cordon-node" => true,
+            "uncordon-node" => false,
+            other => return Ok(Outcome::failure(format!("this recipe does not implement `{other}`"))),
+        };
         let node = match kube::get("v1", "Node", None, &p.node) {
             Ok(n) => n,
             Err(kube::KubeError::NotFound(_)) => {
@@ -24,18 +35,32 @@ impl Actor for CordonNode {
             }
             Err(e) => return Err(e.into()),
         };
-        if node["spec"]["unschedulable"].as_bool() == Some(true) {
-            return Ok(Outcome::success(format!("node {} was already cordoned", p.node)));
+        let done = if cordon { "cordoned" } else { "uncordoned" };
+        if node["spec"]["unschedulable"].as_bool().unwrap_or(false) == cordon {
+            return Ok(Outcome::success(format!("node {} was already {done}", p.node)));
         }
-        kube::patch(
+        let after = kube::patch(
             "v1",
             "Node",
             None,
             &p.node,
-            &json!({ "spec": { "unschedulable": true } }),
+            &json!({ "spec": { "unschedulable": cordon } }),
         )?;
-        Ok(Outcome::success(format!("node {} cordoned", p.node))
-            .details(format!("spec.unschedulable=true; approved by {}", request.approved_by)))
+        let object = ObjectRef::new("v1", "Node", None, &p.node);
+        let changes = kube::diff(&object, &node, &after)
+            .into_iter()
+            .map(|c| c.described("unschedulable"));
+        let summary = match (request.dry_run, cordon) {
+            (true, true) => format!("would cordon node {}", p.node),
+            (true, false) => format!("would uncordon node {}", p.node),
+            (false, _) => format!("node {} {done}", p.node),
+        };
+        let mut details = format!("spec.unschedulable={cordon}; approved by {}", request.approved_by);
+        if cordon {
+            details.push('\n');
+            details.push_str(NOT_READY_NOTE);
+        }
+        Ok(Outcome::success(summary).details(details).changes(changes))
     }
 }
 
@@ -58,6 +83,28 @@ mod tests {
         let again = h.act::<CordonNode>(req).unwrap();
         assert!(again.summary.contains("already"));
         assert_eq!(h.kube_writes().len(), 1, "a second cordon writes nothing");
+    }
+
+    #[test]
+    fn cordon_notes_not_ready_and_uncordon_undoes_it() {
+        let h = Harness::new().kube_object("v1", "Node", None, "w1", json!({ "spec": {} }));
+        let out = h
+            .act::<CordonNode>(ActionRequest::new("cordon-node", json!({"node": "w1"}), "bob"))
+            .unwrap();
+        assert!(
+            out.details.contains("also resolves KubeNodeNotReady"),
+            "{}",
+            out.details
+        );
+        assert_eq!(out.changes[0].to_string(), "unschedulable in Node w1: (none) → true");
+        let out = h
+            .act::<CordonNode>(ActionRequest::new("uncordon-node", json!({"node": "w1"}), "bob"))
+            .unwrap();
+        assert!(out.success && out.summary.contains("uncordoned"), "{}", out.summary);
+        assert_eq!(
+            h.kube_object_now("v1", "Node", None, "w1").unwrap()["spec"]["unschedulable"],
+            false
+        );
     }
 
     #[test]

@@ -52,10 +52,19 @@ impl RecipeAccounts {
     }
 }
 
-/// `config`'s credentials acting as `user` (impersonation), never as their own user.
+/// `config`'s credentials acting as `user` (impersonation), never as their own user; for a
+/// recipe's calls (see [`for_recipes`]).
 pub fn impersonating(mut config: kube::Config, user: String) -> kube::Config {
     config.auth_info.impersonate = Some(user);
     config.auth_info.impersonate_groups = None;
+    for_recipes(config)
+}
+
+/// `config` as a recipe's calls use it: without the client's own retries. kube-rs retries 429,
+/// 503 and 504 with backoff by default; for a recipe a 429 is an answer (a PodDisruptionBudget
+/// refusing an eviction now), and retrying it silently would spend the run's whole timeout.
+pub fn for_recipes(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
     config
 }
 
@@ -64,12 +73,15 @@ pub fn impersonating(mut config: kube::Config, user: String) -> kube::Config {
 pub struct KubeClients(ByGrant<kube::Client>);
 
 impl KubeClients {
-    /// Both through `client`, as its own user (a sandbox Job's ServiceAccount, `recipe run`).
-    pub fn own(client: kube::Client) -> KubeClients {
-        KubeClients(ByGrant {
+    /// Both as `config`'s own user (a sandbox Job's ServiceAccount, `recipe run`, a host with
+    /// impersonation off), with [`for_recipes`]' settings.
+    pub fn own(config: kube::Config) -> Result<KubeClients, String> {
+        let client = kube::Client::try_from(for_recipes(config))
+            .map_err(|e| format!("building the Kubernetes client for recipes: {e}"))?;
+        Ok(KubeClients(ByGrant {
             reader: client.clone(),
             writer: client,
-        })
+        }))
     }
 
     /// Through `config`'s credentials, impersonating the recipe ServiceAccounts (the host needs
@@ -101,20 +113,9 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
 /// Where a pod's ServiceAccount token is mounted.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// A client from the pod's ServiceAccount (in-cluster config): the API server from
-/// `KUBERNETES_SERVICE_HOST`/`_PORT`, the token and CA from `dir` (default
-/// [`SERVICE_ACCOUNT_DIR`]). `Ok(None)` when not in a pod, or no token is mounted (the recipe
-/// was granted no Kubernetes access, so the Job mounts none).
-pub async fn client_in_cluster(dir: Option<&std::path::Path>) -> Result<Option<kube::Client>, String> {
-    match config_in_cluster(dir).await? {
-        None => Ok(None),
-        Some(cfg) => kube::Client::try_from(cfg)
-            .map(Some)
-            .map_err(|e| format!("building the in-cluster Kubernetes client: {e}")),
-    }
-}
-
-/// The in-cluster configuration [`client_in_cluster`] builds its client from.
+/// The in-cluster configuration: the API server from `KUBERNETES_SERVICE_HOST`/`_PORT`, the
+/// token and CA from `dir` (default [`SERVICE_ACCOUNT_DIR`]). `Ok(None)` when not in a pod, or
+/// no token is mounted (the recipe was granted no Kubernetes access, so the Job mounts none).
 pub async fn config_in_cluster(dir: Option<&std::path::Path>) -> Result<Option<kube::Config>, String> {
     let dir = dir.unwrap_or(std::path::Path::new(SERVICE_ACCOUNT_DIR));
     let (Ok(host), Ok(port)) = (

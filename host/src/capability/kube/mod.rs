@@ -14,28 +14,55 @@
 //! the recipe author's own tool.
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
+use std::sync::Arc;
+
+use kube::api::{Api, DynamicObject, ListParams, LogParams};
 use kube::core::{ApiResource, GroupVersionKind};
 
 use super::Denials;
 use super::kube_grants::{KubeGrants, KubeVerb, Resource, Scope};
 
+use crate::model::{Precondition, Write};
+
 mod clients;
+mod write;
 
 pub use self::clients::*;
+pub use self::write::{MAX_WRITES, PatchType, WriteOptions, changes};
 
 /// Why a call failed (mirrors the WIT `kube-error`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KubeError {
     /// Verb not granted.
+    #[error("denied: {0}")]
     Denied(String),
     /// No such object.
+    #[error("not found: {0}")]
     NotFound(String),
     /// The API server refused or failed.
+    #[error("{0}")]
     Api(String),
     /// Bad request from the recipe.
+    #[error("invalid: {0}")]
     Invalid(String),
+    /// The object changed since the precondition's `resourceVersion` (409), or a disruption
+    /// budget refuses an eviction (429). Nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
+
+/// How a run writes: a preview (every write `dryRun=All`), or an approved action pinned to the
+/// `resourceVersion`s its preview saw.
+#[derive(Debug, Clone, Default)]
+pub struct WriteMode {
+    /// Every write is sent with `dryRun=All`.
+    pub dry_run: bool,
+    /// Writes to these objects carry their `resourceVersion` as precondition.
+    pub preconditions: Vec<Precondition>,
+}
+
+/// The writes of one run, as the host recorded them (at most [`MAX_WRITES`]).
+pub type Writes = Arc<parking_lot::Mutex<Vec<Write>>>;
 
 /// A recipe's view of the cluster.
 #[derive(Clone)]
@@ -46,6 +73,8 @@ pub struct KubeAccess {
     namespaces: Vec<String>,
     denials: Denials,
     max_log_bytes: i64,
+    mode: WriteMode,
+    writes: Writes,
 }
 
 fn api_resource(api_version: &str, kind: &str) -> Result<ApiResource, KubeError> {
@@ -105,7 +134,20 @@ impl KubeAccess {
             namespaces,
             denials,
             max_log_bytes: max_log_bytes as i64,
+            mode: WriteMode::default(),
+            writes: Writes::default(),
         }
+    }
+
+    /// Write as `mode` says (a preview, or pinned to a preview's `resourceVersion`s).
+    pub fn with_mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The writes made so far (shared: the run's result takes them at the end).
+    pub fn writes(&self) -> Writes {
+        self.writes.clone()
     }
 
     fn deny(&self, msg: String) -> KubeError {
@@ -264,65 +306,6 @@ impl KubeAccess {
             .map_err(|e| lift(e, &target))?;
         to_json(&serde_json::json!({ "kind": "EventList", "items": list.items }))
     }
-
-    /// `patch` (JSON merge patch).
-    pub async fn patch(
-        &self,
-        api_version: &str,
-        kind: &str,
-        ns: Option<&str>,
-        name: &str,
-        patch: &str,
-    ) -> Result<String, KubeError> {
-        let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
-        let ar = api_resource(api_version, kind)?;
-        let client = self.allow(&ar, KubeVerb::Patch, ns, &target)?;
-        let body: serde_json::Value =
-            serde_json::from_str(patch).map_err(|e| KubeError::Invalid(format!("patch is not JSON: {e}")))?;
-        let obj = self
-            .api(client, &ar, ns)?
-            .patch(
-                checked_name("name", name)?,
-                &PatchParams::default(),
-                &Patch::Merge(body),
-            )
-            .await
-            .map_err(|e| lift(e, &target))?;
-        to_json(&obj)
-    }
-
-    /// `create`.
-    pub async fn create(
-        &self,
-        api_version: &str,
-        kind: &str,
-        ns: Option<&str>,
-        object: &str,
-    ) -> Result<String, KubeError> {
-        let target = format!("new {kind}");
-        let ar = api_resource(api_version, kind)?;
-        let client = self.allow(&ar, KubeVerb::Create, ns, &target)?;
-        let obj: DynamicObject = serde_json::from_str(object)
-            .map_err(|e| KubeError::Invalid(format!("object is not a Kubernetes object: {e}")))?;
-        let created = self
-            .api(client, &ar, ns)?
-            .create(&PostParams::default(), &obj)
-            .await
-            .map_err(|e| lift(e, &target))?;
-        to_json(&created)
-    }
-
-    /// `delete`.
-    pub async fn delete(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<(), KubeError> {
-        let target = format!("{kind} {}{name}", ns.map(|n| format!("{n}/")).unwrap_or_default());
-        let ar = api_resource(api_version, kind)?;
-        let client = self.allow(&ar, KubeVerb::Delete, ns, &target)?;
-        self.api(client, &ar, ns)?
-            .delete(checked_name("name", name)?, &DeleteParams::default())
-            .await
-            .map_err(|e| lift(e, &target))?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -338,7 +321,16 @@ mod tests {
         );
         let k = KubeAccess::new(None, &grants, vec!["shop".into()], d.clone(), 1024);
         let denied = [
-            k.patch("apps/v1", "Deployment", Some("shop"), "web", "{}").await,
+            k.patch(
+                "apps/v1",
+                "Deployment",
+                Some("shop"),
+                "web",
+                PatchType::Merge,
+                "{}",
+                WriteOptions::default(),
+            )
+            .await,
             k.get("v1", "Secret", Some("shop"), "db").await,
             k.get("v1", "Pod", Some("kube-system"), "etcd").await,
             k.get("v1", "Node", None, "n1").await,

@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// Action recipes: who approved.
     #[arg(long, default_value = "local-user")]
     pub approver: String,
+    /// Action recipes: a preview — every Kubernetes write is sent with `dryRun=All`; prints
+    /// what would change and changes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Allow a sensitive Kubernetes grant the manifest asks for (`secrets:get`, `pods:create`,
     /// `jobs:create`, RBAC kinds …), as a host's `[kube] allow_sensitive` would; repeatable.
     #[arg(long = "allow-sensitive", value_name = "RESOURCE:VERB")]

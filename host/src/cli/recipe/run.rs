@@ -95,6 +95,8 @@ fn input(a: &RunArgs, manifest: &Manifest) -> anyhow::Result<RunInput> {
                 action,
                 parameters,
                 approved_by: a.approver.clone(),
+                dry_run: a.dry_run,
+                preconditions: vec![],
             })
         }
     })
@@ -113,11 +115,12 @@ async fn sandbox(a: &RunArgs, manifest: &Manifest) -> anyhow::Result<Sandbox> {
     }
     let secrets = SecretStore::load(a.secrets_dir.as_deref())?.with_values(extra);
     let kube = match &a.kubeconfig {
-        Some(path) => Some(
-            euphrosyne::capability::kube::client_from_kubeconfig(path)
+        Some(path) => {
+            let config = euphrosyne::capability::kube::config_from_kubeconfig(path)
                 .await
-                .map_err(anyhow::Error::msg)?,
-        ),
+                .map_err(anyhow::Error::msg)?;
+            Some(euphrosyne::capability::kube::KubeClients::own(config).map_err(anyhow::Error::msg)?)
+        }
         None => None,
     };
     let kube_policy = euphrosyne::manifest::KubePolicy {
@@ -125,7 +128,7 @@ async fn sandbox(a: &RunArgs, manifest: &Manifest) -> anyhow::Result<Sandbox> {
         allow_sensitive: a.allow_sensitive.clone(),
     };
     Ok(Sandbox::new(SandboxConfig {
-        kube: kube.map(euphrosyne::capability::kube::KubeClients::own),
+        kube,
         kube_policy,
         secrets,
         pool_slots: 4,
@@ -166,12 +169,18 @@ fn print_human(r: &RunResult) {
     }
     if let Some(o) = &r.outcome {
         println!("  {}: {}", if o.success { "success" } else { "failed" }, o.summary);
+        for c in &o.changes {
+            println!("  change: {c}");
+        }
         if !o.details.is_empty() {
             println!("  {}", o.details);
         }
     }
     for d in &r.denials {
         println!("  denied: {d}");
+    }
+    for line in euphrosyne::reconciler::book::write_lines(&r.writes) {
+        println!("  write: {line}");
     }
     for l in &r.logs {
         println!("  log {}: {}", l.level, l.message);

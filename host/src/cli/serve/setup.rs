@@ -101,7 +101,7 @@ pub async fn kube(cfg: &ServeConfig) -> anyhow::Result<Kube> {
         (Some(config), _, Some(accounts)) => {
             Some(KubeClients::impersonating(config, accounts).map_err(anyhow::Error::msg)?)
         }
-        (_, Some(client), _) => Some(KubeClients::own(client.clone())),
+        (Some(config), _, None) => Some(KubeClients::own(config.clone()).map_err(anyhow::Error::msg)?),
         _ => None,
     };
     Ok(Kube {

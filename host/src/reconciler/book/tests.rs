@@ -87,6 +87,8 @@ fn action(id: &str, incident: &str) -> ActionRun {
         error: None,
         run_id: None,
         result: None,
+        preview: None,
+        fresh_preview: None,
         created_at: "t".into(),
     }
 }

@@ -1,9 +1,9 @@
-//! A debugger built against a WIT version the host does not speak (`euphrosyne:recipe@0.2.0`).
+//! A debugger built against a WIT version the host does not speak (`euphrosyne:recipe@0.9.0`).
 //! The host must refuse it as `incompatible`, naming both versions.
 
 wit_bindgen::generate!({
     inline: r#"
-        package euphrosyne:recipe@0.2.0;
+        package euphrosyne:recipe@0.9.0;
 
         interface types {
             record incident { id: string, source: string }
