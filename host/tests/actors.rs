@@ -22,47 +22,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cluster::{ControlPlane, ok};
+use common::fixtures::{self, ACTORS, create, deployment_until, get, revision};
 use common::host::*;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const NS: &str = "euphrosyne";
-
-const ACTORS: &[&str] = &[
-    "raise-limit",
-    "rollback-deployment",
-    "scale-workload",
-    "raise-hpa-max",
-    "delete-pod",
-    "expand-pvc",
-    "drain-node",
-    "cordon-node",
-    "rerun-job",
-];
-
-async fn create(client: &Client, api_version: &str, kind: &str, ns: Option<&str>, obj: Value) -> Value {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind));
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
-    let o: DynamicObject = serde_json::from_value(obj).unwrap();
-    serde_json::to_value(api.create(&PostParams::default(), &o).await.unwrap()).unwrap()
-}
-
-async fn get(client: &Client, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Value {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind));
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
-    serde_json::to_value(api.get(name).await.unwrap()).unwrap()
-}
 
 fn rv(o: &Value) -> String {
     o["metadata"]["resourceVersion"].as_str().unwrap().to_string()
@@ -82,95 +49,6 @@ static PREVIEWS: Windows = std::sync::Mutex::new(Vec::new());
 fn previewing<T>(started: std::time::SystemTime, out: T) -> T {
     PREVIEWS.lock().unwrap().push((started, std::time::SystemTime::now()));
     out
-}
-
-/// Poll until `done` holds for the Deployment `api` (the controllers work asynchronously).
-async fn deployment_until(client: &Client, what: &str, done: impl Fn(&Deployment) -> bool) -> Deployment {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    loop {
-        let d = api.get("api").await.unwrap();
-        if done(&d) {
-            return d;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "Deployment never {what}: {d:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn revision(d: &Deployment) -> Option<&str> {
-    d.metadata
-        .annotations
-        .as_ref()?
-        .get("deployment.kubernetes.io/revision")
-        .map(String::as_str)
-}
-
-/// Deployment `api` at revision 2 (`shop:1` then `shop:2`), its ReplicaSets the controller's.
-async fn deployment_with_history(client: &Client) -> Pod {
-    let d: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
-                 "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [
-                     {"name": "api", "image": "shop:1", "resources": {"limits": {"memory": "128Mi"}}},
-                     {"name": "envoy", "image": "envoy:1", "resources": {"limits": {"memory": "64Mi"}}}]}}}}))
-    .unwrap();
-    let api: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    api.create(&PostParams::default(), &d).await.unwrap();
-    deployment_until(client, "reached revision 1", |d| revision(d) == Some("1")).await;
-    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "shop:2"}]}}}});
-    api.patch("api", &PatchParams::default(), &Patch::Strategic(image))
-        .await
-        .unwrap();
-    deployment_until(client, "reached revision 2", |d| revision(d) == Some("2")).await;
-    // The new ReplicaSet's pod, OOMKilled as the kubelet reports it.
-    let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), NS);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    let pod = loop {
-        let new_rs = rs
-            .list(&ListParams::default().labels("app=api"))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .find(|r| {
-                r.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-                    .map(String::as_str)
-                    == Some("2")
-            });
-        let hash = new_rs.and_then(|r| r.metadata.labels.and_then(|l| l.get("pod-template-hash").cloned()));
-        if let Some(hash) = hash {
-            let list = pods
-                .list(&ListParams::default().labels(&format!("pod-template-hash={hash}")))
-                .await
-                .unwrap();
-            if let Some(p) = list.items.into_iter().next() {
-                break p;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the ReplicaSet controller made no pod"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let name = pod.metadata.name.clone().unwrap();
-    let status = json!({"status": {"phase": "Running", "containerStatuses": [
-        {"name": "api", "image": "shop:2", "imageID": "", "ready": false, "restartCount": 4,
-         "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
-         "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}},
-        {"name": "envoy", "image": "envoy:1", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
-    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .unwrap();
-    pods.get(&name).await.unwrap()
 }
 
 /// `POST /api/actions` as the operator, as a dry run: the answer.
@@ -237,7 +115,29 @@ async fn actors_preview_apply_and_detect_conflicts_on_a_real_apiserver() {
     ok(cp.kubectl(&["create", "namespace", NS]));
     let rbac = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/rbac.yaml");
     ok(cp.kubectl(&["apply", "-n", NS, "-f", rbac.to_str().unwrap()]));
-    let oom = deployment_with_history(&client).await;
+    // rerun-job creates Jobs; the manifests grant that nowhere (in the host's namespace a Job
+    // could run as the host). The workloads of this test live in the host's namespace, so the
+    // test binds it here, as an operator would in an application's namespace.
+    ok(cp.kubectl(&[
+        "-n",
+        NS,
+        "create",
+        "role",
+        "rerun-jobs",
+        "--verb=create",
+        "--resource=jobs.batch",
+    ]));
+    let writer = format!("--serviceaccount={NS}:euphrosyne-recipe-writer");
+    ok(cp.kubectl(&[
+        "-n",
+        NS,
+        "create",
+        "rolebinding",
+        "rerun-jobs",
+        "--role=rerun-jobs",
+        &writer,
+    ]));
+    let oom = fixtures::deployment_with_history(&client, NS).await;
 
     let config = format!(
         "kubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"",
@@ -344,7 +244,7 @@ async fn actors_preview_apply_and_detect_conflicts_on_a_real_apiserver() {
     assert_eq!(now["metadata"]["annotations"]["team"], "payments");
 
     // 3. rollback-deployment: back to revision 3's predecessor (shop:2 at 128Mi).
-    deployment_until(&client, "reached revision 3", |d| revision(d) == Some("3")).await;
+    deployment_until(&client, NS, "reached revision 3", |d| revision(d) == Some("3")).await;
     let target = json!({"namespace": NS, "kind": "Deployment", "name": "api"});
     let before = get(&client, "apps/v1", "Deployment", Some(NS), "api").await;
     let v = preview(&host, &id, "rollback-deployment", target.clone()).await;
@@ -376,9 +276,7 @@ async fn actors_preview_apply_and_detect_conflicts_on_a_real_apiserver() {
     );
 
     // 5. raise-hpa-max (no HPA controller runs here: its resourceVersion stands still).
-    let hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}, "minReplicas": 1, "maxReplicas": 4}});
-    let hpa_before = create(&client, "autoscaling/v1", "HorizontalPodAutoscaler", Some(NS), hpa).await;
+    let hpa_before = fixtures::hpa(&client, NS).await;
     let params = json!({"namespace": NS, "name": "api", "max_replicas": 6});
     let v = preview(&host, &id, "raise-hpa-max", params.clone()).await;
     assert!(v["diff"][0].as_str().unwrap().ends_with(": 4 → 6"), "{v:#}");
@@ -439,22 +337,8 @@ async fn actors_preview_apply_and_detect_conflicts_on_a_real_apiserver() {
 }
 
 async fn expand_pvc(client: &Client, host: &Host, id: &str) {
-    for (name, expandable) in [("expandable", true), ("fixed", false)] {
-        let sc = json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
-                        "provisioner": "example.com/none", "allowVolumeExpansion": expandable});
-        create(client, "storage.k8s.io/v1", "StorageClass", None, sc).await;
-        let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": format!("data-{name}")},
-            "spec": {"storageClassName": name, "accessModes": ["ReadWriteOnce"], "volumeName": format!("pv-{name}"),
-                     "resources": {"requests": {"storage": "1Gi"}}}});
-        create(client, "v1", "PersistentVolumeClaim", Some(NS), pvc).await;
-        // Bound, as the PersistentVolume controller would mark it (only a bound claim grows).
-        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
-        let status =
-            json!({"status": {"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}});
-        api.patch_status(&format!("data-{name}"), &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .unwrap();
-    }
+    fixtures::bound_claim(client, NS, "expandable", true).await;
+    fixtures::bound_claim(client, NS, "fixed", false).await;
     let params = json!({"namespace": NS, "name": "data-expandable", "size": "2Gi"});
     let before = get(client, "v1", "PersistentVolumeClaim", Some(NS), "data-expandable").await;
     let v = preview(host, id, "expand-pvc", params.clone()).await;
@@ -482,22 +366,8 @@ async fn expand_pvc(client: &Client, host: &Host, id: &str) {
 }
 
 async fn drain_and_uncordon(client: &Client, host: &Host, id: &str) {
-    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}});
-    create(client, "v1", "Node", None, node).await;
+    fixtures::node_with_pods(client, NS, "worker-1").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    for (name, app) in [("free-1", "free"), ("guarded-1", "guarded")] {
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": app}},
-            "spec": {"nodeName": "worker-1", "containers": [{"name": "c", "image": "x:1"}]}});
-        create(client, "v1", "Pod", Some(NS), pod).await;
-        // Running, as the kubelet reports it (a pending pod's eviction ignores budgets).
-        let status = json!({"status": {"phase": "Running"}});
-        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .unwrap();
-    }
-    let pdb = json!({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget", "metadata": {"name": "guarded"},
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}});
-    create(client, "policy/v1beta1", "PodDisruptionBudget", Some(NS), pdb).await;
     let params = json!({"node": "worker-1"});
     let v = preview(host, id, "drain-node", params.clone()).await;
     assert!(v["summary"].as_str().unwrap().starts_with("would drain"), "{v:#}");
@@ -539,17 +409,8 @@ async fn drain_and_uncordon(client: &Client, host: &Host, id: &str) {
 }
 
 async fn rerun_job(client: &Client, host: &Host, id: &str) {
-    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "report", "labels": {"team": "data"}},
-        "spec": {"parallelism": 0, "backoffLimit": 1, "template": {"metadata": {"labels": {"app": "report"}},
-                 "spec": {"restartPolicy": "Never", "containers": [{"name": "r", "image": "report:1"}]}}}});
-    create(client, "batch/v1", "Job", Some(NS), job).await;
+    fixtures::failed_job(client, NS, "report").await;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), NS);
-    let now = common::ago(0);
-    let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-        "lastProbeTime": now, "lastTransitionTime": now}]}});
-    jobs.patch_status("report", &PatchParams::default(), &Patch::Merge(failed))
-        .await
-        .unwrap();
     let params = json!({"namespace": NS, "name": "report"});
     let v = preview(host, id, "rerun-job", params.clone()).await;
     assert_eq!(v["ok"], true, "{v:#}");

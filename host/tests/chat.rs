@@ -552,8 +552,10 @@ async fn webex_webhook_registration_is_idempotent() {
 /// Chat hears of an action in the order it happened: the "approved" line before the outcome,
 /// also when the outcome is known at once (no recipe implements the action) — two updates once
 /// raced and Slack could show "failed" above "approved".
+/// An action no installed actor implements is refused before anything is queued: `409`, the
+/// refusal in the event log, no action on record — and so nothing for chat to announce.
 #[tokio::test]
-async fn slack_shows_approved_before_the_outcome_of_an_action_that_cannot_run() {
+async fn an_action_no_actor_implements_is_refused_before_it_is_queued() {
     let w = world(SLACK).await;
     let id = raise_incident(&w).await;
     wait_calls(&w.emu, "POST", "/api/chat.postMessage", 1).await;
@@ -564,25 +566,16 @@ async fn slack_shows_approved_before_the_outcome_of_an_action_that_cannot_run() 
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let updates = wait_calls(&w.emu, "POST", "/api/chat.update", 2).await;
-    let lines = |u: &common::chat::Call| -> Vec<String> {
-        u.body["blocks"]
-            .as_array()
-            .and_then(|b| b.last())
-            .and_then(|c| c["elements"].as_array())
-            .map(|e| e.iter().map(|l| l["text"].as_str().unwrap_or("").to_string()).collect())
-            .unwrap_or_default()
-    };
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let text = r.text().await.unwrap();
     assert!(
-        lines(&updates[0])[0].contains("`rollback-deployment` approved by bob via api; it cannot run"),
-        "the first update is the approval: {:?}",
-        lines(&updates[0])
+        text.contains("no action recipe implements `rollback-deployment` (actions available: open-ticket)"),
+        "{text}"
     );
-    let last = lines(updates.last().unwrap());
-    assert_eq!(last.len(), 2, "{last:?}");
-    assert!(
-        last[1].contains("*failed*") && last[1].contains("no action recipe implements"),
-        "{last:?}"
-    );
+    let v = w.host.json(&format!("/api/incidents/{id}")).await;
+    assert_eq!(v["incident"]["actions"], json!([]), "{v:#}");
+    let refused = v["incident"]["events"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "action-refused" && e["detail"].as_str().unwrap().contains("no action recipe implements")
+    });
+    assert!(refused, "{v:#}");
 }

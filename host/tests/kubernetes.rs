@@ -191,9 +191,10 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     );
     assert_eq!(
         names.len(),
-        6,
-        "the six bundled recipes from their ConfigMaps: {names:?}"
+        common::BUNDLED.len(),
+        "the bundled recipes from their ConfigMaps: {names:?}"
     );
+    assert_eq!(status["dangling_actions"], serde_json::json!([]), "{status:#}");
 
     // Alert → Job → result through Redis → analysis.
     let g1 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-x7k2p\"}";
@@ -319,7 +320,11 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
             })
         })
         .await;
-    assert_eq!(status["recipes"].as_array().unwrap().len(), 6, "the good ones stay");
+    assert_eq!(
+        status["recipes"].as_array().unwrap().len(),
+        common::BUNDLED.len(),
+        "the good ones stay"
+    );
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
     let started = Instant::now();
     loop {
@@ -368,7 +373,9 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         .await
         .unwrap();
     host.wait_for("/api/status", |s| {
-        s["recipes"].as_array().is_some_and(|r| r.len() == 6)
+        s["recipes"]
+            .as_array()
+            .is_some_and(|r| r.len() == common::BUNDLED.len())
             && s["recipe_errors"].as_array().is_some_and(|e| e.is_empty())
     })
     .await;

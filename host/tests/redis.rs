@@ -55,14 +55,15 @@ async fn serve_with_redis_runs_recipes_as_sandbox_subprocesses() {
         .await;
     assert_eq!(a["status"], "succeeded", "{a:#}");
     assert_eq!(w.jira.hits(), 1);
-    // Both results went through the stream under the prefix, and were acknowledged.
+    // The three results — the debugger's, the suggested action's preview (a dry run) and the
+    // action's — went through the stream under the prefix, and were acknowledged.
     let bus = Bus::connect(&redis.url(), "e2e", Duration::from_secs(5)).await.unwrap();
     let mut conn = ::redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    assert_eq!(common::redis::xlen(&redis.url(), &bus.results_key()).await, 2);
+    assert_eq!(common::redis::xlen(&redis.url(), &bus.results_key()).await, 3);
     let pending: Vec<::redis::Value> = ::redis::cmd("XPENDING")
         .arg(bus.results_key())
         .arg("hosts")
@@ -104,7 +105,8 @@ async fn serve_over_tls_redis_with_a_private_ca() {
         .unwrap();
     let v = w.host.analysed_incident().await;
     assert_eq!(v["incident"]["runs"][0]["status"], "ok", "{:#}", v["incident"]["runs"]);
-    // The sandbox's result went through the TLS server's stream.
+    // The sandbox's results (the debugger's and its suggestion's preview) went through the TLS
+    // server's stream.
     let tls = ::redis::TlsCertificates {
         client_tls: None,
         root_cert: Some(std::fs::read(ca).unwrap()),
@@ -119,7 +121,7 @@ async fn serve_over_tls_redis_with_a_private_ca() {
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!(len, 1);
+    assert_eq!(len, 2);
 }
 
 fn hostile_job(mode: &str) -> euphrosyne::sandbox::RunJob {

@@ -47,32 +47,8 @@
 
 use serde_json::Value;
 
-pub use crate::wire::KubeError;
+pub use crate::wire::{KubeError, PatchType, WriteOptions};
 use crate::{Change, ObjectRef};
-
-/// How [`patch_with`] reads its body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchType {
-    /// JSON merge patch (RFC 7386): lists are replaced whole.
-    Merge,
-    /// Kubernetes strategic merge patch: containers, ports, volumes, env merge by name.
-    Strategic,
-    /// JSON patch (RFC 6902): a list of operations.
-    Json,
-    /// Server-side apply: the body is the fields this field manager owns.
-    Apply,
-}
-
-/// Options of one write. `Default` is what the plain helpers send.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteOptions {
-    /// Ask for `dryRun=All` (the host forces it for every write of a preview anyway).
-    pub dry_run: bool,
-    /// Write only if the object is still at this `resourceVersion`, else [`KubeError::Conflict`].
-    pub resource_version: Option<String>,
-    /// The field manager recorded in `managedFields` ([`apply`] needs one).
-    pub field_manager: Option<String>,
-}
 
 #[cfg(target_arch = "wasm32")]
 fn wit_options(o: &WriteOptions) -> crate::bindings::kubernetes::WriteOptions {

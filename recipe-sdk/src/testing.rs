@@ -29,8 +29,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use crate::kube::{PatchType, WriteOptions};
-use crate::wire::{HttpError, KubeError, Level, Request, Response};
+use crate::wire::{HttpError, KubeError, Level, PatchType, Request, Response, WriteOptions};
 use crate::{ActionRequest, Actor, Analysis, Debugger, Incident, Outcome, RecipeError};
 
 type Key = (String, String, Option<String>, String);

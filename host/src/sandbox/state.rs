@@ -90,7 +90,8 @@ pub(super) fn new_store(engine: &Engine, config: &SandboxConfig, job: &RunJob) -
         },
         denials.clone(),
         limit.clone(),
-    );
+    )
+    .read_only(job.input.write_mode().dry_run);
     let mut http = WasiHttpCtx::new();
     http.set_field_size_limit(MAX_FIELDS_BYTES);
     let mut table = ResourceTable::new();

@@ -55,13 +55,21 @@ pub fn guest(name: &str) -> Vec<u8> {
 }
 
 /// The bundled recipes.
-pub const BUNDLED: [&str; 6] = [
+pub const BUNDLED: [&str; 14] = [
     "pod-crashloop",
     "node-not-ready",
     "http-probe",
     "restart-workload",
     "cordon-node",
     "open-ticket",
+    "raise-limit",
+    "rollback-deployment",
+    "scale-workload",
+    "raise-hpa-max",
+    "delete-pod",
+    "drain-node",
+    "rerun-job",
+    "expand-pvc",
 ];
 
 /// A bundled recipe, built by `euphrosyne recipe build recipes/NAME`.
@@ -297,6 +305,8 @@ impl HttpServer {
 
 pub mod chat;
 pub mod cluster;
+#[allow(dead_code)]
+pub mod fixtures;
 pub mod host;
 pub mod redis;
 

@@ -4,7 +4,8 @@
 //! Secrets (granted in the manifest): `jira-url` (e.g. `https://jira.example.com`), `jira-user`,
 //! `jira-token`. Config: `project` (default `OPS`), `issue_type` (default `Incident`).
 //! Parameters (all optional): `{"summary": "...", "description": "..."}`; defaults are built from
-//! the incident's alerts.
+//! the incident's alerts. A preview (`dry_run`) sends nothing — the host refuses a preview's
+//! POST anyway — and says which issue it would open.
 
 use recipe_sdk::prelude::*;
 use serde::Deserialize;
@@ -51,6 +52,24 @@ impl Actor for OpenTicket {
             "issuetype": { "name": config::get_or("issue_type", "Incident") },
         }});
         let url = format!("{}/rest/api/2/issue", base.trim_end_matches('/'));
+        if request.dry_run {
+            let project = config::get_or("project", "OPS");
+            let change = Change {
+                object: ObjectRef::new("jira/v2", "Issue", Some(&project), "(new)"),
+                path: "fields.summary".into(),
+                before: None,
+                after: Some(json!(summary).to_string()),
+                description: format!(
+                    "a new {} issue in Jira project {project}",
+                    config::get_or("issue_type", "Incident")
+                ),
+            };
+            return Ok(
+                Outcome::success(format!("would open a Jira issue in {project}: {summary}"))
+                    .details(format!("POST {url}"))
+                    .changes([change]),
+            );
+        }
         let resp = http::Request::post(&url).basic_auth(&user, &token).json(&body).send()?;
         if resp.status != 201 && resp.status != 200 {
             let text: String = resp.text().chars().take(300).collect();
@@ -75,6 +94,19 @@ mod tests {
             .secret("jira-user", "bot")
             .secret("jira-token", "s3cret")
             .config("project", "SRE")
+    }
+
+    #[test]
+    fn a_preview_sends_nothing() {
+        let h = harness();
+        let req = ActionRequest::new("open-ticket", json!({"summary": "db down"}), "alice").preview();
+        let out = h.act::<OpenTicket>(req).unwrap();
+        assert!(
+            out.success && out.summary == "would open a Jira issue in SRE: db down",
+            "{}",
+            out.summary
+        );
+        assert!(h.http_requests().is_empty());
     }
 
     #[test]

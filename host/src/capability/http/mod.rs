@@ -75,6 +75,8 @@ pub struct EgressPolicy {
     made: Arc<AtomicU32>,
     denials: Denials,
     limit: LimitHit,
+    /// A preview (dry run): only requests that change nothing (GET, HEAD, OPTIONS) go out.
+    read_only: bool,
 }
 
 impl EgressPolicy {
@@ -88,7 +90,15 @@ impl EgressPolicy {
             limits,
             denials,
             limit,
+            read_only: false,
         }
+    }
+
+    /// For a preview: requests other than GET, HEAD and OPTIONS are refused (a dry run of an
+    /// action must not open the ticket or page the human it would).
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// The grant that allows `target`, if any.
@@ -171,6 +181,13 @@ impl WasiHttpHooks for EgressPolicy {
                 denials.record(format!("http: {method} {uri} is not in capabilities.http"));
                 return Err(E::HttpRequestDenied);
             };
+            let safe = matches!(method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+            if policy.read_only && !safe {
+                denials.record(format!(
+                    "http: {method} {target}: a preview (dry run) sends only GET, HEAD and OPTIONS; the actor must report what it would send instead"
+                ));
+                return Err(E::HttpRequestDenied);
+            }
             let limits = policy.limits;
             // Past a connection cap: the run's limit is hit, the request refused.
             let over = |limit: String, why: String| {

@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, Patch, PatchParam
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 
-use super::{KubeAccess, KubeError, api_resource, checked_name, lift, to_json};
+use super::access::{KubeAccess, KubeError, api_resource, checked_name, lift, to_json};
 use crate::capability::kube_grants::KubeVerb;
 use crate::model::{Change, ObjectRef, Write};
 

@@ -1,0 +1,120 @@
+//! Preview latency per actor on the test control plane (`scripts/bench-previews`): how long from
+//! a suggested action to its diff — the actor run as a dry run, every write `dryRun=All`, in
+//! the host's own process, impersonating the recipe ServiceAccounts of `manifests/rbac.yaml`.
+//! The first preview of each actor compiles its component (cold); the rest find it compiled.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::ControlPlane;
+use common::fixtures;
+use common::host::{Host, OPERATOR, alertmanager_body, pack_into};
+use common::pct;
+use serde_json::{Value, json};
+
+const NS: &str = "euphrosyne";
+const ROUNDS: usize = 20;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cp = ControlPlane::start().await;
+    let client = cp.client.clone();
+    let kubectl = |args: &[&str]| {
+        let out = cp.kubectl(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    kubectl(&["create", "namespace", NS]);
+    let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/rbac.yaml");
+    kubectl(&["apply", "-n", NS, "-f", rbac.to_str().unwrap()]);
+    let pod = fixtures::deployment_with_history(&client, NS).await;
+    fixtures::hpa(&client, NS).await;
+    fixtures::bound_claim(&client, NS, "expandable", true).await;
+    fixtures::node_with_pods(&client, NS, "worker-1").await;
+    fixtures::failed_job(&client, NS, "report").await;
+
+    let config = format!(
+        "kubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"",
+        cp.kubeconfig.display()
+    );
+    let host = Host::start(
+        |dir| {
+            for a in fixtures::ACTORS {
+                pack_into(dir, a, |_| {});
+            }
+        },
+        &config,
+        &[],
+    );
+    let alert = alertmanager_body(
+        "bench",
+        "firing",
+        json!({"alertname": "BenchPreview", "namespace": NS}),
+        json!({}),
+        common::firing_since(),
+        "fp-bench",
+    );
+    host.post("/webhook", None).json(&alert).send().await.unwrap();
+    let list = host
+        .wait_for("/api/incidents", |v| {
+            v["incidents"].as_array().is_some_and(|l| !l.is_empty())
+        })
+        .await;
+    let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+    let pod = pod.metadata.name.unwrap();
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "raise-memory-limit",
+            json!({"namespace": NS, "name": "api", "container": "api", "memory": "256Mi"}),
+        ),
+        ("rollback-deployment", json!({"namespace": NS, "name": "api"})),
+        ("scale-workload", json!({"namespace": NS, "name": "api", "replicas": 3})),
+        (
+            "raise-hpa-max",
+            json!({"namespace": NS, "name": "api", "max_replicas": 6}),
+        ),
+        (
+            "expand-pvc",
+            json!({"namespace": NS, "name": "data-expandable", "size": "2Gi"}),
+        ),
+        ("delete-pod", json!({"namespace": NS, "pod": pod})),
+        ("drain-node", json!({"node": "worker-1"})),
+        ("cordon-node", json!({"node": "worker-1"})),
+        ("rerun-job", json!({"namespace": NS, "name": "report"})),
+    ];
+    println!("| action (actor) | first (compiles) | p50 | p99 | HTTP round trip p50 |");
+    println!("|---|---|---|---|---|");
+    for (action, params) in cases {
+        let mut server = Vec::new();
+        let mut client_side = Vec::new();
+        for _ in 0..=ROUNDS {
+            let body =
+                json!({"incident": id, "action": action, "params": params, "approver": "bench", "dry_run": true});
+            let t = Instant::now();
+            let r = host
+                .post("/api/actions", Some(OPERATOR))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let v: Value = r.json().await.unwrap();
+            client_side.push(t.elapsed());
+            assert_eq!(v["ok"], true, "{action}: {v:#}");
+            server.push(Duration::from_millis(v["duration_ms"].as_u64().unwrap()));
+        }
+        let first = server.remove(0);
+        client_side.remove(0);
+        println!(
+            "| `{action}` | {} | {} | {} | {} |",
+            ms(first),
+            ms(pct(&server, 0.5)),
+            ms(pct(&server, 0.99)),
+            ms(pct(&client_side, 0.5))
+        );
+    }
+}
