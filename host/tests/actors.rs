@@ -19,10 +19,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::cluster::{ControlPlane, ok};
-use common::fixtures::{self, ACTORS, create, deployment_until, get, revision};
+use common::fixtures::{self, ACTORS, deployment_until, get, revision};
 use common::host::*;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;

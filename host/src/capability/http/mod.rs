@@ -243,3 +243,47 @@ impl WasiHttpHooks for EgressPolicy {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn send(policy: &mut EgressPolicy, method: &str) -> SendResult {
+        let empty = http_body_util::Empty::<bytes::Bytes>::new().map_err(|never| match never {});
+        let body = capped(empty, 0, || E::HttpRequestDenied);
+        let req = http::Request::builder()
+            .method(method)
+            .uri("http://127.0.0.1:9/issue")
+            .body(body)
+            .unwrap();
+        Box::into_pin(policy.send_request(req, None, Box::new(async { Ok(()) }))).await
+    }
+
+    #[tokio::test]
+    async fn a_preview_sends_only_requests_that_change_nothing() {
+        let denials = Denials::default();
+        let grants = ["127.0.0.1:9".to_string()];
+        let policy = |read_only| {
+            EgressPolicy::new(&grants, EgressLimits::default(), denials.clone(), LimitHit::default())
+                .read_only(read_only)
+        };
+        let mut preview = policy(true);
+        for m in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert!(matches!(send(&mut preview, m).await, Err(E::HttpRequestDenied)), "{m}");
+        }
+        let kept = denials.list();
+        assert_eq!(kept.len(), 4, "{kept:?}");
+        assert!(
+            kept[0].contains("POST") && kept[0].contains("a preview (dry run) sends only GET"),
+            "{kept:?}"
+        );
+        // A GET goes out (here: to a closed port, so it fails connecting, not by policy); so does
+        // a POST from a run that is not a preview.
+        assert!(!matches!(send(&mut preview, "GET").await, Err(E::HttpRequestDenied)));
+        assert!(!matches!(
+            send(&mut policy(false), "POST").await,
+            Err(E::HttpRequestDenied)
+        ));
+        assert_eq!(denials.list().len(), 4);
+    }
+}
