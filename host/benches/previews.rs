@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::ControlPlane;
 use common::fixtures;
-use common::host::{Host, OPERATOR, alertmanager_body, pack_into};
+use common::host::{Host, alertmanager_body, pack_into};
 use common::pct;
 use serde_json::{Value, json};
 
@@ -95,16 +95,8 @@ async fn main() {
         let mut took = Vec::new();
         let mut writes = 0;
         for _ in 0..=ROUNDS {
-            let body =
-                json!({"incident": id, "action": action, "params": params, "approver": "bench", "dry_run": true});
             let t = Instant::now();
-            let r = host
-                .post("/api/actions", Some(OPERATOR))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let v: Value = r.json().await.unwrap();
+            let v = host.dry_run(&id, action, params.clone()).await;
             took.push(t.elapsed());
             // drain-node's preview reports the pod its disruption budget keeps: not `ok`, but a diff.
             assert!(v["diff"].as_array().is_some_and(|d| !d.is_empty()), "{action}: {v:#}");

@@ -5,8 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Alert, AlertStatus, Change, Finding, Incident, Precondition, SuggestedAction, Verdict, Write};
+use crate::model::{Alert, AlertStatus, Finding, Incident, SuggestedAction, Verdict};
 use crate::sandbox::{RunResult, RunStatus};
+
+mod preview;
+
+pub use self::preview::{Preview, write_lines};
 
 /// Where an incident is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -95,84 +99,6 @@ pub struct ActionSuggestion {
     /// What it would change, from a dry run made when the analysis was ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<Preview>,
-}
-
-/// A dry run of an action: what it would change, and the `resourceVersion` of every object it
-/// would write, which an approval of it pins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Preview {
-    /// The preview's run id.
-    pub run_id: String,
-    /// The actor ran and reported success: the changes are what approving would do.
-    pub ok: bool,
-    /// The actor's summary, or why the preview failed.
-    pub summary: String,
-    /// Field by field, as the actor reported them (or, when it reported none, as the host saw
-    /// its dry-run writes).
-    #[serde(default)]
-    pub changes: Vec<Change>,
-    /// The writes the host made for it, all dry runs, with each object's `resourceVersion`.
-    #[serde(default)]
-    pub writes: Vec<Write>,
-    /// Milliseconds from start to result.
-    pub duration_ms: u64,
-    /// RFC 3339.
-    pub created_at: String,
-}
-
-impl Preview {
-    /// A preview from a dry run's result.
-    pub fn of(result: &RunResult, duration_ms: u64, now: &str) -> Preview {
-        let outcome = result.outcome.as_ref();
-        let ok = result.status == RunStatus::Ok && outcome.is_some_and(|o| o.success);
-        let summary = match outcome {
-            Some(o) => o.summary.clone(),
-            None => format!("{}: {}", result.status, result.message),
-        };
-        let mut changes = outcome.map(|o| o.changes.clone()).unwrap_or_default();
-        if changes.is_empty() {
-            changes = result.writes.iter().flat_map(|w| w.changes.clone()).collect();
-        }
-        Preview {
-            run_id: result.run_id.clone(),
-            ok,
-            summary,
-            changes,
-            writes: result.writes.clone(),
-            duration_ms,
-            created_at: now.to_string(),
-        }
-    }
-
-    /// The preconditions an approval of this preview carries: each object it would write, at
-    /// the `resourceVersion` the preview saw (only an ok preview pins anything).
-    pub fn preconditions(&self) -> Vec<Precondition> {
-        if !self.ok {
-            return vec![];
-        }
-        let mut out: Vec<Precondition> = Vec::new();
-        for w in &self.writes {
-            if let Some(rv) = &w.resource_version
-                && !out.iter().any(|p| p.object == w.object)
-            {
-                out.push(Precondition {
-                    object: w.object.clone(),
-                    resource_version: rv.clone(),
-                    fingerprint: w.fingerprint.clone(),
-                });
-            }
-        }
-        out
-    }
-
-    /// One line per change (`memory limit of container api in Deployment shop/api: 128Mi →
-    /// 256Mi`), or the summary when there are none.
-    pub fn lines(&self) -> Vec<String> {
-        if self.changes.is_empty() {
-            return vec![self.summary.clone()];
-        }
-        self.changes.iter().map(ToString::to_string).collect()
-    }
 }
 
 /// A finding, with the recipe it came from.

@@ -50,19 +50,10 @@ fn previewing<T>(started: std::time::SystemTime, out: T) -> T {
     out
 }
 
-/// `POST /api/actions` as the operator, as a dry run: the answer.
+/// A preview, its time window remembered.
 async fn preview(host: &Host, incident: &str, action: &str, params: Value) -> Value {
     let started = std::time::SystemTime::now();
-    let body = json!({"incident": incident, "action": action, "params": params, "approver": "olga", "dry_run": true});
-    let r = host
-        .post("/api/actions", Some(OPERATOR))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "{v:#}");
+    let v = host.dry_run(incident, action, params).await;
     previewing(started, v)
 }
 

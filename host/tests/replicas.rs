@@ -146,6 +146,7 @@ async fn the_surviving_replica_finishes_what_the_killed_leader_started_and_nothi
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(jira.hits(), 1, "one ticket in all");
 
-    // Three results in all went through the stream: the probe, the ticket, the slow run.
-    assert_eq!(common::redis::xlen(&url, "ha:results").await, 3);
+    // Four results in all went through the stream: the probe, the ticket's preview (a dry run),
+    // the ticket, the slow run.
+    assert_eq!(common::redis::xlen(&url, "ha:results").await, 4);
 }

@@ -139,7 +139,8 @@ async fn alert_to_analysis_to_approved_action_over_http() {
         "euphrosyne_alerts_received_total 2",
         "euphrosyne_alerts_deduplicated_total 1",
         "euphrosyne_runs_total{recipe=\"http-probe\",status=\"ok\"} 1",
-        "euphrosyne_runs_total{recipe=\"open-ticket\",status=\"ok\"} 1",
+        // The suggested action's preview (a dry run), then the approved run.
+        "euphrosyne_runs_total{recipe=\"open-ticket\",status=\"ok\"} 2",
         "euphrosyne_incidents{state=\"analyzed\"} 1",
         "euphrosyne_actions_total{action=\"open-ticket\",status=\"succeeded\"} 1",
     ] {
@@ -330,16 +331,15 @@ async fn every_route_refuses_bad_input_clearly() {
         .await;
     assert_eq!(a["status"], "failed", "no cluster here: the actor ran and reported why");
     assert!(a["error"].as_str().unwrap().contains("no Kubernetes cluster"), "{a:#}");
-    // No actor for the action: a clear error on the action.
+    // No actor for the action: refused, with why, before anything is queued.
     let r = approve(
         Some(OPERATOR),
         json!({"incident": id, "action": "rollback-deployment", "params": {"name": "web"}, "approver": "bob"}),
     )
     .await
     .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(r.status(), StatusCode::CONFLICT);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["status"], "failed");
     assert!(
         body["error"]
             .as_str()

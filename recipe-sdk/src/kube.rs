@@ -95,6 +95,22 @@ pub fn get(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -
     })?)
 }
 
+/// Get one object, or `None` when it does not exist — for actors, which answer a missing object
+/// with a failed outcome rather than an error:
+///
+/// ```ignore
+/// let Some(dep) = kube::get_opt("apps/v1", "Deployment", Some(ns), name)? else {
+///     return Ok(Outcome::failure(format!("Deployment {ns}/{name} does not exist")));
+/// };
+/// ```
+pub fn get_opt(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Result<Option<Value>, KubeError> {
+    match get(api_version, kind, namespace, name) {
+        Ok(v) => Ok(Some(v)),
+        Err(KubeError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// List objects; returns the `items`.
 pub fn list(
     api_version: &str,

@@ -280,6 +280,17 @@ impl ActionRequest {
             || self.incident.common_labels.get("namespace").map(String::as_str) == Some(namespace)
     }
 
+    /// The failed outcome for parameters naming a namespace the incident's alerts do not, or
+    /// `None` when `namespace` is the incident's:
+    /// `if let Some(no) = request.outside_incident(&p.namespace) { return Ok(no); }`.
+    pub fn outside_incident(&self, namespace: &str) -> Option<Outcome> {
+        (!self.in_incident(namespace)).then(|| {
+            Outcome::failure(format!(
+                "namespace `{namespace}` is not one the incident's alerts name; refusing to change anything there"
+            ))
+        })
+    }
+
     /// The parameters as your own type: `let p: RestartParams = request.params()?;`.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, RecipeError> {
         serde_json::from_value(self.parameters.clone())

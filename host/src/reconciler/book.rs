@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState, Preview, merge};
-use crate::model::Write;
+use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState, Preview, merge, write_lines};
 use crate::sandbox::{RunResult, RunStatus};
 
 use super::intake::AlertBatch;
@@ -410,20 +409,3 @@ impl IncidentBook {
 
 #[cfg(test)]
 mod tests;
-
-/// One event-log line per write the host made for a run: verb, object, dry run or not, and the
-/// diff it computed (`patch Deployment shop/api (dry run): spec.replicas in Deployment shop/api: 1 → 3`).
-pub fn write_lines(writes: &[Write]) -> Vec<String> {
-    writes
-        .iter()
-        .map(|w| {
-            let mode = if w.dry_run { " (dry run)" } else { "" };
-            let what = match (&w.error, w.changes.is_empty()) {
-                (Some(e), _) => format!("refused: {e}"),
-                (None, true) => "no field changed".to_string(),
-                (None, false) => w.changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            };
-            format!("{} {}{mode}: {what}", w.verb, w.object)
-        })
-        .collect()
-}

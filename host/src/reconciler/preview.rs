@@ -142,7 +142,7 @@ impl Reconciler {
             let id = action_id(&req.incident, &resolved.action, &resolved.params);
             book.set_preview(&req.incident, &id, preview.clone(), &now);
         } else {
-            for line in super::book::write_lines(&preview.writes) {
+            for line in crate::incident::write_lines(&preview.writes) {
                 book.note(
                     &req.incident,
                     &now,

@@ -43,8 +43,12 @@ pub fn check(
             return Err((
                 RunStatus::Incompatible,
                 format!(
-                    "the component was built against euphrosyne:recipe@{v}, this host speaks euphrosyne:recipe@{}; rebuild it with a recipe-sdk for {WIT_VERSION}",
-                    WIT_VERSIONS.join(" and @")
+                    "the component was built against euphrosyne:recipe@{v}, this host speaks {}; rebuild it with a recipe-sdk for {WIT_VERSION}",
+                    WIT_VERSIONS
+                        .iter()
+                        .map(|w| format!("euphrosyne:recipe@{w}"))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
                 ),
             ));
         }

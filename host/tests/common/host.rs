@@ -263,4 +263,19 @@ impl Host {
             .to_string();
         (status, id)
     }
+
+    /// `POST /api/actions` as the operator, as a dry run: the answer (asserted `200`).
+    pub async fn dry_run(&self, incident: &str, action: &str, params: serde_json::Value) -> serde_json::Value {
+        let body = serde_json::json!({"incident": incident, "action": action, "params": params, "approver": "olga", "dry_run": true});
+        let r = self
+            .post("/api/actions", Some(OPERATOR))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{v:#}");
+        v
+    }
 }

@@ -28,12 +28,8 @@ impl Actor for CordonNode {
             "uncordon-node" => false,
             other => return Ok(Outcome::failure(format!("this recipe does not implement `{other}`"))),
         };
-        let node = match kube::get("v1", "Node", None, &p.node) {
-            Ok(n) => n,
-            Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Outcome::failure(format!("node {} does not exist", p.node)));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(node) = kube::get_opt("v1", "Node", None, &p.node)? else {
+            return Ok(Outcome::failure(format!("node {} does not exist", p.node)));
         };
         let done = if cordon { "cordoned" } else { "uncordoned" };
         if node["spec"]["unschedulable"].as_bool().unwrap_or(false) == cordon {

@@ -23,16 +23,11 @@ impl Actor for DeletePod {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
         let what = format!("pod {}/{}", p.namespace, p.pod);
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
-        let pod = match kube::get("v1", "Pod", Some(&p.namespace), &p.pod) {
-            Ok(o) => o,
-            Err(kube::KubeError::NotFound(_)) => return Ok(Outcome::failure(format!("{what} does not exist"))),
-            Err(e) => return Err(e.into()),
+        let Some(pod) = kube::get_opt("v1", "Pod", Some(&p.namespace), &p.pod)? else {
+            return Ok(Outcome::failure(format!("{what} does not exist")));
         };
         let controller = pod["metadata"]["ownerReferences"]
             .as_array()

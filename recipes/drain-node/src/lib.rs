@@ -45,12 +45,8 @@ fn name(pod: &Value) -> String {
 impl Actor for DrainNode {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
-        let node = match kube::get("v1", "Node", None, &p.node) {
-            Ok(n) => n,
-            Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Outcome::failure(format!("node {} does not exist", p.node)));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(node) = kube::get_opt("v1", "Node", None, &p.node)? else {
+            return Ok(Outcome::failure(format!("node {} does not exist", p.node)));
         };
         let pods = kube::list("v1", "Pod", None, None, Some(&format!("spec.nodeName={}", p.node)))?;
         let max = config::parse_or("max_pods", 110usize);

@@ -32,30 +32,21 @@ impl Actor for ExpandPvc {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
         let what = format!("PersistentVolumeClaim {}/{}", p.namespace, p.name);
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
-        let pvc = match kube::get("v1", "PersistentVolumeClaim", Some(&p.namespace), &p.name) {
-            Ok(o) => o,
-            Err(kube::KubeError::NotFound(_)) => return Ok(Outcome::failure(format!("{what} does not exist"))),
-            Err(e) => return Err(e.into()),
+        let Some(pvc) = kube::get_opt("v1", "PersistentVolumeClaim", Some(&p.namespace), &p.name)? else {
+            return Ok(Outcome::failure(format!("{what} does not exist")));
         };
         let Some(class) = pvc["spec"]["storageClassName"].as_str() else {
             return Ok(Outcome::failure(format!(
                 "{what} has no StorageClass: a statically bound volume cannot be expanded through its claim"
             )));
         };
-        let sc = match kube::get("storage.k8s.io/v1", "StorageClass", None, class) {
-            Ok(o) => o,
-            Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Outcome::failure(format!(
-                    "{what}'s StorageClass `{class}` does not exist"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(sc) = kube::get_opt("storage.k8s.io/v1", "StorageClass", None, class)? else {
+            return Ok(Outcome::failure(format!(
+                "{what}'s StorageClass `{class}` does not exist"
+            )));
         };
         if sc["allowVolumeExpansion"].as_bool() != Some(true) {
             return Ok(Outcome::failure(format!(

@@ -26,16 +26,11 @@ impl Actor for RaiseHpaMax {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
         let what = format!("HorizontalPodAutoscaler {}/{}", p.namespace, p.name);
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
-        let before = match kube::get(HPA.0, HPA.1, Some(&p.namespace), &p.name) {
-            Ok(o) => o,
-            Err(kube::KubeError::NotFound(_)) => return Ok(Outcome::failure(format!("{what} does not exist"))),
-            Err(e) => return Err(e.into()),
+        let Some(before) = kube::get_opt(HPA.0, HPA.1, Some(&p.namespace), &p.name)? else {
+            return Ok(Outcome::failure(format!("{what} does not exist")));
         };
         let now = before["spec"]["maxReplicas"].as_u64().unwrap_or(0) as u32;
         let target = p.max_replicas.unwrap_or(now + (now / 2).max(1));

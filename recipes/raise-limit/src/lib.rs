@@ -61,21 +61,14 @@ impl Actor for RaiseLimit {
                 p.kind
             )));
         }
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
-        let workload = match kube::get("apps/v1", &p.kind, Some(&p.namespace), &p.name) {
-            Ok(w) => w,
-            Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Outcome::failure(format!(
-                    "{} {}/{} does not exist",
-                    p.kind, p.namespace, p.name
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        let Some(workload) = kube::get_opt("apps/v1", &p.kind, Some(&p.namespace), &p.name)? else {
+            return Ok(Outcome::failure(format!(
+                "{} {}/{} does not exist",
+                p.kind, p.namespace, p.name
+            )));
         };
         let containers = workload["spec"]["template"]["spec"]["containers"]
             .as_array()

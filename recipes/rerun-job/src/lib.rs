@@ -59,16 +59,11 @@ impl Actor for RerunJob {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
         let what = format!("Job {}/{}", p.namespace, p.name);
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
-        let job = match kube::get("batch/v1", "Job", Some(&p.namespace), &p.name) {
-            Ok(o) => o,
-            Err(kube::KubeError::NotFound(_)) => return Ok(Outcome::failure(format!("{what} does not exist"))),
-            Err(e) => return Err(e.into()),
+        let Some(job) = kube::get_opt("batch/v1", "Job", Some(&p.namespace), &p.name)? else {
+            return Ok(Outcome::failure(format!("{what} does not exist")));
         };
         if !failed(&job) {
             return Ok(Outcome::failure(format!(

@@ -88,11 +88,8 @@ fn previous_revision(revisions: &[Value], owner: &Value) -> Result<(Value, u64),
 impl Actor for Rollback {
     fn act(request: ActionRequest) -> Result<Outcome, RecipeError> {
         let p: Params = request.params()?;
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
         let what = format!("{} {}/{}", p.kind, p.namespace, p.name);
         let (owners, revisions) = match p.kind.as_str() {
@@ -104,10 +101,8 @@ impl Actor for Rollback {
                 )));
             }
         };
-        let before = match kube::get("apps/v1", &p.kind, Some(&p.namespace), &p.name) {
-            Ok(o) => o,
-            Err(kube::KubeError::NotFound(_)) => return Ok(Outcome::failure(format!("{what} does not exist"))),
-            Err(e) => return Err(e.into()),
+        let Some(before) = kube::get_opt("apps/v1", &p.kind, Some(&p.namespace), &p.name)? else {
+            return Ok(Outcome::failure(format!("{what} does not exist")));
         };
         let history = kube::list(revisions, owners, Some(&p.namespace), None, None)?;
         let planned = if p.kind == "Deployment" {

@@ -33,11 +33,8 @@ impl Actor for ScaleWorkload {
                 p.kind
             )));
         }
-        if !request.in_incident(&p.namespace) {
-            return Ok(Outcome::failure(format!(
-                "namespace `{}` is not one the incident's alerts name; refusing to change anything there",
-                p.namespace
-            )));
+        if let Some(no) = request.outside_incident(&p.namespace) {
+            return Ok(no);
         }
         let max = config::parse_or("max_replicas", 50u32);
         if p.replicas > max {

@@ -101,6 +101,17 @@ impl EgressPolicy {
         self
     }
 
+    /// In a preview, a request that may change something is refused (and the denial recorded).
+    fn refuses_in_preview(&self, method: &http::Method, target: &Target) -> bool {
+        let safe = matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
+        if self.read_only && !safe {
+            self.denials.record(format!(
+                "http: {method} {target}: a preview (dry run) sends only GET, HEAD and OPTIONS; the actor must report what it would send instead"
+            ));
+        }
+        self.read_only && !safe
+    }
+
     /// The grant that allows `target`, if any.
     pub fn grant_for(&self, target: &Target) -> Option<&HostPattern> {
         self.grants.iter().find(|g| g.matches(target))
@@ -181,11 +192,7 @@ impl WasiHttpHooks for EgressPolicy {
                 denials.record(format!("http: {method} {uri} is not in capabilities.http"));
                 return Err(E::HttpRequestDenied);
             };
-            let safe = matches!(method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS);
-            if policy.read_only && !safe {
-                denials.record(format!(
-                    "http: {method} {target}: a preview (dry run) sends only GET, HEAD and OPTIONS; the actor must report what it would send instead"
-                ));
+            if policy.refuses_in_preview(&method, &target) {
                 return Err(E::HttpRequestDenied);
             }
             let limits = policy.limits;

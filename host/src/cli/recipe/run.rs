@@ -179,7 +179,7 @@ fn print_human(r: &RunResult) {
     for d in &r.denials {
         println!("  denied: {d}");
     }
-    for line in euphrosyne::reconciler::book::write_lines(&r.writes) {
+    for line in euphrosyne::incident::write_lines(&r.writes) {
         println!("  write: {line}");
     }
     for l in &r.logs {
