@@ -40,6 +40,8 @@ impl Journal {
     }
 
     /// A store now keeps what changes: from here on [`Journal::persist_point`] waits for it.
+    /// Idempotent; call it before the host serves as the leader (a persist point asked before
+    /// the write-behind's first pass is reached by that pass).
     pub fn enable(&self) {
         let _ = self.persisted.set(watch::channel(0).0);
         self.enabled.store(true, Ordering::SeqCst);

@@ -78,6 +78,8 @@ token = {{ file = "{d}/operator.token" }}
         );
         let cfg_path: PathBuf = dir.path().join("euphrosyne.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
+        // The host's log, kept for a failing wait to show (see `Host::log_tail`).
+        let log = std::fs::File::create(dir.path().join("host.log")).unwrap();
         let mut child = Command::new(super::euphrosyne_bin())
             .args(["serve", "--config"])
             .arg(&cfg_path)
@@ -85,7 +87,7 @@ token = {{ file = "{d}/operator.token" }}
             .env("EUPHROSYNE_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -139,10 +141,18 @@ token = {{ file = "{d}/operator.token" }}
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
-                "timed out waiting on {path}: {v:#}"
+                "timed out waiting on {path}: {v:#}\nthe host's log ends:\n{}",
+                self.log_tail(60)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The last `n` lines the host logged (for a failing test's message).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// The single incident, once it is analysed.

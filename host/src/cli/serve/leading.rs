@@ -62,6 +62,10 @@ impl Leading {
         if let Some(rx) = self.subprocess.take_orphans() {
             self.reconciler.adopt_from(rx);
         }
+        // Durable before it leads: from here `/webhook` answers 2xx only once Redis has the
+        // alerts. (Enabled by the write-behind alone, in `hold`'s task, a webhook served in
+        // between was acknowledged unstored, and lost if this host died right after.)
+        self.reconciler.journal().enable();
         self.replicas.set_leader(token);
         Ok(n)
     }
