@@ -250,7 +250,13 @@ async fn actors_preview_apply_and_detect_conflicts_on_a_real_apiserver() {
     assert_eq!(limits(&now, 0), "128Mi");
     assert_eq!(now["spec"]["template"]["spec"]["containers"][0]["image"], "shop:2");
 
-    // 4. scale-workload through the scale subresource.
+    // 4. scale-workload through the scale subresource. First the deployment controller records
+    //    the rollback as revision 4 on the Deployment, in its own time: a change made after
+    //    `before` below would be blamed on the preview.
+    deployment_until(&client, NS, "recorded the rollback as revision 4", |d| {
+        revision(d) == Some("4")
+    })
+    .await;
     let params = json!({"namespace": NS, "name": "api", "replicas": 3});
     let before = get(&client, "apps/v1", "Deployment", Some(NS), "api").await;
     let v = preview(&host, &id, "scale-workload", params.clone()).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::incident::{ActionRun, ActionStatus, IncidentRecord, action_id};
+use crate::incident::{ActionRun, ActionStatus, IncidentRecord, Preview, action_id};
 use crate::model::{ActionRequest, now_rfc3339};
 use crate::recipe::Recipe;
 use crate::sandbox::{RunInput, RunJob, RunResult, RunStatus};
@@ -182,27 +182,47 @@ impl Reconciler {
             }
         }
         let result = run_job(&*self.executor, &self.metrics, job).await;
-        let conflict = result.writes.iter().any(|w| w.conflict);
-        let done = self.finish_action(id, result)?;
-        if !conflict {
-            return Some(done);
-        }
-        // Nothing was written over the other change: show what approving again would do now.
-        let (rec, run) = done;
-        let Some(actor) = self.actor_for(&run.action) else {
-            return Some((rec, run));
+        self.conclude_action(id, result).await
+    }
+
+    /// Record an action's result, once. After a conflict nothing was written over the other
+    /// change: the action is previewed again first, so that it ends `conflict` together with
+    /// its fresh preview (what approving again would do now) — nobody sees one without the
+    /// other — and the suggestion shows (and a new approval pins) the objects as they are now.
+    pub(super) async fn conclude_action(&self, id: &str, result: RunResult) -> Option<(IncidentRecord, ActionRun)> {
+        let fresh = match result.writes.iter().any(|w| w.conflict) {
+            true => self.fresh_preview(id).await,
+            false => None,
         };
+        let Some((suggestion, fresh)) = fresh else {
+            return self.finish_action(id, result);
+        };
+        let now = now_rfc3339();
+        let done = {
+            let mut book = self.book.lock();
+            let (rec, run) = book.finish_action(id, result, &now)?;
+            book.set_preview(&run.incident, &suggestion, fresh.clone(), &now);
+            let run = book.set_fresh_preview(id, fresh).unwrap_or(run);
+            (book.get(&run.incident).cloned().unwrap_or(rec), run)
+        };
+        self.metrics.action_finished(&done.1.action, "conflict");
+        Some(done)
+    }
+
+    /// A dry run of action `id` as the objects are now, and the suggestion it shows on.
+    /// `None` when the action is unknown or finished, or no actor implements it any more.
+    async fn fresh_preview(&self, id: &str) -> Option<(String, Preview)> {
+        let (rec, run) = {
+            let book = self.book.lock();
+            let run = book.action(id).filter(|a| a.result.is_none())?.clone();
+            (book.get(&run.incident)?.clone(), run)
+        };
+        let actor = self.actor_for(&run.action)?;
         let deadline = tokio::time::Instant::now() + self.settings.incident_deadline;
         let fresh = self
             .dry_run(&actor, rec.model(), &run.action, &run.parameters, deadline)
             .await;
-        let mut book = self.book.lock();
-        // The suggestion shows (and a new approval pins) the objects as they are now.
-        let suggestion = action_id(&run.incident, &run.action, &run.parameters);
-        book.set_preview(&run.incident, &suggestion, fresh.clone(), &now_rfc3339());
-        let run = book.set_fresh_preview(id, fresh).unwrap_or(run);
-        let rec = book.get(&run.incident).cloned().unwrap_or(rec);
-        Some((rec, run))
+        Some((action_id(&run.incident, &run.action, &run.parameters), fresh))
     }
 
     /// Record an action's result (once, counted in the metrics): its incident and the action.

@@ -118,7 +118,7 @@ impl Reconciler {
                 }
             }
             Some(Owner::Action(id)) => {
-                if let Some((rec, run)) = self.finish_action(&id, result) {
+                if let Some((rec, run)) = self.conclude_action(&id, result).await {
                     self.notify_outcome(&rec, &run).await;
                 }
             }

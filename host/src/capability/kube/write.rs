@@ -15,7 +15,8 @@ use crate::model::{Change, ObjectRef, Write};
 #[path = "../../../../recipe-sdk/src/diff.rs"]
 mod diff;
 
-/// Writes recorded per run; past this the rest are counted in the last one's error.
+/// Writes recorded per run (for the result, the event log and an approval's preconditions);
+/// past this the rest are only logged, and an approval does not pin them.
 pub const MAX_WRITES: usize = 50;
 /// Bytes kept of each value in a recorded change.
 const MAX_VALUE_BYTES: usize = 512;
@@ -146,12 +147,18 @@ impl KubeAccess {
 
     fn record(&self, w: Write) {
         let mut writes = self.writes.lock();
-        if writes.len() < MAX_WRITES {
-            if w.dry_run {
-                tracing::info!(verb = %w.verb, object = %w.object, changes = w.changes.len(), "recipe write (dry run)");
-            } else {
-                tracing::info!(verb = %w.verb, object = %w.object, changes = w.changes.len(), conflict = w.conflict, "recipe write");
-            }
+        // Past the cap a write is only logged (`recorded = false`).
+        let recorded = writes.len() < MAX_WRITES;
+        tracing::info!(
+            verb = %w.verb,
+            object = %w.object,
+            changes = w.changes.len(),
+            dry_run = w.dry_run,
+            conflict = w.conflict,
+            recorded,
+            "recipe write"
+        );
+        if recorded {
             writes.push(w);
         }
     }
