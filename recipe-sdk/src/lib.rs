@@ -4,8 +4,10 @@
 //! A **debugger** looks at an [`Incident`] and returns an [`Analysis`] (a verdict, findings and
 //! suggested actions); an **actor** carries out one approved [`ActionRequest`] and returns an
 //! [`Outcome`]. You write one function; this crate gives you the types, the export macro, helpers
-//! for the host capabilities ([`kube`], [`http`], [`secrets`], [`config`], [`log`]) and a native
-//! test harness ([`testing`]) so `cargo test` runs your logic with canned responses.
+//! for the host capabilities ([`kube`], [`http`], [`secrets`], [`config`], [`log`]), the
+//! diagnosis the bundled debuggers share ([`objects`]: every object an incident's alerts name,
+//! bounded, and grouping; [`pod`]: what is wrong with a pod) and a native test harness
+//! ([`testing`]) so `cargo test` runs your logic with canned responses.
 //!
 //! Depend on this crate alone and build with `cargo build --target wasm32-wasip2`; no
 //! cargo-component needed. `euphrosyne recipe new NAME --kind debug` scaffolds a crate that does.
@@ -58,6 +60,8 @@ pub mod diff;
 pub mod http;
 pub mod kube;
 pub mod log;
+pub mod objects;
+pub mod pod;
 pub mod quantity;
 pub mod secrets;
 #[cfg(not(target_arch = "wasm32"))]

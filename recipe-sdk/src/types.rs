@@ -101,7 +101,8 @@ impl Incident {
         }
     }
 
-    /// A label shared by all alerts, else the first firing alert's.
+    /// A label shared by all alerts, else the first firing alert's. An incident of several
+    /// alerts names several objects: to examine each, use [`Incident::objects`].
     pub fn label(&self, name: &str) -> Option<&str> {
         self.common_labels
             .get(name)
