@@ -37,7 +37,7 @@ print(json.dumps({"verdict": "identified", "summary": "all good: %d alert(s)" % 
 async fn main() {
     let names = [
         "pod-crashloop",
-        "node-not-ready",
+        "node-health",
         "http-probe",
         "restart-workload",
         "cordon-node",

@@ -184,9 +184,9 @@ fn bad_input_gets_clear_errors() {
     let o = euphrosyne(&["recipe", "verify", "nope.wasm", "--digest", "sha256:abc"], tmp.path());
     assert!(text(&o).contains("invalid digest"), "{}", text(&o));
     std::fs::write(tmp.path().join("alert.json"), "{\"labels\": {}}").unwrap();
-    let (_, wasm) = bundled("node-not-ready");
+    let (_, wasm) = bundled("node-health");
     std::fs::write(tmp.path().join("x.wasm"), wasm).unwrap();
-    let manifest = repo().join("recipes/node-not-ready/recipe.toml");
+    let manifest = repo().join("recipes/node-health/recipe.toml");
     let o = euphrosyne(
         &[
             "recipe",

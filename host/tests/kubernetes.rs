@@ -214,7 +214,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         inc["incident"]["analysis"]["summary"]
             .as_str()
             .unwrap()
-            .contains("the application crashes"),
+            .contains("container web exits with code 1 (Error)"),
         "{:#}",
         inc["incident"]["analysis"]
     );
@@ -552,7 +552,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         inc8["incident"]["analysis"]["summary"]
             .as_str()
             .unwrap()
-            .contains("the application crashes")
+            .contains("container web exits with code 1 (Error)")
     );
     assert_eq!(
         jobs_of(&client, "pod-crashloop").await.len(),

@@ -107,6 +107,7 @@ pub const KNOWN: &[Resource] = &[
     r("endpoints", "", true),
     r("configmaps", "", true),
     r("persistentvolumeclaims", "", true),
+    r("resourcequotas", "", true),
     r("secrets", "", true),
     r("serviceaccounts", "", true),
     r("nodes", "", false),
@@ -321,11 +322,17 @@ pub const BUNDLED_SENSITIVE: &[&str] = &["rerun-job:jobs:create"];
 impl Default for KubePolicy {
     fn default() -> Self {
         KubePolicy {
-            // The bundled recipes that need it: nodes and StorageClasses are cluster-scoped, and a
-            // drain evicts pods in every namespace.
-            cluster_scope: ["node-not-ready", "cordon-node", "drain-node", "expand-pvc"]
-                .map(String::from)
-                .to_vec(),
+            // The bundled recipes that need it: nodes, PersistentVolumes and StorageClasses are
+            // cluster-scoped, and a drain evicts pods in every namespace.
+            cluster_scope: [
+                "node-health",
+                "cordon-node",
+                "drain-node",
+                "expand-pvc",
+                "persistent-volume",
+            ]
+            .map(String::from)
+            .to_vec(),
             allow_sensitive: BUNDLED_SENSITIVE.iter().map(|s| s.to_string()).collect(),
         }
     }

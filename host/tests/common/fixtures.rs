@@ -49,7 +49,7 @@ pub async fn get(client: &Client, api_version: &str, kind: &str, ns: Option<&str
 }
 
 /// Set an object's status as its controller or the kubelet would.
-async fn set_status(client: &Client, api_version: &str, kind: &str, ns: &str, name: &str, status: Value) {
+pub async fn set_status(client: &Client, api_version: &str, kind: &str, ns: &str, name: &str, status: Value) {
     api(client, api_version, kind, Some(ns))
         .patch_status(
             name,

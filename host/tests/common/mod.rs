@@ -55,9 +55,13 @@ pub fn guest(name: &str) -> Vec<u8> {
 }
 
 /// The bundled recipes.
-pub const BUNDLED: [&str; 14] = [
+pub const BUNDLED: [&str; 18] = [
     "pod-crashloop",
-    "node-not-ready",
+    "workload-rollout",
+    "job-failure",
+    "persistent-volume",
+    "capacity",
+    "node-health",
     "http-probe",
     "restart-workload",
     "cordon-node",

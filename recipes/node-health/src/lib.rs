@@ -1,121 +1,238 @@
-//! `node-not-ready`: what is wrong with this node, and who runs on it?
+//! `node-health`: what is wrong with these nodes, and who runs on them?
 //!
-//! Reads the node's conditions (Ready, MemoryPressure, DiskPressure, PIDPressure,
-//! NetworkUnavailable) and the pods scheduled on it; suggests `cordon-node` when the node is not
-//! Ready or under pressure and is still schedulable.
+//! Handles `KubeNodeNotReady`, `KubeNodeUnreachable`, `KubeNodeReadinessFlapping`,
+//! `KubeNodePressure`, `KubeletTooManyPods` (label `node`) and node-exporter's
+//! `NodeFilesystemSpaceFillingUp` / `NodeFilesystemAlmostOutOfSpace` (label `instance`, the node
+//! name in kube-prometheus, a port stripped). For each node (up to config `max_objects`) reads
+//! its conditions (Ready, MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable), taints,
+//! whether it is cordoned, and the pods on it: how many against its allocatable pods, and which a
+//! drain would evict (not DaemonSet or mirror pods, not finished ones).
+//!
+//! Suggests `cordon-node` for a node that is unhealthy and still schedulable, and `drain-node`
+//! when the pods on it should move (not ready, under pressure, out of disk).
 
+use recipe_sdk::objects::{Named, count, list_some};
 use recipe_sdk::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The recipe.
-pub struct NodeNotReady;
+pub struct NodeHealth;
 
+const BY_NODE: &[&str] = &[
+    "KubeNodeNotReady",
+    "KubeNodeUnreachable",
+    "KubeNodeReadinessFlapping",
+    "KubeNodePressure",
+    "KubeletTooManyPods",
+    "NodeNotReady",
+];
+const BY_INSTANCE: &[&str] = &["NodeFilesystemSpaceFillingUp", "NodeFilesystemAlmostOutOfSpace"];
 const PRESSURES: [&str; 4] = ["MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"];
 
-impl Debugger for NodeNotReady {
+impl Debugger for NodeHealth {
     fn debug(incident: Incident) -> Result<Analysis, RecipeError> {
-        let node_name = incident
-            .label("node")
-            .or_else(|| incident.label("instance").map(|i| i.split(':').next().unwrap_or(i)))
-            .ok_or_else(|| RecipeError::new("the alert has neither a `node` nor an `instance` label"))?
-            .to_string();
-        let node = match kube::get("v1", "Node", None, &node_name) {
-            Ok(n) => n,
-            Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Analysis::inconclusive(format!(
-                    "node {node_name} is not registered any more"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let conditions = node["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let status_of = |t: &str| {
-            conditions.iter().find(|c| c["type"] == t).map(|c| {
-                (
-                    c["status"].as_str().unwrap_or("Unknown").to_string(),
-                    c["reason"].as_str().unwrap_or("").to_string(),
-                    c["message"].as_str().unwrap_or("").to_string(),
-                )
-            })
-        };
-        let mut findings = Vec::new();
-        let mut problems = Vec::new();
-        match status_of("Ready") {
-            Some((s, _, _)) if s == "True" => findings.push(Finding::info("Ready", "the node reports Ready")),
-            Some((s, reason, message)) => {
-                problems.push(format!("not Ready ({s}: {reason})"));
-                findings.push(Finding::critical("NotReady", format!("Ready={s} {reason}: {message}")));
-            }
-            None => {
-                problems.push("no Ready condition".to_string());
-                findings.push(Finding::critical(
-                    "NotReady",
-                    "the node has never reported a Ready condition",
-                ));
+        let by_node = incident.objects("node", BY_NODE)?;
+        let by_instance = incident.objects("instance", BY_INSTANCE)?;
+        let mut nodes: Vec<(String, Vec<&Named>)> = Vec::new();
+        for n in by_node.items.iter().chain(&by_instance.items) {
+            // node-exporter's `instance` may carry a port; the node's name does not.
+            let name = if n.label("node").is_some() || by_node.items.contains(n) {
+                n.name.clone()
+            } else {
+                n.name.split(':').next().unwrap_or(&n.name).to_string()
+            };
+            match nodes.iter_mut().find(|(m, _)| *m == name) {
+                Some((_, alerts)) => alerts.push(n),
+                None => nodes.push((name, vec![n])),
             }
         }
-        for p in PRESSURES {
-            if let Some((s, reason, message)) = status_of(p)
-                && s == "True"
-            {
-                problems.push(p.to_string());
-                findings.push(Finding::critical(p, format!("{reason}: {message}")));
-            }
+        if nodes.is_empty() {
+            return Ok(Analysis::inconclusive("no node alert in this incident names a node"));
         }
-        let pods = kube::list("v1", "Pod", None, None, Some(&format!("spec.nodeName={node_name}"))).unwrap_or_default();
-        let names: Vec<String> = pods
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}/{}",
-                    p["metadata"]["namespace"].as_str().unwrap_or("?"),
-                    p["metadata"]["name"].as_str().unwrap_or("?")
-                )
-            })
-            .collect();
-        findings.push(Finding::info(
-            format!("{} pods on the node", names.len()),
-            names.join(", "),
-        ));
-        let unschedulable = node["spec"]["unschedulable"].as_bool().unwrap_or(false);
-        if problems.is_empty() {
-            return Ok(findings.into_iter().fold(
-                Analysis::inconclusive(format!(
-                    "node {node_name} looks healthy now; the alert may have cleared"
-                )),
-                Analysis::finding,
-            ));
+        let mut r = Report::default();
+        for (name, named) in &nodes {
+            examine(name, named, &mut r)?;
         }
-        let mut analysis = Analysis::identified(format!("node {node_name}: {}", problems.join(", ")));
-        if unschedulable {
-            findings.push(Finding::info("Cordoned", "the node is already unschedulable"));
+        let summary = r.lines.join("; ");
+        let analysis = if r.identified {
+            Analysis::identified(summary)
         } else {
-            analysis = analysis.suggest(
-                "cordon-node",
-                json!({ "node": node_name }),
-                format!(
-                    "stop scheduling onto a node that is {}; {} pods run there",
-                    problems.join(", "),
-                    names.len()
-                ),
-            );
-        }
-        Ok(findings.into_iter().fold(analysis, Analysis::finding))
+            Analysis::inconclusive(summary)
+        };
+        let analysis = r
+            .actions
+            .into_iter()
+            .fold(analysis, |a, (n, p, why)| a.suggest(&n, p, why));
+        let notes = [by_node.notes("nodes"), by_instance.notes("nodes")].concat();
+        Ok(r.findings.into_iter().chain(notes).fold(analysis, Analysis::finding))
     }
 }
 
-recipe_sdk::export_debugger!(NodeNotReady);
+recipe_sdk::export_debugger!(NodeHealth);
+
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    findings: Vec<Finding>,
+    actions: Vec<(String, Value, String)>,
+    identified: bool,
+}
+
+/// Why a drain leaves a pod where it is, or `None`: a drain evicts it.
+fn stays(pod: &Value) -> Option<&'static str> {
+    let owners = pod["metadata"]["ownerReferences"].as_array();
+    if owners.is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet")) {
+        return Some("DaemonSet");
+    }
+    if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
+        return Some("mirror");
+    }
+    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some("finished")
+}
+
+fn examine(name: &str, named: &[&Named], r: &mut Report) -> Result<(), RecipeError> {
+    let subject = format!("node {name}");
+    let Some(node) = kube::get_opt("v1", "Node", None, name)? else {
+        r.lines.push(format!("{subject} is not registered any more"));
+        return Ok(());
+    };
+    let conditions = node["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let of = |t: &str| conditions.iter().find(|c| c["type"] == t);
+    let said = |c: &Value| {
+        format!(
+            "{}: {}",
+            c["reason"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or("")
+        )
+    };
+    let mut problems = Vec::new();
+    match of("Ready") {
+        Some(c) if c["status"] == "True" => {}
+        Some(c) => {
+            problems.push(format!("not Ready ({})", c["status"].as_str().unwrap_or("Unknown")));
+            r.findings.push(Finding::critical(
+                "NotReady",
+                format!("{subject}: Ready={} {}", c["status"], said(c)),
+            ));
+        }
+        None => problems.push("no Ready condition ever reported".to_string()),
+    }
+    for p in PRESSURES {
+        if let Some(c) = of(p).filter(|c| c["status"] == "True") {
+            problems.push(p.to_string());
+            r.findings.push(Finding::critical(p, format!("{subject}: {}", said(c))));
+        }
+    }
+    let taints: Vec<String> = node["spec"]["taints"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    format!(
+                        "{}:{}",
+                        t["key"].as_str().unwrap_or("?"),
+                        t["effect"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pods = kube::list("v1", "Pod", None, None, Some(&format!("spec.nodeName={name}")))?;
+    let running = pods.iter().filter(|p| stays(p) != Some("finished")).count();
+    let evicted: Vec<String> = pods
+        .iter()
+        .filter(|p| stays(p).is_none())
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["metadata"]["namespace"].as_str().unwrap_or("?"),
+                p["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let capacity = node["status"]["allocatable"]["pods"]
+        .as_str()
+        .and_then(|p| p.parse::<usize>().ok());
+    r.findings.push(Finding::info(
+        subject.clone(),
+        format!(
+            "{} running{}; taints: {}; a drain would evict {}",
+            count(running, "pod", "pods"),
+            capacity.map(|c| format!(" of {c} allocatable")).unwrap_or_default(),
+            if taints.is_empty() {
+                "none".to_string()
+            } else {
+                taints.join(", ")
+            },
+            if evicted.is_empty() {
+                "nothing".to_string()
+            } else {
+                format!("{} ({})", evicted.len(), list_some(&evicted, 10))
+            }
+        ),
+    ));
+    let alerted = |a: &str| named.iter().any(|n| n.named_by(a));
+    if alerted("KubeletTooManyPods")
+        && let Some(c) = capacity
+    {
+        problems.push(format!("runs {running} of its {c} allocatable pods"));
+    }
+    if alerted("KubeNodeReadinessFlapping") && problems.is_empty() {
+        problems.push(
+            "Ready now but flapping (its Ready condition changed often; watch the kubelet and the network)".into(),
+        );
+    }
+    for n in named.iter().filter(|n| BY_INSTANCE.iter().any(|a| n.named_by(a))) {
+        problems.push(format!(
+            "filesystem {} ({}) filling up",
+            n.label("mountpoint").unwrap_or("?"),
+            n.label("device").unwrap_or("?")
+        ));
+    }
+    if problems.is_empty() {
+        r.lines
+            .push(format!("{subject} looks healthy now; the alert may clear"));
+        return Ok(());
+    }
+    r.identified = true;
+    r.lines.push(format!("{subject}: {}", problems.join(", ")));
+    let unhealthy = problems.join(", ");
+    if node["spec"]["unschedulable"] == true {
+        r.findings
+            .push(Finding::info("Cordoned", format!("{subject} is already unschedulable")));
+    } else {
+        r.actions.push((
+            "cordon-node".into(),
+            json!({ "node": name }),
+            format!("stop scheduling onto {subject}: {unhealthy}"),
+        ));
+    }
+    let must_move = problems
+        .iter()
+        .any(|p| p.starts_with("not Ready") || PRESSURES.contains(&p.as_str()) || p.starts_with("filesystem"));
+    if must_move && !evicted.is_empty() {
+        r.actions.push((
+            "drain-node".into(),
+            json!({ "node": name }),
+            format!(
+                "move the {} a drain would evict ({}) off {subject}; DaemonSet and mirror pods stay",
+                count(evicted.len(), "pod", "pods"),
+                list_some(&evicted, 5)
+            ),
+        ));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use recipe_sdk::testing::Harness;
-    use serde_json::Value;
 
     fn node(ready: &str, disk: &str, unschedulable: bool) -> Value {
         json!({
-            "spec": { "unschedulable": unschedulable },
-            "status": { "conditions": [
+            "spec": { "unschedulable": unschedulable, "taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}] },
+            "status": { "allocatable": {"pods": "2"}, "conditions": [
                 { "type": "Ready", "status": ready, "reason": "KubeletNotReady", "message": "PLEG is not healthy" },
                 { "type": "DiskPressure", "status": disk, "reason": "KubeletHasDiskPressure", "message": "ephemeral storage low" },
                 { "type": "MemoryPressure", "status": "False" },
@@ -136,62 +253,90 @@ mod tests {
             .kube_object(
                 "v1",
                 "Pod",
+                Some("kube-system"),
+                "agent-x",
+                json!({ "spec": { "nodeName": "worker-1" },
+                "metadata": {"ownerReferences": [{"kind": "DaemonSet", "name": "agent"}]} }),
+            )
+            .kube_object(
+                "v1",
+                "Pod",
                 Some("shop"),
                 "web-2",
                 json!({ "spec": { "nodeName": "worker-2" } }),
             )
     }
 
-    fn incident() -> Incident {
-        Incident::from_labels("inc", &[("alertname", "KubeNodeNotReady"), ("node", "worker-1")])
+    fn incident(alert: &str) -> Incident {
+        Incident::from_labels("inc", &[("alertname", alert), ("node", "worker-1")])
     }
 
     #[test]
-    fn not_ready_node_is_cordoned() {
+    fn not_ready_node_is_cordoned_and_drained() {
         let a = harness(node("False", "True", false))
-            .debug::<NodeNotReady>(incident())
+            .debug::<NodeHealth>(incident("KubeNodeNotReady"))
             .unwrap();
         assert_eq!(a.verdict, Verdict::Identified);
-        assert!(
-            a.summary.contains("not Ready") && a.summary.contains("DiskPressure"),
-            "{}",
-            a.summary
-        );
+        assert_eq!(a.summary, "node worker-1: not Ready (False), DiskPressure");
         assert_eq!(a.actions[0].action, "cordon-node");
         assert_eq!(a.actions[0].parameters, json!({"node": "worker-1"}));
+        assert_eq!(a.actions[1].action, "drain-node");
         assert!(
-            a.findings
-                .iter()
-                .any(|f| f.title == "1 pods on the node" && f.detail == "shop/web-1")
+            a.actions[1].reason.contains("1 pod a drain would evict (shop/web-1)"),
+            "{}",
+            a.actions[1].reason
         );
+        let info = &a.findings.iter().find(|f| f.title == "node worker-1").unwrap().detail;
+        assert!(info.contains("2 pods running of 2 allocatable"), "{info}");
+        assert!(info.contains("node.kubernetes.io/not-ready:NoSchedule"));
     }
 
     #[test]
-    fn cordoned_node_gets_no_second_cordon() {
-        let a = harness(node("False", "False", true))
-            .debug::<NodeNotReady>(incident())
-            .unwrap();
-        assert!(a.actions.is_empty());
-    }
-
-    #[test]
-    fn healthy_node_is_inconclusive() {
+    fn too_many_pods_and_filesystems_are_named() {
         let a = harness(node("True", "False", false))
-            .debug::<NodeNotReady>(incident())
+            .debug::<NodeHealth>(incident("KubeletTooManyPods"))
+            .unwrap();
+        assert_eq!(a.summary, "node worker-1: runs 2 of its 2 allocatable pods");
+        assert_eq!(a.actions.len(), 1, "cordon only: the pods are healthy");
+        let fs = Incident::from_labels(
+            "inc",
+            &[
+                ("alertname", "NodeFilesystemAlmostOutOfSpace"),
+                ("instance", "worker-1:9100"),
+                ("mountpoint", "/var/lib/containerd"),
+                ("device", "/dev/sda1"),
+            ],
+        );
+        let a = harness(node("True", "False", false)).debug::<NodeHealth>(fs).unwrap();
+        assert_eq!(
+            a.summary,
+            "node worker-1: filesystem /var/lib/containerd (/dev/sda1) filling up"
+        );
+        assert_eq!(a.actions[1].action, "drain-node");
+    }
+
+    #[test]
+    fn cordoned_node_gets_no_second_cordon_and_healthy_is_inconclusive() {
+        let a = harness(node("False", "False", true))
+            .debug::<NodeHealth>(incident("KubeNodeUnreachable"))
+            .unwrap();
+        assert!(a.actions.iter().all(|a| a.action != "cordon-node"));
+        let a = harness(node("True", "False", false))
+            .debug::<NodeHealth>(incident("KubeNodeNotReady"))
             .unwrap();
         assert_eq!(a.verdict, Verdict::Inconclusive);
         assert!(a.actions.is_empty());
     }
 
     #[test]
-    fn instance_label_works_too() {
-        let i = Incident::from_labels(
-            "inc",
-            &[("alertname", "KubeNodeNotReady"), ("instance", "worker-1:9100")],
-        );
-        let a = harness(node("Unknown", "False", false))
-            .debug::<NodeNotReady>(i)
+    fn gone_nodes_and_missing_labels() {
+        let a = Harness::new()
+            .debug::<NodeHealth>(incident("KubeNodeNotReady"))
             .unwrap();
-        assert_eq!(a.actions[0].action, "cordon-node");
+        assert!(a.summary.contains("not registered any more"));
+        let err = Harness::new()
+            .debug::<NodeHealth>(Incident::from_labels("i", &[("alertname", "KubeNodePressure")]))
+            .unwrap_err();
+        assert!(err.message.contains("`node`"), "{}", err.message);
     }
 }

@@ -1,362 +1,238 @@
-//! `pod-crashloop`: why does this pod keep restarting (or never get ready)?
+//! `pod-crashloop`: why do these pods keep restarting, or never get ready?
 //!
-//! Reads the pod, each container's current and last state, the pod's recent events and the log
-//! tail of the crashing container, then tells apart:
-//! - **OOMKilled** → `raise-memory-limit` (current limit doubled),
-//! - **image pull failure** (`ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`) → `rollback-deployment`,
-//! - **config error** (`CreateContainerConfigError`, a missing ConfigMap/Secret) → `open-ticket`,
-//! - **failing probes** (`Unhealthy` events) → `restart-workload`,
-//! - an application crash (non-zero exit) → `rollback-deployment`, with the log tail as evidence.
+//! Handles `KubePodCrashLooping`, `KubePodNotReady` and `KubeContainerWaiting`. Every pod the
+//! incident's alerts name (up to config `max_objects`, default 20) is read with its events and
+//! diagnosed by [`recipe_sdk::pod`]: OOMKilled, an image that cannot be pulled (the image, the
+//! registry and its error), a missing ConfigMap/Secret/key, a volume that cannot be mounted, a
+//! failing init container, unschedulable (the scheduler's message), evicted, failing probes, an
+//! application crash (with the log tail). Pods of one workload with the same cause are one line:
+//! "3 pods of Deployment shop/api: container api OOMKilled at its 128Mi memory limit".
+//!
+//! Suggests, per cause: `raise-memory-limit` (the limit doubled), `rollback-deployment`,
+//! `restart-workload`, `open-ticket` — or says why no bundled action applies.
 
+use recipe_sdk::objects::{count, group, list_some};
+use recipe_sdk::pod::{self, Cause, Diagnosis, Owner, Owners, Remedy};
 use recipe_sdk::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The recipe.
 pub struct PodCrashloop;
 
-/// What the evidence says, most specific first.
-#[derive(Debug, PartialEq)]
-enum Cause {
-    OomKilled {
-        container: String,
-        limit: Option<String>,
-    },
-    ImagePull {
-        container: String,
-        reason: String,
-        image: String,
-    },
-    ConfigError {
-        container: String,
-        detail: String,
-    },
-    FailingProbe {
-        detail: String,
-    },
-    AppCrash {
-        container: String,
-        exit_code: i64,
-        reason: String,
-    },
+/// The alerts this recipe examines; each names its pod in `pod`.
+pub const ALERTS: &[&str] = &["KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting"];
+
+/// A pod that was read, with its owner.
+struct Examined {
+    namespace: String,
+    owner: Owner,
+    diagnosis: Diagnosis,
 }
 
 impl Debugger for PodCrashloop {
     fn debug(incident: Incident) -> Result<Analysis, RecipeError> {
-        let pod_name = incident
-            .label("pod")
-            .ok_or_else(|| RecipeError::new("the alert has no `pod` label; pod-crashloop needs `pod` and `namespace`"))?
-            .to_string();
-        let ns = incident.label("namespace").unwrap_or("default").to_string();
-        let pod = match kube::get("v1", "Pod", Some(&ns), &pod_name) {
-            Ok(p) => p,
-            Err(kube::KubeError::NotFound(_)) => {
-                return Ok(Analysis::inconclusive(format!(
-                    "pod {ns}/{pod_name} no longer exists; it was probably replaced by a newer one"
-                )));
+        let pods = incident.objects("pod", ALERTS)?;
+        if pods.items.is_empty() {
+            return Ok(Analysis::inconclusive(format!(
+                "no {} alert in this incident names a pod",
+                ALERTS.join("/")
+            )));
+        }
+        let mut owners = Owners::default();
+        let mut gone = Vec::new();
+        let mut examined = Vec::new();
+        for p in &pods.items {
+            let ns = p.namespace.clone().unwrap_or_else(|| "default".into());
+            match pod::diagnose(&ns, &p.name)? {
+                None => gone.push(p.path()),
+                Some((diagnosis, object)) => examined.push(Examined {
+                    owner: owners.of(&object, &ns),
+                    namespace: ns,
+                    diagnosis,
+                }),
             }
-            Err(e) => return Err(e.into()),
-        };
-        let events = kube::events(Some(&ns), "Pod", &pod_name).unwrap_or_default();
-        let mut findings = Vec::new();
-        let statuses = pod["status"]["containerStatuses"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for s in &statuses {
-            let name = s["name"].as_str().unwrap_or("?");
-            findings.push(Finding::info(
-                format!("container {name}"),
+        }
+        let mut notes = pods.notes("pods");
+        if !gone.is_empty() {
+            notes.push(Finding::info(
+                "Pods that no longer exist",
                 format!(
-                    "restarts: {}, state: {}, last state: {}",
-                    s["restartCount"].as_i64().unwrap_or(0),
-                    describe_state(&s["state"]),
-                    describe_state(&s["lastState"])
+                    "{} ({}): replaced by newer pods, or deleted; their alerts resolve on their own",
+                    list_some(&gone, 10),
+                    count(gone.len(), "pod", "pods")
                 ),
             ));
         }
-        for e in events.iter().rev().take(5) {
-            findings.push(Finding::info(
-                format!("event {}", e["reason"].as_str().unwrap_or("?")),
-                e["message"].as_str().unwrap_or("").to_string(),
-            ));
+        if examined.is_empty() {
+            let summary = format!(
+                "{} named by the alerts no longer exist ({}); nothing left to examine",
+                count(gone.len(), "pod", "pods"),
+                list_some(&gone, 5)
+            );
+            return Ok(notes
+                .into_iter()
+                .fold(Analysis::inconclusive(summary), Analysis::finding));
         }
-        let cause = classify(&pod, &events);
-        // The log tail of the container that crashed, from its previous instance if it restarted.
-        let crashed = statuses
-            .iter()
-            .max_by_key(|s| s["restartCount"].as_i64().unwrap_or(0))
-            .and_then(|s| {
-                s["name"]
-                    .as_str()
-                    .map(|n| (n.to_string(), s["restartCount"].as_i64().unwrap_or(0) > 0))
-            });
-        if let Some((container, previous)) = &crashed {
-            let tail = config::parse_or("log_tail_lines", 20u32);
-            match kube::pod_logs(&ns, &pod_name, Some(container), Some(tail), *previous) {
-                Ok(log) if !log.trim().is_empty() => {
-                    findings.push(Finding::info(format!("log tail of {container}"), log))
-                }
-                Ok(_) => {}
-                Err(e) => log::warn(&format!("no log for {ns}/{pod_name}/{container}: {e}")),
-            }
-        }
-        let owner = workload_of(&pod, &ns);
-        let target = json!({ "namespace": ns, "kind": owner.0, "name": owner.1 });
-        let analysis = match cause {
-            Some(Cause::OomKilled { container, limit }) => {
-                let suggested = limit.as_deref().and_then(double_quantity);
-                let detail = format!(
-                    "container {container} was OOMKilled (memory limit {}).",
-                    limit.as_deref().unwrap_or("not set")
-                );
-                let mut params = target.clone();
-                params["container"] = json!(container);
-                if let Some(s) = &suggested {
-                    params["memory"] = json!(s);
-                }
-                Analysis::identified(format!("{ns}/{pod_name}: {detail}"))
-                    .finding(Finding::critical("OOMKilled", detail))
-                    .suggest(
-                        "raise-memory-limit",
-                        params,
-                        format!(
-                            "the container exceeds its memory limit; raise it{}",
-                            suggested.map(|s| format!(" to {s}")).unwrap_or_default()
-                        ),
-                    )
-            }
-            Some(Cause::ImagePull {
-                container,
-                reason,
-                image,
-            }) => {
-                let detail = format!("container {container} cannot pull image {image} ({reason}).");
-                Analysis::identified(format!("{ns}/{pod_name}: {detail}"))
-                    .finding(Finding::critical("Image pull failure", detail))
-                    .suggest(
-                        "rollback-deployment",
-                        target.clone(),
-                        "the new image cannot be pulled; roll back to the last revision that ran",
-                    )
-            }
-            Some(Cause::ConfigError { container, detail }) => {
-                let detail = format!("container {container} cannot start: {detail}");
-                Analysis::identified(format!("{ns}/{pod_name}: configuration error"))
-                    .finding(Finding::critical("Configuration error", detail.clone()))
-                    .suggest(
-                        "open-ticket",
-                        json!({ "summary": format!("{ns}/{pod_name}: missing configuration"), "description": detail }),
-                        "a ConfigMap or Secret the pod needs is missing or invalid; a human must provide it",
-                    )
-            }
-            Some(Cause::FailingProbe { detail }) => {
-                Analysis::identified(format!("{ns}/{pod_name}: probes are failing"))
-                    .finding(Finding::critical("Failing probe", detail))
-                    .suggest(
-                        "restart-workload",
-                        target.clone(),
-                        "the probes fail although the process runs; a rolling restart often clears a stuck state",
-                    )
-            }
-            Some(Cause::AppCrash {
-                container,
-                exit_code,
-                reason,
-            }) => {
-                let detail = format!("container {container} exits with code {exit_code} ({reason}); see the log tail.");
-                Analysis::identified(format!("{ns}/{pod_name}: the application crashes"))
-                    .finding(Finding::critical("Application crash", detail))
-                    .suggest(
-                        "rollback-deployment",
-                        target.clone(),
-                        "the application crashes on start; roll back to the last revision that ran",
-                    )
-                    .suggest(
-                        "restart-workload",
-                        target.clone(),
-                        "if the crash is transient (a dependency was down), a restart is enough",
-                    )
-            }
-            None => Analysis::inconclusive(format!(
-                "{ns}/{pod_name}: no known crash pattern in the pod's state and events"
-            ))
-            .suggest(
-                "open-ticket",
-                json!({ "summary": format!("{ns}/{pod_name} crashlooping, cause unknown") }),
-                "no automatic remedy fits; hand it to a human",
-            ),
-        };
-        Ok(findings.into_iter().fold(analysis, Analysis::finding))
+        Ok(analyse(examined, notes))
     }
 }
 
 recipe_sdk::export_debugger!(PodCrashloop);
 
-fn describe_state(state: &Value) -> String {
-    let Some((phase, detail)) = state.as_object().and_then(|o| o.iter().next()) else {
-        return "none".into();
-    };
-    match detail["reason"].as_str() {
-        Some(reason) => match detail["exitCode"].as_i64() {
-            Some(code) => format!("{phase} ({reason}, exit {code})"),
-            None => format!("{phase} ({reason})"),
-        },
-        None => phase.clone(),
-    }
-}
-
-fn classify(pod: &Value, events: &[Value]) -> Option<Cause> {
-    let statuses = pod["status"]["containerStatuses"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let limit_of = |container: &str| {
-        pod["spec"]["containers"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["name"] == container))
-            .and_then(|c| c["resources"]["limits"]["memory"].as_str().map(str::to_string))
-    };
-    for s in &statuses {
-        let name = s["name"].as_str().unwrap_or("?").to_string();
-        let terminated = [&s["state"]["terminated"], &s["lastState"]["terminated"]];
-        if terminated.iter().any(|t| t["reason"] == "OOMKilled") {
-            return Some(Cause::OomKilled {
-                limit: limit_of(&name),
-                container: name,
-            });
+/// Groups the pods by owner and cause and writes one diagnosis.
+fn analyse(examined: Vec<Examined>, notes: Vec<Finding>) -> Analysis {
+    let groups = group(examined.into_iter().map(|e| {
+        let key = (e.owner.clone(), e.diagnosis.cause.as_ref().map(Cause::headline));
+        (key, e)
+    }));
+    let mut lines = Vec::new();
+    let mut findings = Vec::new();
+    let mut actions: Vec<(String, serde_json::Value, String)> = Vec::new();
+    let mut identified = false;
+    for ((owner, headline), pods) in &groups {
+        let first = &pods[0];
+        let subject = subject(owner, pods.len(), &first.namespace, &first.diagnosis.name);
+        let names: Vec<String> = pods.iter().map(|p| p.diagnosis.name.clone()).collect();
+        match (&first.diagnosis.cause, headline) {
+            (Some(cause), Some(headline)) => {
+                identified = true;
+                lines.push(format!("{subject}: {headline}"));
+                findings.push(Finding::critical(
+                    cause.title(),
+                    format!("{subject}: {headline} (pods: {})", list_some(&names, 10)),
+                ));
+                match cause.remedy(owner) {
+                    Remedy::Actions(list) => {
+                        for a in list {
+                            if !actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
+                                actions.push(a);
+                            }
+                        }
+                    }
+                    Remedy::None(why) => {
+                        findings.push(Finding::info("No automatic remedy", format!("{subject}: {why}")))
+                    }
+                }
+            }
+            _ => {
+                let state = if first.diagnosis.ready {
+                    "ready now"
+                } else {
+                    "not ready"
+                };
+                lines.push(format!("{subject}: {state}, no known cause in its state and events"));
+                findings.push(Finding::warning(
+                    "Cause unknown",
+                    format!(
+                        "{subject} (pods: {}): {state}; phase {}",
+                        list_some(&names, 10),
+                        first.diagnosis.phase
+                    ),
+                ));
+            }
         }
+        findings.extend(evidence(first));
     }
-    for s in &statuses {
-        let name = s["name"].as_str().unwrap_or("?").to_string();
-        let waiting = s["state"]["waiting"]["reason"].as_str().unwrap_or("");
-        if matches!(waiting, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName") {
-            let image = s["image"].as_str().unwrap_or("?").to_string();
-            return Some(Cause::ImagePull {
-                container: name,
-                reason: waiting.into(),
-                image,
-            });
-        }
-        if matches!(waiting, "CreateContainerConfigError" | "CreateContainerError") {
-            let detail = s["state"]["waiting"]["message"].as_str().unwrap_or(waiting).to_string();
-            return Some(Cause::ConfigError {
-                container: name,
-                detail,
-            });
-        }
-    }
-    let missing = events.iter().find_map(|e| {
-        let msg = e["message"].as_str().unwrap_or("");
-        let about_config = (msg.contains("configmap") || msg.contains("secret")) && msg.contains("not found");
-        about_config.then(|| msg.to_string())
-    });
-    if let Some(detail) = missing {
-        let container = statuses
-            .first()
-            .and_then(|s| s["name"].as_str())
-            .unwrap_or("?")
-            .to_string();
-        return Some(Cause::ConfigError { container, detail });
-    }
-    if let Some(e) = events.iter().rev().find(|e| e["reason"] == "Unhealthy") {
-        return Some(Cause::FailingProbe {
-            detail: e["message"].as_str().unwrap_or("probe failed").to_string(),
-        });
-    }
-    statuses.iter().find_map(|s| {
-        let t = &s["lastState"]["terminated"];
-        let code = t["exitCode"].as_i64()?;
-        (code != 0).then(|| Cause::AppCrash {
-            container: s["name"].as_str().unwrap_or("?").to_string(),
-            exit_code: code,
-            reason: t["reason"].as_str().unwrap_or("Error").to_string(),
-        })
-    })
-}
-
-/// The workload that owns the pod: a ReplicaSet's Deployment, or a StatefulSet/DaemonSet.
-fn workload_of(pod: &Value, ns: &str) -> (String, String) {
-    let owner = pod["metadata"]["ownerReferences"]
-        .as_array()
-        .and_then(|o| o.first())
-        .cloned();
-    let Some(owner) = owner else {
-        return ("Pod".into(), pod["metadata"]["name"].as_str().unwrap_or("?").into());
+    let summary = lines.join("; ");
+    let mut analysis = if identified {
+        Analysis::identified(summary.clone())
+    } else {
+        Analysis::inconclusive(summary.clone())
     };
-    let kind = owner["kind"].as_str().unwrap_or("?").to_string();
-    let name = owner["name"].as_str().unwrap_or("?").to_string();
-    if kind != "ReplicaSet" {
-        return (kind, name);
+    for (action, params, reason) in actions {
+        analysis = analysis.suggest(&action, params, reason);
     }
-    // Ask the ReplicaSet for its Deployment; fall back to the naming convention `<deploy>-<hash>`.
-    if let Ok(rs) = kube::get("apps/v1", "ReplicaSet", Some(ns), &name)
-        && let Some(dep) = rs["metadata"]["ownerReferences"].as_array().and_then(|o| o.first())
-    {
-        return (
-            dep["kind"].as_str().unwrap_or("Deployment").into(),
-            dep["name"].as_str().unwrap_or(&name).into(),
+    if !identified {
+        analysis = analysis.suggest(
+            "open-ticket",
+            json!({ "summary": format!("pods not ready, cause unknown: {summary}") }),
+            "no known pattern in the pods' state and events; hand it to a human",
         );
     }
-    let base = name.rsplit_once('-').map(|(b, _)| b.to_string()).unwrap_or(name);
-    ("Deployment".into(), base)
+    findings.into_iter().chain(notes).fold(analysis, Analysis::finding)
 }
 
-/// `256Mi` → `512Mi`; `1Gi` → `2Gi`; `500M` → `1000M`; plain bytes doubled.
-fn double_quantity(q: &str) -> Option<String> {
-    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
-    let (num, unit) = q.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    Some(format!("{}{unit}", n * 2))
+/// "pod shop/api-1" or "3 pods of Deployment shop/api".
+fn subject(owner: &Owner, n: usize, namespace: &str, first: &str) -> String {
+    match (n, owner.kind.as_str()) {
+        (1, "Pod") => format!("pod {namespace}/{first}"),
+        (1, _) => format!("pod {namespace}/{first} of {}", owner.path()),
+        (_, _) => format!("{} of {}", count(n, "pod", "pods"), owner.path()),
+    }
+}
+
+/// The first pod's containers and, where it tells something, its log tail.
+fn evidence(e: &Examined) -> Vec<Finding> {
+    let d = &e.diagnosis;
+    let mut out = vec![Finding::info(
+        format!("containers of {}", d.name),
+        d.containers.join("\n"),
+    )];
+    let wants_log = d.cause.as_ref().is_none_or(Cause::wants_log);
+    if let (true, Some((container, previous))) = (wants_log, &d.log_from) {
+        let tail = config::parse_or("log_tail_lines", 20u32);
+        match kube::pod_logs(&e.namespace, &d.name, Some(container), Some(tail), *previous) {
+            Ok(log) if !log.trim().is_empty() => {
+                out.push(Finding::info(format!("log tail of {}/{container}", d.name), log))
+            }
+            Ok(_) => {}
+            Err(err) => log::warn(&format!("no log for {}/{}/{container}: {err}", e.namespace, d.name)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use recipe_sdk::testing::Harness;
+    use serde_json::Value;
 
-    fn incident() -> Incident {
-        Incident::from_labels(
-            "inc-1",
-            &[
-                ("alertname", "KubePodCrashLooping"),
-                ("namespace", "shop"),
-                ("pod", "web-7d9f-abcde"),
-            ],
-        )
+    fn alert(name: &str, pod: &str) -> Alert {
+        Alert::firing(&[("alertname", name), ("namespace", "shop"), ("pod", pod)])
     }
 
-    fn pod(status: Value) -> Value {
+    fn incident() -> Incident {
+        Incident::from_alerts("inc-1", vec![alert("KubePodCrashLooping", "web-7d9f-abcde")])
+    }
+
+    fn pod(name: &str, status: Value) -> Value {
         json!({
-            "metadata": { "ownerReferences": [{ "kind": "ReplicaSet", "name": "web-7d9f" }] },
+            "metadata": { "name": name, "namespace": "shop", "labels": {"pod-template-hash": "7d9f"},
+                "ownerReferences": [{ "kind": "ReplicaSet", "name": "web-7d9f", "controller": true }] },
             "spec": { "containers": [{ "name": "app", "resources": { "limits": { "memory": "256Mi" } } }] },
             "status": { "containerStatuses": [status] },
         })
     }
 
+    fn with_pod(h: Harness, name: &str, status: Value) -> Harness {
+        h.kube_object("v1", "Pod", Some("shop"), name, pod(name, status))
+    }
+
     fn harness(status: Value) -> Harness {
-        Harness::new()
-            .kube_object("v1", "Pod", Some("shop"), "web-7d9f-abcde", pod(status))
-            .kube_object(
-                "apps/v1",
-                "ReplicaSet",
-                Some("shop"),
-                "web-7d9f",
-                json!({
-                "metadata": { "ownerReferences": [{ "kind": "Deployment", "name": "web" }] } }),
-            )
-            .pod_log(
-                "shop",
-                "web-7d9f-abcde",
-                "starting\nloading cache\nfatal: out of memory",
-            )
+        let h = Harness::new().kube_object(
+            "apps/v1",
+            "ReplicaSet",
+            Some("shop"),
+            "web-7d9f",
+            json!({ "metadata": { "ownerReferences": [{ "kind": "Deployment", "name": "web" }] } }),
+        );
+        with_pod(h, "web-7d9f-abcde", status).pod_log(
+            "shop",
+            "web-7d9f-abcde",
+            "starting\nloading cache\nfatal: out of memory",
+        )
+    }
+
+    fn oom() -> Value {
+        json!({ "name": "app", "restartCount": 5,
+            "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+            "lastState": { "terminated": { "reason": "OOMKilled", "exitCode": 137 } } })
     }
 
     #[test]
     fn oom_killed_suggests_raising_the_limit() {
-        let h = harness(json!({ "name": "app", "restartCount": 5,
-            "state": { "waiting": { "reason": "CrashLoopBackOff" } },
-            "lastState": { "terminated": { "reason": "OOMKilled", "exitCode": 137 } } }));
-        let a = h.debug::<PodCrashloop>(incident()).unwrap();
+        let a = harness(oom()).debug::<PodCrashloop>(incident()).unwrap();
         assert_eq!(a.verdict, Verdict::Identified);
         assert_eq!(a.actions[0].action, "raise-memory-limit");
         assert_eq!(
@@ -370,12 +246,67 @@ mod tests {
     }
 
     #[test]
+    fn a_grouped_incident_is_analysed_pod_by_pod_and_summarised_once() {
+        let mut h = harness(oom());
+        let mut alerts = vec![alert("KubePodCrashLooping", "web-7d9f-abcde")];
+        for i in 0..3 {
+            let name = format!("web-7d9f-{i}");
+            h = with_pod(h, &name, oom());
+            alerts.push(alert("KubePodCrashLooping", &name));
+            alerts.push(alert("KubePodNotReady", &name));
+        }
+        let pulled = json!({ "name": "app", "image": "registry.example.com/web:v2",
+            "state": { "waiting": { "reason": "ErrImagePull", "message": "rpc error: not found" } } });
+        h = with_pod(h, "web-7d9f-new", pulled);
+        alerts.push(alert("KubeContainerWaiting", "web-7d9f-new"));
+        alerts.push(alert("KubePodCrashLooping", "gone-1"));
+        alerts.push(alert("CPUThrottlingHigh", "other"));
+        let a = h.debug::<PodCrashloop>(Incident::from_alerts("i", alerts)).unwrap();
+        assert_eq!(
+            a.summary,
+            "4 pods of Deployment shop/web: container app OOMKilled at its 256Mi memory limit; \
+             pod shop/web-7d9f-new of Deployment shop/web: container app cannot pull image registry.example.com/web:v2 \
+             from registry.example.com (ErrImagePull): rpc error: not found"
+        );
+        let actions: Vec<&str> = a.actions.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["raise-memory-limit", "rollback-deployment"],
+            "one suggestion per cause"
+        );
+        assert!(
+            a.findings.iter().any(|f| f.detail.contains("shop/gone-1")),
+            "{:?}",
+            a.findings
+        );
+        assert_eq!(
+            a.findings.iter().filter(|f| f.title.starts_with("log tail")).count(),
+            1,
+            "one log tail per group, not per pod"
+        );
+    }
+
+    #[test]
+    fn the_bound_is_said_when_reached() {
+        let alerts = (0..4).map(|i| alert("KubePodCrashLooping", &format!("p{i}"))).collect();
+        let a = Harness::new()
+            .config("max_objects", "2")
+            .debug::<PodCrashloop>(Incident::from_alerts("i", alerts))
+            .unwrap();
+        assert!(
+            a.findings.iter().any(|f| f.detail.contains("examined 2 of 4 pods")),
+            "{:?}",
+            a.findings
+        );
+    }
+
+    #[test]
     fn image_pull_failure_suggests_rollback() {
         let h = harness(json!({ "name": "app", "restartCount": 0, "image": "shop/web:v2-typo",
             "state": { "waiting": { "reason": "ImagePullBackOff" } } }));
         let a = h.debug::<PodCrashloop>(incident()).unwrap();
         assert_eq!(a.actions[0].action, "rollback-deployment");
-        assert!(a.summary.contains("shop/web:v2-typo"));
+        assert!(a.summary.contains("shop/web:v2-typo from docker.io"), "{}", a.summary);
     }
 
     #[test]
@@ -419,16 +350,10 @@ mod tests {
     fn gone_pod_is_inconclusive_and_missing_label_is_an_error() {
         let a = Harness::new().debug::<PodCrashloop>(incident()).unwrap();
         assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert!(a.summary.contains("no longer exist"), "{}", a.summary);
         let err = Harness::new()
-            .debug::<PodCrashloop>(Incident::from_labels("i", &[("alertname", "X")]))
+            .debug::<PodCrashloop>(Incident::from_labels("i", &[("alertname", "KubePodNotReady")]))
             .unwrap_err();
-        assert!(err.message.contains("`pod`"));
-    }
-
-    #[test]
-    fn doubles_quantities() {
-        assert_eq!(double_quantity("256Mi").as_deref(), Some("512Mi"));
-        assert_eq!(double_quantity("1Gi").as_deref(), Some("2Gi"));
-        assert_eq!(double_quantity("abc"), None);
+        assert!(err.message.contains("`pod`"), "{}", err.message);
     }
 }

@@ -1,0 +1,460 @@
+//! `workload-rollout`: why is a Deployment, StatefulSet or DaemonSet short of ready pods, or
+//! stuck rolling out?
+//!
+//! For every workload the incident's alerts name (`deployment`, `statefulset`, `daemonset`
+//! labels; up to config `max_objects`), reads the workload, its conditions and events, its
+//! revisions and its pods, and names the causes:
+//! - pods that are not ready, grouped by revision and cause (the shared [`recipe_sdk::pod`]
+//!   diagnosis: OOMKilled, image pull, missing config, unschedulable with the scheduler's
+//!   message, …), each with the bundled remedy;
+//! - a new revision whose pods fail while pods of the previous one run → `rollback-deployment`;
+//! - pods the controller cannot create (a ResourceQuota, an admission webhook: its message);
+//! - a paused rollout, `ProgressDeadlineExceeded`, a generation the controller has not observed;
+//! - a StatefulSet with `OnDelete` updates (→ `delete-pod` of an old pod) or a partition;
+//! - DaemonSet pods not scheduled or misscheduled.
+
+use recipe_sdk::objects::{count, group, list_some};
+use recipe_sdk::pod::{self, Cause, Diagnosis, Owner, Remedy};
+use recipe_sdk::prelude::*;
+use serde_json::{Value, json};
+
+/// The recipe.
+pub struct WorkloadRollout;
+
+/// (label, kind, plural, alerts): the alerts of each kind, and the label that names the object.
+const KINDS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "deployment",
+        "Deployment",
+        "Deployments",
+        &[
+            "KubeDeploymentReplicasMismatch",
+            "KubeDeploymentRolloutStuck",
+            "KubeDeploymentGenerationMismatch",
+        ],
+    ),
+    (
+        "statefulset",
+        "StatefulSet",
+        "StatefulSets",
+        &[
+            "KubeStatefulSetReplicasMismatch",
+            "KubeStatefulSetUpdateNotRolledOut",
+            "KubeStatefulSetGenerationMismatch",
+        ],
+    ),
+    (
+        "daemonset",
+        "DaemonSet",
+        "DaemonSets",
+        &[
+            "KubeDaemonSetRolloutStuck",
+            "KubeDaemonSetNotScheduled",
+            "KubeDaemonSetMisScheduled",
+        ],
+    ),
+];
+
+/// What the recipe says, built up workload by workload.
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    findings: Vec<Finding>,
+    actions: Vec<(String, Value, String)>,
+    identified: bool,
+    gone: Vec<String>,
+}
+
+impl Report {
+    /// A cause of `subject`'s trouble and what to do about it.
+    fn cause(&mut self, subject: &str, headline: String, remedy: Remedy) {
+        self.identified = true;
+        self.lines.push(format!("{subject}: {headline}"));
+        self.findings.push(Finding::critical(subject.to_string(), headline));
+        match remedy {
+            Remedy::Actions(list) => {
+                for a in list {
+                    if !self.actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
+                        self.actions.push(a);
+                    }
+                }
+            }
+            Remedy::None(why) => self
+                .findings
+                .push(Finding::info("No automatic remedy", format!("{subject}: {why}"))),
+        }
+    }
+}
+
+impl Debugger for WorkloadRollout {
+    fn debug(incident: Incident) -> Result<Analysis, RecipeError> {
+        let mut report = Report::default();
+        let mut notes = Vec::new();
+        let mut examined = 0;
+        for (label, kind, plural, alerts) in KINDS {
+            let objects = incident.objects(label, alerts)?;
+            notes.extend(objects.notes(plural));
+            for o in &objects.items {
+                examined += 1;
+                let ns = o.namespace.as_deref().unwrap_or("default");
+                examine(kind, ns, &o.name, &mut report)?;
+            }
+        }
+        if examined == 0 {
+            return Ok(Analysis::inconclusive(
+                "no Deployment, StatefulSet or DaemonSet alert in this incident names its workload",
+            ));
+        }
+        if !report.gone.is_empty() {
+            let gone = format!("{} no longer exist(s)", list_some(&report.gone, 5));
+            notes.push(Finding::info("Workloads that no longer exist", gone.clone()));
+            report.lines.push(gone);
+        }
+        let summary = report.lines.join("; ");
+        let mut analysis = if report.identified {
+            Analysis::identified(summary)
+        } else {
+            Analysis::inconclusive(summary)
+        };
+        for (action, params, reason) in report.actions {
+            analysis = analysis.suggest(&action, params, reason);
+        }
+        Ok(report
+            .findings
+            .into_iter()
+            .chain(notes)
+            .fold(analysis, Analysis::finding))
+    }
+}
+
+recipe_sdk::export_debugger!(WorkloadRollout);
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// Reads one workload and reports what keeps it from being ready and up to date.
+fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), RecipeError> {
+    let subject = format!("{kind} {ns}/{name}");
+    let Some(w) = kube::get_opt("apps/v1", kind, Some(ns), name)? else {
+        r.gone.push(subject);
+        return Ok(());
+    };
+    let owner = Owner {
+        kind: kind.into(),
+        namespace: ns.into(),
+        name: name.into(),
+    };
+    let (spec, st) = (&w["spec"], &w["status"]);
+    let (desired, ready, updated) = if kind == "DaemonSet" {
+        (
+            int(&st["desiredNumberScheduled"]),
+            int(&st["numberReady"]),
+            int(&st["updatedNumberScheduled"]),
+        )
+    } else {
+        (
+            spec["replicas"].as_i64().unwrap_or(1),
+            int(&st["readyReplicas"]),
+            int(&st["updatedReplicas"]),
+        )
+    };
+    r.findings.push(Finding::info(
+        subject.clone(),
+        format!(
+            "desired {desired}, ready {ready}, up to date {updated}; generation {}, observed {}",
+            int(&w["metadata"]["generation"]),
+            int(&st["observedGeneration"])
+        ),
+    ));
+    let before = r.lines.len();
+    controller_causes(kind, &w, &subject, r);
+    let stuck = pod_causes(kind, &w, &owner, &subject, r)?;
+    let events = kube::events(Some(ns), kind, name).unwrap_or_default();
+    if let Some(e) = events.iter().rev().find(|e| e["reason"] == "FailedCreate") {
+        let message = e["message"].as_str().unwrap_or("").to_string();
+        if !r.lines.iter().any(|l| l.contains(&message)) {
+            r.cause(
+                &subject,
+                format!("cannot create pods: {message}"),
+                create_remedy(&message),
+            );
+        }
+    }
+    if r.lines.len() == before {
+        let progressing = condition(&w, "Progressing").filter(|c| c["status"] == "False");
+        match progressing {
+            Some(c) => r.cause(
+                &subject,
+                format!(
+                    "{}: {}",
+                    c["reason"].as_str().unwrap_or("not progressing"),
+                    c["message"].as_str().unwrap_or("")
+                ),
+                Remedy::None("the pods' own state shows no cause; look at the new ReplicaSet's events".into()),
+            ),
+            None if ready >= desired && updated >= desired && stuck == 0 => {
+                r.lines.push(format!("{subject}: all {desired} pods ready and up to date now; the alert may clear"))
+            }
+            None => r.lines.push(format!(
+                "{subject}: {ready} of {desired} pods ready, {updated} up to date; no known cause in its state, events and pods"
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn condition<'a>(w: &'a Value, kind: &str) -> Option<&'a Value> {
+    w["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind)
+}
+
+/// What the controller itself reports: unobserved generation, paused, cannot create pods,
+/// update strategies that hold pods back, misscheduled DaemonSet pods.
+fn controller_causes(kind: &str, w: &Value, subject: &str, r: &mut Report) {
+    let (spec, st) = (&w["spec"], &w["status"]);
+    let (generation, observed) = (int(&w["metadata"]["generation"]), int(&st["observedGeneration"]));
+    if generation > observed {
+        r.cause(
+            subject,
+            format!("the controller has not observed generation {generation} (last observed {observed})"),
+            Remedy::None(
+                "no controller acts on the workload: check that kube-controller-manager runs and holds its lease"
+                    .into(),
+            ),
+        );
+    }
+    if spec["paused"] == true {
+        r.cause(
+            subject,
+            "the rollout is paused (spec.paused)".into(),
+            Remedy::None("resume it with `kubectl rollout resume`; no bundled action resumes a rollout".into()),
+        );
+    }
+    if let Some(c) = condition(w, "ReplicaFailure").filter(|c| c["status"] == "True") {
+        let message = c["message"].as_str().unwrap_or("").to_string();
+        r.cause(
+            subject,
+            format!("cannot create pods: {message}"),
+            create_remedy(&message),
+        );
+    }
+    let strategy = &spec["updateStrategy"];
+    if kind == "StatefulSet" && st["updateRevision"] != st["currentRevision"] {
+        let partition = int(&strategy["rollingUpdate"]["partition"]);
+        if partition > 0 {
+            r.cause(
+                subject,
+                format!("the update is held back by partition {partition}: pods with an ordinal below it keep the old revision"),
+                Remedy::None("lower spec.updateStrategy.rollingUpdate.partition when the canary pods are good".into()),
+            );
+        }
+    }
+    let misscheduled = int(&st["numberMisscheduled"]);
+    if kind == "DaemonSet" && misscheduled > 0 {
+        r.cause(
+            subject,
+            format!("{} on nodes that no longer match its node selector, affinity or tolerations", count(misscheduled as usize, "pod runs", "pods run")),
+            Remedy::None("the nodes' labels or taints changed: fix the nodes, or the DaemonSet's selector, then delete those pods".into()),
+        );
+    }
+}
+
+/// A pod-creation failure's remedy: quota and admission are for a human.
+fn create_remedy(message: &str) -> Remedy {
+    if message.contains("exceeded quota") {
+        Remedy::None(
+            "a ResourceQuota is full: raise it, or lower the pods' requests; no bundled action changes quotas".into(),
+        )
+    } else {
+        Remedy::None("the API refuses the pods (admission, security policy or quota); the message says which".into())
+    }
+}
+
+/// `matchLabels` as a label selector.
+fn selector(w: &Value) -> Option<String> {
+    let labels = w["spec"]["selector"]["matchLabels"].as_object()?;
+    let parts: Vec<String> = labels
+        .iter()
+        .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+/// The newest revision's pod label value, and how to name it.
+fn newest_revision(kind: &str, w: &Value, ns: &str, sel: &str) -> Option<(String, String)> {
+    match kind {
+        "Deployment" => {
+            let rs = kube::list("apps/v1", "ReplicaSet", Some(ns), Some(sel), None).ok()?;
+            let revision = |r: &Value| {
+                r["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                    .as_str()
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            let newest = rs.iter().max_by_key(|r| revision(r))?;
+            let hash = newest["metadata"]["labels"]["pod-template-hash"].as_str()?;
+            Some((hash.to_string(), format!("revision {}", revision(newest))))
+        }
+        "StatefulSet" => {
+            let rev = w["status"]["updateRevision"].as_str()?;
+            Some((rev.to_string(), format!("revision {rev}")))
+        }
+        _ => {
+            let crs = kube::list("apps/v1", "ControllerRevision", Some(ns), Some(sel), None).ok()?;
+            let newest = crs.iter().max_by_key(|c| int(&c["revision"]))?;
+            let hash = newest["metadata"]["labels"]["controller-revision-hash"].as_str()?;
+            Some((hash.to_string(), format!("revision {}", int(&newest["revision"]))))
+        }
+    }
+}
+
+/// The pods that are not ready, by revision and cause; returns how many are not ready.
+fn pod_causes(kind: &str, w: &Value, owner: &Owner, subject: &str, r: &mut Report) -> Result<usize, RecipeError> {
+    let ns = owner.namespace.as_str();
+    let Some(sel) = selector(w) else { return Ok(0) };
+    let pods = kube::list("v1", "Pod", Some(ns), Some(&sel), None)?;
+    let newest = newest_revision(kind, w, ns, &sel);
+    let is_new = |d: &Diagnosis| match (&newest, &d.revision) {
+        (Some((n, _)), Some(rev)) => n == rev,
+        _ => true,
+    };
+    let all: Vec<Diagnosis> = pods.iter().map(|p| pod::describe(p, &[])).collect();
+    let old_ready = all.iter().filter(|d| d.ready && !is_new(d)).count();
+    let bound = config::parse_or(recipe_sdk::objects::MAX_OBJECTS_KEY, 20usize).max(1);
+    let not_ready: Vec<&Value> = pods
+        .iter()
+        .zip(&all)
+        .filter(|(_, d)| !d.ready && d.phase != "Succeeded")
+        .map(|(p, _)| p)
+        .collect();
+    let mut read = Vec::new();
+    for p in not_ready.iter().take(bound) {
+        read.push((pod::diagnose_object(p)?, (*p).clone()));
+    }
+    if not_ready.len() > bound {
+        r.findings.push(Finding::warning(
+            "Not every pod examined",
+            format!(
+                "{subject}: read {bound} of {} pods that are not ready (config max_objects)",
+                not_ready.len()
+            ),
+        ));
+    }
+    let revision_name = newest
+        .as_ref()
+        .map(|(_, n)| n.clone())
+        .unwrap_or_else(|| "the current revision".into());
+    let groups = group(
+        read.into_iter()
+            .map(|(d, p)| ((is_new(&d), d.cause.as_ref().map(Cause::headline)), (d, p))),
+    );
+    let mut new_failing = false;
+    for ((new, headline), pods) in &groups {
+        let (first, _) = &pods[0];
+        let which = if *new {
+            revision_name.clone()
+        } else {
+            "an older revision".into()
+        };
+        let who = format!("{subject}: {} of {which}", count(pods.len(), "pod", "pods"));
+        let names: Vec<String> = pods.iter().map(|(d, _)| d.name.clone()).collect();
+        r.findings.push(Finding::info(
+            format!("containers of {}", first.name),
+            format!("{}\n(pods: {})", first.containers.join("\n"), list_some(&names, 10)),
+        ));
+        let Some(cause) = &first.cause else {
+            r.findings.push(Finding::warning(
+                "Cause unknown",
+                format!("{who} not ready, phase {}", first.phase),
+            ));
+            continue;
+        };
+        new_failing |= *new;
+        let headline = headline.clone().unwrap_or_default();
+        r.identified = true;
+        r.lines.push(format!("{who}: {headline}"));
+        r.findings
+            .push(Finding::critical(cause.title(), format!("{who}: {headline}")));
+        if cause.wants_log() {
+            log_tail(ns, first, r);
+        }
+        match cause.remedy(owner) {
+            Remedy::Actions(list) => {
+                for a in list {
+                    if !r.actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
+                        r.actions.push(a);
+                    }
+                }
+            }
+            Remedy::None(why) => r
+                .findings
+                .push(Finding::info("No automatic remedy", format!("{who}: {why}"))),
+        }
+    }
+    if new_failing && old_ready > 0 && owner.can_roll_back() {
+        let line = format!(
+            "pods of the new {revision_name} fail while {} of the previous revision run",
+            count(old_ready, "pod", "pods")
+        );
+        r.lines.push(format!("{subject}: {line}"));
+        r.findings
+            .push(Finding::critical("New revision fails", format!("{subject}: {line}")));
+        r.actions.retain(|a| a.0 != "rollback-deployment");
+        r.actions.insert(
+            0,
+            (
+                "rollback-deployment".into(),
+                owner.params(),
+                format!("the previous revision runs and the new one does not: roll {subject} back"),
+            ),
+        );
+    }
+    on_delete(kind, w, &all, &pods, owner, subject, r);
+    Ok(not_ready.len())
+}
+
+/// A StatefulSet with `OnDelete` updates: old pods update only when deleted.
+fn on_delete(kind: &str, w: &Value, all: &[Diagnosis], pods: &[Value], owner: &Owner, subject: &str, r: &mut Report) {
+    let st = &w["status"];
+    let on_delete = w["spec"]["updateStrategy"]["type"] == "OnDelete";
+    if kind != "StatefulSet" || !on_delete || st["updateRevision"] == st["currentRevision"] {
+        return;
+    }
+    let update = st["updateRevision"].as_str().unwrap_or("");
+    let old: Vec<&str> = all
+        .iter()
+        .zip(pods)
+        .filter(|(d, _)| d.revision.as_deref() != Some(update))
+        .filter_map(|(_, p)| p["metadata"]["name"].as_str())
+        .collect();
+    let Some(first) = old.first() else { return };
+    r.cause(
+        subject,
+        format!(
+            "update strategy OnDelete: {} still run the old revision and update only when deleted",
+            count(old.len(), "pod", "pods")
+        ),
+        Remedy::Actions(vec![(
+            "delete-pod".into(),
+            json!({ "namespace": owner.namespace, "pod": first }),
+            format!("delete {first} so the StatefulSet recreates it at {update}; then the next one"),
+        )]),
+    );
+}
+
+fn log_tail(ns: &str, d: &Diagnosis, r: &mut Report) {
+    let Some((container, previous)) = &d.log_from else {
+        return;
+    };
+    let tail = config::parse_or("log_tail_lines", 20u32);
+    match kube::pod_logs(ns, &d.name, Some(container), Some(tail), *previous) {
+        Ok(log) if !log.trim().is_empty() => r
+            .findings
+            .push(Finding::info(format!("log tail of {}/{container}", d.name), log)),
+        Ok(_) => {}
+        Err(e) => log::warn(&format!("no log for {ns}/{}/{container}: {e}", d.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
