@@ -1,0 +1,158 @@
+//! Alert → analysis for a grouped incident of 20 pods (`scripts/bench-debuggers`): one
+//! Alertmanager webhook naming 20 OOMKilled pods of one StatefulSet, analysed by the bundled
+//! `pod-crashloop` (20 pods read with their events, grouped into one cause), on the test control
+//! plane — in the host's own process, and as a sandbox Job (the test node agent as the kubelet,
+//! as in the Kubernetes suite).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cluster::{ControlPlane, NodeAgent};
+use common::fixtures::{create, set_status};
+use common::host::{Host, pack_into};
+use common::pct;
+use common::redis::RedisServer;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::{Value, json};
+
+const NS: &str = "euphrosyne";
+const PODS: usize = 20;
+const ROUNDS: usize = 15;
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// One webhook: 20 KubePodCrashLooping alerts, one per pod, in one group.
+fn grouped(group: &str) -> Value {
+    let alerts: Vec<Value> = (0..PODS)
+        .map(|i| {
+            json!({"status": "firing", "labels": {"alertname": "KubePodCrashLooping", "namespace": NS, "pod": format!("web-{i}"),
+                    "container": "web", "severity": "warning"},
+                "annotations": {}, "startsAt": common::firing_since(), "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.test/graph", "fingerprint": format!("{group}-{i}")})
+        })
+        .collect();
+    json!({"version": "4", "groupKey": group, "truncatedAlerts": 0, "status": "firing", "receiver": "euphrosyne",
+        "groupLabels": {"namespace": NS}, "commonLabels": {"alertname": "KubePodCrashLooping", "namespace": NS},
+        "commonAnnotations": {}, "externalURL": "http://alertmanager.test:9093", "alerts": alerts})
+}
+
+/// Post `ROUNDS` grouped incidents one after the other; alert → analysed for each.
+async fn rounds(host: &Host, prefix: &str) -> (Duration, Vec<Duration>) {
+    let mut out = Vec::new();
+    let mut first = Duration::ZERO;
+    for i in 0..=ROUNDS {
+        let group = format!("{prefix}-{i}");
+        let t = Instant::now();
+        host.post("/webhook", None).json(&grouped(&group)).send().await.unwrap();
+        let id = loop {
+            let list = host.json("/api/incidents?state=analyzed").await;
+            if let Some(inc) = list["incidents"]
+                .as_array()
+                .and_then(|l| l.iter().find(|x| x["group_key"] == group.as_str()))
+            {
+                break inc["id"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let took = t.elapsed();
+        let inc = host.json(&format!("/api/incidents/{id}")).await;
+        let summary = inc["incident"]["analysis"]["summary"].as_str().unwrap_or_default();
+        assert!(
+            summary.contains("20 pods of StatefulSet euphrosyne/web: container web OOMKilled"),
+            "{inc:#}"
+        );
+        if i == 0 {
+            first = took;
+        } else {
+            out.push(took);
+        }
+    }
+    out.sort();
+    (first, out)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cp = ControlPlane::start().await;
+    let redis = RedisServer::start();
+    let kubectl = |args: &[&str]| {
+        let out = cp.kubectl(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    kubectl(&["create", "namespace", NS]);
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+    kubectl(&["apply", "--server-side", "-k", manifests.to_str().unwrap()]);
+    kubectl(&[
+        "-n",
+        NS,
+        "create",
+        "secret",
+        "generic",
+        "euphrosyne-redis",
+        &format!("--from-literal=url={}", redis.url()),
+    ]);
+    // StatefulSet `web`: 20 pods, each OOMKilled as the kubelet reports it.
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
+        "spec": {"replicas": PODS, "serviceName": "web", "podManagementPolicy": "Parallel", "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                     {"name": "web", "image": "shop/web:3", "resources": {"limits": {"memory": "128Mi"}}}]}}}});
+    create(&cp.client, "apps/v1", "StatefulSet", Some(NS), sts).await;
+    let pods: Api<Pod> = Api::namespaced(cp.client.clone(), NS);
+    let t = Instant::now();
+    while pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .len()
+        < PODS
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the StatefulSet controller made too few pods"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in 0..PODS {
+        let status = json!({"phase": "Running", "containerStatuses": [{"name": "web", "image": "shop/web:3", "imageID": "",
+            "ready": false, "restartCount": 6, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]});
+        set_status(&cp.client, "v1", "Pod", NS, &format!("web-{i}"), status).await;
+    }
+
+    // In the host's own process (impersonating the recipe ServiceAccount).
+    let config = format!(
+        "kubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"",
+        cp.kubeconfig.display()
+    );
+    let host = Host::start(|dir| pack_into(dir, "pod-crashloop", |_| {}), &config, &[]);
+    let in_process = rounds(&host, "inproc").await;
+    drop(host);
+
+    // As a sandbox Job, the recipe from its ConfigMap, the host as its own ServiceAccount.
+    let _agent = NodeAgent::start(&cp, NS).await;
+    let kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
+    let config = format!(
+        "executor = \"kube\"\nredis_prefix = \"bench\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:bench\"",
+        kubeconfig.display()
+    );
+    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    let as_job = rounds(&host, "job").await;
+
+    println!("| alert → analysis, one incident of {PODS} pods (one webhook) | first | p50 | p99 |");
+    println!("|---|---|---|---|");
+    for (what, (first, v)) in [("in the host's process", &in_process), ("as a sandbox Job", &as_job)] {
+        println!(
+            "| {what} ({ROUNDS} rounds after the first) | {} | {} | {} |",
+            ms(*first),
+            ms(pct(v, 0.5)),
+            ms(pct(v, 0.99))
+        );
+    }
+}
