@@ -6,7 +6,8 @@
 //! [`Outcome`]. You write one function; this crate gives you the types, the export macro, helpers
 //! for the host capabilities ([`kube`], [`http`], [`secrets`], [`config`], [`log`]), the
 //! diagnosis the bundled debuggers share ([`objects`]: every object an incident's alerts name,
-//! bounded, and grouping; [`pod`]: what is wrong with a pod) and a native test harness
+//! bounded, and grouping; [`pod`]: what is wrong with a pod; [`report`]: an analysis built up
+//! object by object) and a native test harness
 //! ([`testing`]) so `cargo test` runs your logic with canned responses.
 //!
 //! Depend on this crate alone and build with `cargo build --target wasm32-wasip2`; no
@@ -63,6 +64,7 @@ pub mod log;
 pub mod objects;
 pub mod pod;
 pub mod quantity;
+pub mod report;
 pub mod secrets;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

@@ -15,27 +15,11 @@ mod quota;
 mod throttling;
 
 use recipe_sdk::prelude::*;
+pub(crate) use recipe_sdk::report::Report;
 use serde_json::Value;
 
 /// The recipe.
 pub struct Capacity;
-
-/// What the recipe says, built up object by object.
-#[derive(Default)]
-pub(crate) struct Report {
-    pub lines: Vec<String>,
-    pub findings: Vec<Finding>,
-    pub actions: Vec<(String, Value, String)>,
-    pub identified: bool,
-}
-
-impl Report {
-    pub fn suggest(&mut self, action: &str, params: Value, why: String) {
-        if !self.actions.iter().any(|a| a.0 == action && a.1 == params) {
-            self.actions.push((action.to_string(), params, why));
-        }
-    }
-}
 
 impl Debugger for Capacity {
     fn debug(incident: Incident) -> Result<Analysis, RecipeError> {
@@ -55,18 +39,8 @@ impl Debugger for Capacity {
                 "no autoscaler, throttling or quota alert in this incident names its object",
             ));
         }
-        let summary = r.lines.join("; ");
-        let analysis = if r.identified {
-            Analysis::identified(summary)
-        } else {
-            Analysis::inconclusive(summary)
-        };
-        let analysis = r
-            .actions
-            .into_iter()
-            .fold(analysis, |a, (n, p, why)| a.suggest(&n, p, why));
         let notes = [hpas.notes("autoscalers"), pods.notes("pods"), quotas.notes("quotas")].concat();
-        Ok(r.findings.into_iter().chain(notes).fold(analysis, Analysis::finding))
+        Ok(r.into_analysis(notes))
     }
 }
 

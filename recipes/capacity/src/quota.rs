@@ -93,7 +93,7 @@ pub fn examine(q: &Named, r: &mut Report) -> Result<(), RecipeError> {
         r.suggest(
             "open-ticket",
             json!({ "summary": format!("{subject}: {resource} nearly exhausted"), "description": line }),
-            "no bundled action changes a quota: raise it, or lower the top users' requests".into(),
+            "no bundled action changes a quota: raise it, or lower the top users' requests",
         );
     }
     Ok(())

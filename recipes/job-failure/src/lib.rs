@@ -12,6 +12,7 @@
 use recipe_sdk::objects::{count, group, list_some};
 use recipe_sdk::pod::{self, Cause, Diagnosis};
 use recipe_sdk::prelude::*;
+use recipe_sdk::report::Report;
 use serde_json::{Value, json};
 
 /// The recipe.
@@ -28,58 +29,46 @@ impl Debugger for JobFailure {
                 "no KubeJobFailed/KubeJobNotCompleted alert in this incident names a Job",
             ));
         }
-        let mut lines = Vec::new();
-        let mut findings = jobs.notes("Jobs");
-        let mut actions: Vec<(String, Value, String)> = Vec::new();
-        let mut identified = false;
+        let mut r = Report::default();
         for j in &jobs.items {
             let ns = j.namespace.as_deref().unwrap_or("default");
             let subject = format!("Job {ns}/{}", j.name);
-            let Some(job) = kube::get_opt("batch/v1", "Job", Some(ns), &j.name)? else {
-                lines.push(format!("{subject} no longer exists (deleted, or removed by its TTL)"));
-                continue;
-            };
-            let seen = examine(&job, ns, &subject)?;
-            identified |= seen.identified;
-            lines.push(seen.line);
-            findings.extend(seen.findings);
-            for a in seen.actions {
-                if !actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
-                    actions.push(a);
-                }
+            match kube::get_opt("batch/v1", "Job", Some(ns), &j.name)? {
+                Some(job) => examine(&job, ns, &subject, &mut r)?,
+                None => r.line(format!("{subject} no longer exists (deleted, or removed by its TTL)")),
             }
         }
-        let summary = lines.join("; ");
-        let analysis = if identified {
-            Analysis::identified(summary)
-        } else {
-            Analysis::inconclusive(summary)
-        };
-        let analysis = actions
-            .into_iter()
-            .fold(analysis, |a, (action, params, why)| a.suggest(&action, params, why));
-        Ok(findings.into_iter().fold(analysis, Analysis::finding))
+        Ok(r.into_analysis(jobs.notes("Jobs")))
     }
 }
 
 recipe_sdk::export_debugger!(JobFailure);
 
-/// What one Job shows.
-struct Seen {
-    identified: bool,
-    line: String,
-    findings: Vec<Finding>,
-    actions: Vec<(String, Value, String)>,
-}
-
 fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
-fn examine(job: &Value, ns: &str, subject: &str) -> Result<Seen, RecipeError> {
+fn examine(job: &Value, ns: &str, subject: &str, r: &mut Report) -> Result<(), RecipeError> {
     let name = job["metadata"]["name"].as_str().unwrap_or("?");
+    r.finding(facts(job, subject));
+    let pods = kube::list("v1", "Pod", Some(ns), Some(&format!("job-name={name}")), None)?;
+    let bound = config::parse_or(recipe_sdk::objects::MAX_OBJECTS_KEY, 20usize).max(1);
+    let mut diagnosed: Vec<Diagnosis> = Vec::new();
+    for p in pods.iter().filter(|p| p["status"]["phase"] != "Succeeded").take(bound) {
+        diagnosed.push(pod::diagnose_object(p)?);
+    }
+    let pod_lines = pod_findings(&diagnosed, subject, r);
+    if let Some(f) = log_tail(ns, &diagnosed) {
+        r.finding(f);
+    }
+    conclude(job, ns, subject, &diagnosed, &pod_lines, r);
+    Ok(())
+}
+
+/// The Job's counts, as one finding.
+fn facts(job: &Value, subject: &str) -> Finding {
     let (spec, st) = (&job["spec"], &job["status"]);
-    let mut findings = vec![Finding::info(
+    Finding::info(
         subject.to_string(),
         format!(
             "active {}, succeeded {} of {}, failed {} (backoffLimit {}); started {}",
@@ -90,122 +79,118 @@ fn examine(job: &Value, ns: &str, subject: &str) -> Result<Seen, RecipeError> {
             spec["backoffLimit"].as_i64().unwrap_or(6),
             st["startTime"].as_str().unwrap_or("never"),
         ),
-    )];
-    let failed = st["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Failed" && c["status"] == "True"));
-    let pods = kube::list("v1", "Pod", Some(ns), Some(&format!("job-name={name}")), None)?;
-    let mut diagnosed: Vec<Diagnosis> = Vec::new();
-    let bound = config::parse_or(recipe_sdk::objects::MAX_OBJECTS_KEY, 20usize).max(1);
-    for p in pods.iter().filter(|p| p["status"]["phase"] != "Succeeded").take(bound) {
-        diagnosed.push(pod::diagnose_object(p)?);
-    }
-    let groups = group(diagnosed.iter().map(|d| (d.cause.as_ref().map(Cause::headline), d)));
-    let mut pod_lines = Vec::new();
-    for (headline, ds) in &groups {
+    )
+}
+
+/// The pods grouped by cause: a finding per group, and one line per known cause.
+fn pod_findings(diagnosed: &[Diagnosis], subject: &str, r: &mut Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (headline, ds) in group(diagnosed.iter().map(|d| (d.cause.as_ref().map(Cause::headline), d))) {
         let names: Vec<String> = ds.iter().map(|d| d.name.clone()).collect();
         let who = count(ds.len(), "pod", "pods");
         match headline {
             Some(h) => {
-                pod_lines.push(format!("{who}: {h}"));
-                findings.push(Finding::critical(
+                r.finding(Finding::critical(
                     ds[0].cause.as_ref().map_or("Pod", Cause::title),
                     format!("{subject}, {who} ({}): {h}", list_some(&names, 10)),
                 ));
+                lines.push(format!("{who}: {h}"));
             }
-            None => findings.push(Finding::info(
+            None => r.finding(Finding::info(
                 format!("{who} without a known cause"),
                 list_some(&names, 10),
             )),
         }
     }
-    // The log of the pod that failed last tells most.
-    if let Some(d) = diagnosed
+    lines
+}
+
+/// The log tail of the pod that failed last (it tells most), or of the last pod read.
+fn log_tail(ns: &str, diagnosed: &[Diagnosis]) -> Option<Finding> {
+    let d = diagnosed
         .iter()
         .rev()
         .find(|d| d.log_from.is_some() && d.phase == "Failed")
-        .or(diagnosed.last())
-        && let Some((container, _)) = &d.log_from
-    {
-        let tail = config::parse_or("log_tail_lines", 20u32);
-        match kube::pod_logs(ns, &d.name, Some(container), Some(tail), false) {
-            Ok(log) if !log.trim().is_empty() => {
-                findings.push(Finding::info(format!("log tail of {}/{container}", d.name), log))
-            }
-            Ok(_) => {}
-            Err(e) => log::warn(&format!("no log for {ns}/{}: {e}", d.name)),
+        .or(diagnosed.last())?;
+    let (container, _) = d.log_from.as_ref()?;
+    let tail = config::parse_or("log_tail_lines", 20u32);
+    match kube::pod_logs(ns, &d.name, Some(container), Some(tail), false) {
+        Ok(log) if !log.trim().is_empty() => Some(Finding::info(format!("log tail of {}/{container}", d.name), log)),
+        Ok(_) => None,
+        Err(e) => {
+            log::warn(&format!("no log for {ns}/{}: {e}", d.name));
+            None
         }
     }
-    let rerun = (
-        "rerun-job".to_string(),
-        json!({ "namespace": ns, "name": name }),
-        String::new(),
-    );
-    let ticket = |line: &str| {
-        (
-            "open-ticket".to_string(),
-            json!({ "summary": format!("{subject} failed"), "description": line }),
-            "the Job's code fails; its owner must look at the log tail".to_string(),
-        )
-    };
+}
+
+/// The verdict, the line and the actions: from the Job's `Failed` condition, or, for a Job that
+/// has not failed (`KubeJobNotCompleted`), from what its pods wait for.
+fn conclude(job: &Value, ns: &str, subject: &str, diagnosed: &[Diagnosis], pod_lines: &[String], r: &mut Report) {
+    let (spec, st) = (&job["spec"], &job["status"]);
+    let name = job["metadata"]["name"].as_str().unwrap_or("?");
+    let rerun = json!({ "namespace": ns, "name": name });
     let pods_said = if pod_lines.is_empty() {
         String::new()
     } else {
         format!("; {}", pod_lines.join("; "))
     };
-    let seen = |identified, line: String, actions| Seen {
-        identified,
-        line,
-        findings: findings.clone(),
-        actions,
-    };
+    let failed = st["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Failed" && c["status"] == "True"));
     let Some(failed) = failed else {
-        // Not failed (yet): KubeJobNotCompleted. Say what the pods wait for.
         let line = format!("{subject} has not completed: {} active{pods_said}", int(&st["active"]));
-        let why = "no pod shows a cause; the Job may only be slow".to_string();
-        return Ok(if pod_lines.is_empty() {
-            let mut s = seen(false, line, vec![]);
-            s.findings.push(Finding::info("No automatic remedy", why));
-            s
+        if pod_lines.is_empty() {
+            r.line(line);
+            r.finding(Finding::info(
+                "No automatic remedy",
+                "no pod shows a cause; the Job may only be slow",
+            ));
         } else {
-            seen(true, line.clone(), vec![ticket(&line)])
-        });
+            r.cause(line.clone());
+            let ticket = json!({ "summary": format!("{subject} does not complete"), "description": line });
+            r.suggest(
+                "open-ticket",
+                ticket,
+                "its pods cannot run; a human must give them room or fix them",
+            );
+        }
+        return;
     };
     let reason = failed["reason"].as_str().unwrap_or("Failed");
-    let message = failed["message"].as_str().unwrap_or("");
-    let said = if message.is_empty() {
-        String::new()
-    } else {
-        format!(" ({message})")
+    let said = match failed["message"].as_str() {
+        Some(m) if !m.is_empty() => format!(" ({m})"),
+        _ => String::new(),
     };
     let line = format!("{subject} failed: {reason}{said}{pods_said}");
-    let transient = diagnosed.iter().any(|d| matches!(d.cause, Some(Cause::Evicted { .. })));
-    Ok(match reason {
+    r.cause(line.clone());
+    let evicted = diagnosed.iter().any(|d| matches!(d.cause, Some(Cause::Evicted { .. })));
+    match reason {
         "DeadlineExceeded" => {
-            let why = format!(
-                "the Job ran past activeDeadlineSeconds ({}s); rerun it if the run was only slow",
-                int(&spec["activeDeadlineSeconds"])
-            );
-            seen(true, line, vec![(rerun.0, rerun.1, why)])
+            let deadline = int(&spec["activeDeadlineSeconds"]);
+            let why =
+                format!("the Job ran past activeDeadlineSeconds ({deadline}s); rerun it if the run was only slow");
+            r.suggest("rerun-job", rerun, why);
         }
-        _ if transient => seen(
-            true,
-            line,
-            vec![(
-                rerun.0,
-                rerun.1,
-                "its pods were evicted, not failed by their own code; a rerun on a healthy node should pass".into(),
-            )],
+        _ if evicted => r.suggest(
+            "rerun-job",
+            rerun,
+            "its pods were evicted, not failed by their own code; a rerun on a healthy node should pass",
         ),
         _ => {
-            let retry = (
-                rerun.0,
-                rerun.1,
-                "if the failure was transient (a dependency was down), a rerun is enough".to_string(),
+            let ticket = json!({ "summary": format!("{subject} failed"), "description": line });
+            r.suggest(
+                "open-ticket",
+                ticket,
+                "the Job's code fails; its owner must look at the log tail",
             );
-            seen(true, line.clone(), vec![ticket(&line), retry])
+            r.suggest(
+                "rerun-job",
+                rerun,
+                "if the failure was transient (a dependency was down), a rerun is enough",
+            );
         }
-    })
+    }
 }
 
 #[cfg(test)]

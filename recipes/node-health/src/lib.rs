@@ -13,6 +13,7 @@
 
 use recipe_sdk::objects::{Named, count, list_some};
 use recipe_sdk::prelude::*;
+use recipe_sdk::report::Report;
 use serde_json::{Value, json};
 
 /// The recipe.
@@ -53,30 +54,12 @@ impl Debugger for NodeHealth {
         for (name, named) in &nodes {
             examine(name, named, &mut r)?;
         }
-        let summary = r.lines.join("; ");
-        let analysis = if r.identified {
-            Analysis::identified(summary)
-        } else {
-            Analysis::inconclusive(summary)
-        };
-        let analysis = r
-            .actions
-            .into_iter()
-            .fold(analysis, |a, (n, p, why)| a.suggest(&n, p, why));
         let notes = [by_node.notes("nodes"), by_instance.notes("nodes")].concat();
-        Ok(r.findings.into_iter().chain(notes).fold(analysis, Analysis::finding))
+        Ok(r.into_analysis(notes))
     }
 }
 
 recipe_sdk::export_debugger!(NodeHealth);
-
-#[derive(Default)]
-struct Report {
-    lines: Vec<String>,
-    findings: Vec<Finding>,
-    actions: Vec<(String, Value, String)>,
-    identified: bool,
-}
 
 /// Why a drain leaves a pod where it is, or `None`: a drain evicts it.
 fn stays(pod: &Value) -> Option<&'static str> {
@@ -201,25 +184,25 @@ fn examine(name: &str, named: &[&Named], r: &mut Report) -> Result<(), RecipeErr
         r.findings
             .push(Finding::info("Cordoned", format!("{subject} is already unschedulable")));
     } else {
-        r.actions.push((
-            "cordon-node".into(),
+        r.suggest(
+            "cordon-node",
             json!({ "node": name }),
             format!("stop scheduling onto {subject}: {unhealthy}"),
-        ));
+        );
     }
     let must_move = problems
         .iter()
         .any(|p| p.starts_with("not Ready") || PRESSURES.contains(&p.as_str()) || p.starts_with("filesystem"));
     if must_move && !evicted.is_empty() {
-        r.actions.push((
-            "drain-node".into(),
+        r.suggest(
+            "drain-node",
             json!({ "node": name }),
             format!(
                 "move the {} a drain would evict ({}) off {subject}; DaemonSet and mirror pods stay",
                 count(evicted.len(), "pod", "pods"),
                 list_some(&evicted, 5)
             ),
-        ));
+        );
     }
     Ok(())
 }

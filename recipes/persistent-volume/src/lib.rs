@@ -10,21 +10,14 @@
 use recipe_sdk::objects::{count, list_some};
 use recipe_sdk::pod::double_quantity;
 use recipe_sdk::prelude::*;
-use serde_json::{Value, json};
+use recipe_sdk::report::Report;
+use serde_json::json;
 
 /// The recipe.
 pub struct PersistentVolume;
 
 const FILLING: &[&str] = &["KubePersistentVolumeFillingUp", "KubePersistentVolumeInodesFillingUp"];
 const ERRORS: &[&str] = &["KubePersistentVolumeErrors"];
-
-#[derive(Default)]
-struct Report {
-    lines: Vec<String>,
-    findings: Vec<Finding>,
-    actions: Vec<(String, Value, String)>,
-    identified: bool,
-}
 
 impl Debugger for PersistentVolume {
     fn debug(incident: Incident) -> Result<Analysis, RecipeError> {
@@ -44,18 +37,8 @@ impl Debugger for PersistentVolume {
         for v in &volumes.items {
             failing(&v.name, v.label("phase"), &mut r)?;
         }
-        let summary = r.lines.join("; ");
-        let analysis = if r.identified {
-            Analysis::identified(summary)
-        } else {
-            Analysis::inconclusive(summary)
-        };
-        let analysis = r
-            .actions
-            .into_iter()
-            .fold(analysis, |a, (n, p, why)| a.suggest(&n, p, why));
         let notes = claims.notes("claims").into_iter().chain(volumes.notes("volumes"));
-        Ok(r.findings.into_iter().chain(notes).fold(analysis, Analysis::finding))
+        Ok(r.into_analysis(notes))
     }
 }
 
@@ -124,11 +107,11 @@ fn filling(ns: &str, name: &str, inodes: bool, r: &mut Report) -> Result<(), Rec
             } else {
                 format!("double the claim to {size}; StorageClass {class_name} allows expansion")
             };
-            r.actions.push((
-                "expand-pvc".into(),
+            r.suggest(
+                "expand-pvc",
                 json!({ "namespace": ns, "name": name, "size": size }),
                 why,
-            ));
+            );
         }
         _ => {
             let why = if class_name.is_empty() {
@@ -141,11 +124,11 @@ fn filling(ns: &str, name: &str, inodes: bool, r: &mut Report) -> Result<(), Rec
                 "No automatic remedy",
                 format!("{subject}: {why}; free space in the volume, or migrate the data to a larger claim"),
             ));
-            r.actions.push((
-                "open-ticket".into(),
+            r.suggest(
+                "open-ticket",
                 json!({ "summary": format!("{subject} is running out of {what}"), "description": why }),
-                "the volume cannot grow; a human must free space or migrate it".into(),
-            ));
+                "the volume cannot grow; a human must free space or migrate it",
+            );
         }
     }
     Ok(())
@@ -174,11 +157,11 @@ fn failing(name: &str, phase_label: Option<&str>, r: &mut Report) -> Result<(), 
     let line = format!("{subject} is {phase}: {message} ({claim}, reclaim policy {reclaim})");
     r.findings.push(Finding::critical("Volume failed", line.clone()));
     r.lines.push(line.clone());
-    r.actions.push((
-        "open-ticket".into(),
+    r.suggest(
+        "open-ticket",
         json!({ "summary": format!("{subject} is {phase}"), "description": line }),
-        "a failed volume needs its storage provider's attention; no bundled action repairs one".into(),
-    ));
+        "a failed volume needs its storage provider's attention; no bundled action repairs one",
+    );
     Ok(())
 }
 

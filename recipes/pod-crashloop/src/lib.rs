@@ -12,8 +12,9 @@
 //! `restart-workload`, `open-ticket` — or says why no bundled action applies.
 
 use recipe_sdk::objects::{count, group, list_some};
-use recipe_sdk::pod::{self, Cause, Diagnosis, Owner, Owners, Remedy};
+use recipe_sdk::pod::{self, Cause, Diagnosis, Owner, Owners};
 use recipe_sdk::prelude::*;
+use recipe_sdk::report::Report;
 use serde_json::json;
 
 /// The recipe.
@@ -85,34 +86,19 @@ fn analyse(examined: Vec<Examined>, notes: Vec<Finding>) -> Analysis {
         let key = (e.owner.clone(), e.diagnosis.cause.as_ref().map(Cause::headline));
         (key, e)
     }));
-    let mut lines = Vec::new();
-    let mut findings = Vec::new();
-    let mut actions: Vec<(String, serde_json::Value, String)> = Vec::new();
-    let mut identified = false;
+    let mut r = Report::default();
     for ((owner, headline), pods) in &groups {
         let first = &pods[0];
         let subject = subject(owner, pods.len(), &first.namespace, &first.diagnosis.name);
-        let names: Vec<String> = pods.iter().map(|p| p.diagnosis.name.clone()).collect();
+        let names = list_some(&pods.iter().map(|p| p.diagnosis.name.clone()).collect::<Vec<_>>(), 10);
         match (&first.diagnosis.cause, headline) {
             (Some(cause), Some(headline)) => {
-                identified = true;
-                lines.push(format!("{subject}: {headline}"));
-                findings.push(Finding::critical(
+                r.cause(format!("{subject}: {headline}"));
+                r.finding(Finding::critical(
                     cause.title(),
-                    format!("{subject}: {headline} (pods: {})", list_some(&names, 10)),
+                    format!("{subject}: {headline} (pods: {names})"),
                 ));
-                match cause.remedy(owner) {
-                    Remedy::Actions(list) => {
-                        for a in list {
-                            if !actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
-                                actions.push(a);
-                            }
-                        }
-                    }
-                    Remedy::None(why) => {
-                        findings.push(Finding::info("No automatic remedy", format!("{subject}: {why}")))
-                    }
-                }
+                r.remedy(&subject, cause.remedy(owner));
             }
             _ => {
                 let state = if first.diagnosis.ready {
@@ -120,36 +106,27 @@ fn analyse(examined: Vec<Examined>, notes: Vec<Finding>) -> Analysis {
                 } else {
                     "not ready"
                 };
-                lines.push(format!("{subject}: {state}, no known cause in its state and events"));
-                findings.push(Finding::warning(
+                r.line(format!("{subject}: {state}, no known cause in its state and events"));
+                let phase = &first.diagnosis.phase;
+                r.finding(Finding::warning(
                     "Cause unknown",
-                    format!(
-                        "{subject} (pods: {}): {state}; phase {}",
-                        list_some(&names, 10),
-                        first.diagnosis.phase
-                    ),
+                    format!("{subject} (pods: {names}): {state}; phase {phase}"),
                 ));
             }
         }
-        findings.extend(evidence(first));
+        for f in evidence(first) {
+            r.finding(f);
+        }
     }
-    let summary = lines.join("; ");
-    let mut analysis = if identified {
-        Analysis::identified(summary.clone())
-    } else {
-        Analysis::inconclusive(summary.clone())
-    };
-    for (action, params, reason) in actions {
-        analysis = analysis.suggest(&action, params, reason);
-    }
-    if !identified {
-        analysis = analysis.suggest(
+    if !r.identified {
+        let summary = r.lines.join("; ");
+        r.suggest(
             "open-ticket",
             json!({ "summary": format!("pods not ready, cause unknown: {summary}") }),
             "no known pattern in the pods' state and events; hand it to a human",
         );
     }
-    findings.into_iter().chain(notes).fold(analysis, Analysis::finding)
+    r.into_analysis(notes)
 }
 
 /// "pod shop/api-1" or "3 pods of Deployment shop/api".

@@ -16,6 +16,7 @@
 use recipe_sdk::objects::{count, group, list_some};
 use recipe_sdk::pod::{self, Cause, Diagnosis, Owner, Remedy};
 use recipe_sdk::prelude::*;
+use recipe_sdk::report::Report;
 use serde_json::{Value, json};
 
 /// The recipe.
@@ -55,35 +56,11 @@ const KINDS: &[(&str, &str, &str, &[&str])] = &[
     ),
 ];
 
-/// What the recipe says, built up workload by workload.
-#[derive(Default)]
-struct Report {
-    lines: Vec<String>,
-    findings: Vec<Finding>,
-    actions: Vec<(String, Value, String)>,
-    identified: bool,
-    gone: Vec<String>,
-}
-
-impl Report {
-    /// A cause of `subject`'s trouble and what to do about it.
-    fn cause(&mut self, subject: &str, headline: String, remedy: Remedy) {
-        self.identified = true;
-        self.lines.push(format!("{subject}: {headline}"));
-        self.findings.push(Finding::critical(subject.to_string(), headline));
-        match remedy {
-            Remedy::Actions(list) => {
-                for a in list {
-                    if !self.actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
-                        self.actions.push(a);
-                    }
-                }
-            }
-            Remedy::None(why) => self
-                .findings
-                .push(Finding::info("No automatic remedy", format!("{subject}: {why}"))),
-        }
-    }
+/// A cause of `subject`'s trouble, and what to do about it.
+fn cause(r: &mut Report, subject: &str, headline: String, remedy: Remedy) {
+    r.cause(format!("{subject}: {headline}"));
+    r.finding(Finding::critical(subject.to_string(), headline));
+    r.remedy(subject, remedy);
 }
 
 impl Debugger for WorkloadRollout {
@@ -105,25 +82,7 @@ impl Debugger for WorkloadRollout {
                 "no Deployment, StatefulSet or DaemonSet alert in this incident names its workload",
             ));
         }
-        if !report.gone.is_empty() {
-            let gone = format!("{} no longer exist(s)", list_some(&report.gone, 5));
-            notes.push(Finding::info("Workloads that no longer exist", gone.clone()));
-            report.lines.push(gone);
-        }
-        let summary = report.lines.join("; ");
-        let mut analysis = if report.identified {
-            Analysis::identified(summary)
-        } else {
-            Analysis::inconclusive(summary)
-        };
-        for (action, params, reason) in report.actions {
-            analysis = analysis.suggest(&action, params, reason);
-        }
-        Ok(report
-            .findings
-            .into_iter()
-            .chain(notes)
-            .fold(analysis, Analysis::finding))
+        Ok(report.into_analysis(notes))
     }
 }
 
@@ -137,7 +96,7 @@ fn int(v: &Value) -> i64 {
 fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), RecipeError> {
     let subject = format!("{kind} {ns}/{name}");
     let Some(w) = kube::get_opt("apps/v1", kind, Some(ns), name)? else {
-        r.gone.push(subject);
+        r.line(format!("{subject} no longer exists"));
         return Ok(());
     };
     let owner = Owner {
@@ -159,7 +118,7 @@ fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), Recip
             int(&st["updatedReplicas"]),
         )
     };
-    r.findings.push(Finding::info(
+    r.finding(Finding::info(
         subject.clone(),
         format!(
             "desired {desired}, ready {ready}, up to date {updated}; generation {}, observed {}",
@@ -174,7 +133,8 @@ fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), Recip
     if let Some(e) = events.iter().rev().find(|e| e["reason"] == "FailedCreate") {
         let message = e["message"].as_str().unwrap_or("").to_string();
         if !r.lines.iter().any(|l| l.contains(&message)) {
-            r.cause(
+            cause(
+                r,
                 &subject,
                 format!("cannot create pods: {message}"),
                 create_remedy(&message),
@@ -184,7 +144,8 @@ fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), Recip
     if r.lines.len() == before {
         let progressing = condition(&w, "Progressing").filter(|c| c["status"] == "False");
         match progressing {
-            Some(c) => r.cause(
+            Some(c) => cause(
+            r,
                 &subject,
                 format!(
                     "{}: {}",
@@ -194,9 +155,9 @@ fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), Recip
                 Remedy::None("the pods' own state shows no cause; look at the new ReplicaSet's events".into()),
             ),
             None if ready >= desired && updated >= desired && stuck == 0 => {
-                r.lines.push(format!("{subject}: all {desired} pods ready and up to date now; the alert may clear"))
+                r.line(format!("{subject}: all {desired} pods ready and up to date now; the alert may clear"))
             }
-            None => r.lines.push(format!(
+            None => r.line(format!(
                 "{subject}: {ready} of {desired} pods ready, {updated} up to date; no known cause in its state, events and pods"
             )),
         }
@@ -214,7 +175,8 @@ fn controller_causes(kind: &str, w: &Value, subject: &str, r: &mut Report) {
     let (spec, st) = (&w["spec"], &w["status"]);
     let (generation, observed) = (int(&w["metadata"]["generation"]), int(&st["observedGeneration"]));
     if generation > observed {
-        r.cause(
+        cause(
+            r,
             subject,
             format!("the controller has not observed generation {generation} (last observed {observed})"),
             Remedy::None(
@@ -224,7 +186,8 @@ fn controller_causes(kind: &str, w: &Value, subject: &str, r: &mut Report) {
         );
     }
     if spec["paused"] == true {
-        r.cause(
+        cause(
+            r,
             subject,
             "the rollout is paused (spec.paused)".into(),
             Remedy::None("resume it with `kubectl rollout resume`; no bundled action resumes a rollout".into()),
@@ -232,7 +195,8 @@ fn controller_causes(kind: &str, w: &Value, subject: &str, r: &mut Report) {
     }
     if let Some(c) = condition(w, "ReplicaFailure").filter(|c| c["status"] == "True") {
         let message = c["message"].as_str().unwrap_or("").to_string();
-        r.cause(
+        cause(
+            r,
             subject,
             format!("cannot create pods: {message}"),
             create_remedy(&message),
@@ -242,16 +206,20 @@ fn controller_causes(kind: &str, w: &Value, subject: &str, r: &mut Report) {
     if kind == "StatefulSet" && st["updateRevision"] != st["currentRevision"] {
         let partition = int(&strategy["rollingUpdate"]["partition"]);
         if partition > 0 {
-            r.cause(
+            cause(
+                r,
                 subject,
-                format!("the update is held back by partition {partition}: pods with an ordinal below it keep the old revision"),
+                format!(
+                    "the update is held back by partition {partition}: pods with an ordinal below it keep the old revision"
+                ),
                 Remedy::None("lower spec.updateStrategy.rollingUpdate.partition when the canary pods are good".into()),
             );
         }
     }
     let misscheduled = int(&st["numberMisscheduled"]);
     if kind == "DaemonSet" && misscheduled > 0 {
-        r.cause(
+        cause(
+            r,
             subject,
             format!("{} on nodes that no longer match its node selector, affinity or tolerations", count(misscheduled as usize, "pod runs", "pods run")),
             Remedy::None("the nodes' labels or taints changed: fix the nodes, or the DaemonSet's selector, then delete those pods".into()),
@@ -320,19 +288,47 @@ fn pod_causes(kind: &str, w: &Value, owner: &Owner, subject: &str, r: &mut Repor
     };
     let all: Vec<Diagnosis> = pods.iter().map(|p| pod::describe(p, &[])).collect();
     let old_ready = all.iter().filter(|d| d.ready && !is_new(d)).count();
+    let (read, not_ready) = read_not_ready(&pods, &all, subject, r)?;
+    let revision = newest
+        .as_ref()
+        .map_or("the current revision".to_string(), |(_, n)| n.clone());
+    let groups = group(
+        read.into_iter()
+            .map(|d| ((is_new(&d), d.cause.as_ref().map(Cause::headline)), d)),
+    );
+    let mut new_failing = false;
+    for ((new, _), pods) in &groups {
+        let which = if *new { revision.as_str() } else { "an older revision" };
+        let who = format!("{subject}: {} of {which}", count(pods.len(), "pod", "pods"));
+        new_failing |= report_group(&who, pods, owner, r) && *new;
+    }
+    if new_failing && old_ready > 0 && owner.can_roll_back() {
+        prefer_rollback(subject, &revision, old_ready, owner, r);
+    }
+    on_delete(kind, w, &all, &pods, owner, subject, r);
+    Ok(not_ready)
+}
+
+/// Reads the not-ready pods' events (at most config `max_objects` of them, said when reached).
+fn read_not_ready(
+    pods: &[Value],
+    all: &[Diagnosis],
+    subject: &str,
+    r: &mut Report,
+) -> Result<(Vec<Diagnosis>, usize), RecipeError> {
     let bound = config::parse_or(recipe_sdk::objects::MAX_OBJECTS_KEY, 20usize).max(1);
     let not_ready: Vec<&Value> = pods
         .iter()
-        .zip(&all)
+        .zip(all)
         .filter(|(_, d)| !d.ready && d.phase != "Succeeded")
         .map(|(p, _)| p)
         .collect();
     let mut read = Vec::new();
     for p in not_ready.iter().take(bound) {
-        read.push((pod::diagnose_object(p)?, (*p).clone()));
+        read.push(pod::diagnose_object(p)?);
     }
     if not_ready.len() > bound {
-        r.findings.push(Finding::warning(
+        r.finding(Finding::warning(
             "Not every pod examined",
             format!(
                 "{subject}: read {bound} of {} pods that are not ready (config max_objects)",
@@ -340,77 +336,44 @@ fn pod_causes(kind: &str, w: &Value, owner: &Owner, subject: &str, r: &mut Repor
             ),
         ));
     }
-    let revision_name = newest
-        .as_ref()
-        .map(|(_, n)| n.clone())
-        .unwrap_or_else(|| "the current revision".into());
-    let groups = group(
-        read.into_iter()
-            .map(|(d, p)| ((is_new(&d), d.cause.as_ref().map(Cause::headline)), (d, p))),
-    );
-    let mut new_failing = false;
-    for ((new, headline), pods) in &groups {
-        let (first, _) = &pods[0];
-        let which = if *new {
-            revision_name.clone()
-        } else {
-            "an older revision".into()
-        };
-        let who = format!("{subject}: {} of {which}", count(pods.len(), "pod", "pods"));
-        let names: Vec<String> = pods.iter().map(|(d, _)| d.name.clone()).collect();
-        r.findings.push(Finding::info(
-            format!("containers of {}", first.name),
-            format!("{}\n(pods: {})", first.containers.join("\n"), list_some(&names, 10)),
+    Ok((read, not_ready.len()))
+}
+
+/// One group of pods with the same revision and cause; `true` when the cause is known.
+fn report_group(who: &str, pods: &[Diagnosis], owner: &Owner, r: &mut Report) -> bool {
+    let first = &pods[0];
+    let names: Vec<String> = pods.iter().map(|d| d.name.clone()).collect();
+    r.finding(Finding::info(
+        format!("containers of {}", first.name),
+        format!("{}\n(pods: {})", first.containers.join("\n"), list_some(&names, 10)),
+    ));
+    let Some(cause) = &first.cause else {
+        r.finding(Finding::warning(
+            "Cause unknown",
+            format!("{who} not ready, phase {}", first.phase),
         ));
-        let Some(cause) = &first.cause else {
-            r.findings.push(Finding::warning(
-                "Cause unknown",
-                format!("{who} not ready, phase {}", first.phase),
-            ));
-            continue;
-        };
-        new_failing |= *new;
-        let headline = headline.clone().unwrap_or_default();
-        r.identified = true;
-        r.lines.push(format!("{who}: {headline}"));
-        r.findings
-            .push(Finding::critical(cause.title(), format!("{who}: {headline}")));
-        if cause.wants_log() {
-            log_tail(ns, first, r);
-        }
-        match cause.remedy(owner) {
-            Remedy::Actions(list) => {
-                for a in list {
-                    if !r.actions.iter().any(|b| b.0 == a.0 && b.1 == a.1) {
-                        r.actions.push(a);
-                    }
-                }
-            }
-            Remedy::None(why) => r
-                .findings
-                .push(Finding::info("No automatic remedy", format!("{who}: {why}"))),
-        }
+        return false;
+    };
+    let headline = cause.headline();
+    r.cause(format!("{who}: {headline}"));
+    r.finding(Finding::critical(cause.title(), format!("{who}: {headline}")));
+    if cause.wants_log() {
+        log_tail(&owner.namespace, first, r);
     }
-    if new_failing && old_ready > 0 && owner.can_roll_back() {
-        let line = format!(
-            "pods of the new {revision_name} fail while {} of the previous revision run",
-            count(old_ready, "pod", "pods")
-        );
-        r.lines.push(format!("{subject}: {line}"));
-        r.findings
-            .push(Finding::critical("New revision fails", format!("{subject}: {line}")));
-        r.actions.retain(|a| a.0 != "rollback-deployment");
-        r.actions.insert(
-            0,
-            (
-                "rollback-deployment".into(),
-                owner.params(),
-                format!("the previous revision runs and the new one does not: roll {subject} back"),
-            ),
-        );
-    }
-    on_delete(kind, w, &all, &pods, owner, subject, r);
-    Ok(not_ready.len())
+    r.remedy(who, cause.remedy(owner));
+    true
+}
+
+/// The new revision fails while the previous one runs: rolling back comes first.
+fn prefer_rollback(subject: &str, revision: &str, old_ready: usize, owner: &Owner, r: &mut Report) {
+    let line = format!(
+        "pods of the new {revision} fail while {} of the previous revision run",
+        count(old_ready, "pod", "pods")
+    );
+    r.cause(format!("{subject}: {line}"));
+    r.finding(Finding::critical("New revision fails", format!("{subject}: {line}")));
+    let why = format!("the previous revision runs and the new one does not: roll {subject} back");
+    r.suggest_first("rollback-deployment", owner.params(), why);
 }
 
 /// A StatefulSet with `OnDelete` updates: old pods update only when deleted.
@@ -428,7 +391,8 @@ fn on_delete(kind: &str, w: &Value, all: &[Diagnosis], pods: &[Value], owner: &O
         .filter_map(|(_, p)| p["metadata"]["name"].as_str())
         .collect();
     let Some(first) = old.first() else { return };
-    r.cause(
+    cause(
+        r,
         subject,
         format!(
             "update strategy OnDelete: {} still run the old revision and update only when deleted",
@@ -448,9 +412,9 @@ fn log_tail(ns: &str, d: &Diagnosis, r: &mut Report) {
     };
     let tail = config::parse_or("log_tail_lines", 20u32);
     match kube::pod_logs(ns, &d.name, Some(container), Some(tail), *previous) {
-        Ok(log) if !log.trim().is_empty() => r
-            .findings
-            .push(Finding::info(format!("log tail of {}/{container}", d.name), log)),
+        Ok(log) if !log.trim().is_empty() => {
+            r.finding(Finding::info(format!("log tail of {}/{container}", d.name), log))
+        }
         Ok(_) => {}
         Err(e) => log::warn(&format!("no log for {ns}/{}/{container}: {e}", d.name)),
     }
