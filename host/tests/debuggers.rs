@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::cluster::{ControlPlane, ok};
-use common::fixtures::{self, ACTORS, create, set_status};
+use common::fixtures::{self, create, set_status};
 use common::host::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -163,16 +163,6 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
-/// The bundled debuggers.
-const DEBUGGERS: &[&str] = &[
-    "pod-crashloop",
-    "workload-rollout",
-    "job-failure",
-    "persistent-volume",
-    "capacity",
-    "node-health",
-];
-
 /// Poll `probe` until it returns `Some` (the controllers work asynchronously).
 async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, probe: impl Fn() -> F) -> T {
     let started = Instant::now();
@@ -208,6 +198,11 @@ fn unschedulable(message: &str) -> Value {
         "message": message, "lastProbeTime": null, "lastTransitionTime": common::ago(60)}]})
 }
 
+/// Set a pod's status as the kubelet (or, when pending, the scheduler) writes it.
+async fn pod_status(client: &Client, ns: &str, name: &str, status: Value) {
+    set_status(client, "v1", "Pod", ns, name, status).await;
+}
+
 /// A core/v1 Event about a pod, as the kubelet records it.
 async fn event(client: &Client, ns: &str, pod: &str, reason: &str, message: &str) {
     let e = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": format!("{pod}.{}", reason.to_lowercase())},
@@ -215,6 +210,27 @@ async fn event(client: &Client, ns: &str, pod: &str, reason: &str, message: &str
         "reason": reason, "message": message, "type": "Warning", "count": 3,
         "firstTimestamp": common::ago(300), "lastTimestamp": common::ago(10), "source": {"component": "kubelet"}});
     create(client, "v1", "Event", Some(ns), e).await;
+}
+
+/// Create workload `kind`/`name` in `ns` with one container, `replicas` (not for a DaemonSet)
+/// and more `spec` fields; its controller makes the pods.
+async fn create_workload(
+    client: &Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    replicas: u32,
+    spec_extra: Value,
+    container: Value,
+) {
+    create(
+        client,
+        "apps/v1",
+        kind,
+        Some(ns),
+        workload(kind, name, replicas, spec_extra, container),
+    )
+    .await;
 }
 
 fn workload(kind: &str, name: &str, replicas: u32, spec_extra: Value, container: Value) -> Value {
@@ -235,53 +251,30 @@ async fn pods_world(client: &Client) {
     let web = json!({"name": "web", "image": "shop/web:3",
         "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}, "requests": {"cpu": "250m"}}});
     let parallel = json!({"podManagementPolicy": "Parallel", "serviceName": "web"});
-    create(
-        client,
-        "apps/v1",
-        "StatefulSet",
-        Some("shop"),
-        workload("StatefulSet", "web", 3, parallel.clone(), web),
-    )
-    .await;
+    create_workload(client, "shop", "StatefulSet", "web", 3, parallel.clone(), web).await;
     for name in pods(client, "shop", "app=web", 3).await {
         let status = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}], "containerStatuses": [
             {"name": "web", "image": "shop/web:3", "imageID": "", "ready": false, "restartCount": 6,
              "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
              "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": common::ago(120), "finishedAt": common::ago(100)}}}]});
-        set_status(client, "v1", "Pod", "shop", &name, status).await;
+        pod_status(client, "shop", &name, status).await;
     }
     let cfg = json!({"name": "cfg", "image": "shop/cfg:1", "envFrom": [{"configMapRef": {"name": "cfg-settings"}}]});
-    create(
-        client,
-        "apps/v1",
-        "StatefulSet",
-        Some("shop"),
-        workload("StatefulSet", "cfg", 1, parallel, cfg),
-    )
-    .await;
+    create_workload(client, "shop", "StatefulSet", "cfg", 1, parallel, cfg).await;
     pods(client, "shop", "app=cfg", 1).await;
     let waiting = json!({"phase": "Pending", "containerStatuses": [{"name": "cfg", "image": "shop/cfg:1", "imageID": "",
         "ready": false, "restartCount": 0,
         "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "configmap \"cfg-settings\" not found"}}}]});
-    set_status(client, "v1", "Pod", "shop", "cfg-0", waiting).await;
+    pod_status(client, "shop", "cfg-0", waiting).await;
 }
 
 /// Deployment `api`: revision 1 runs (2 pods ready); revision 2's pod cannot pull its image.
 async fn deployment_world(client: &Client) {
     let api = json!({"name": "api", "image": "registry.example.com/shop/api:v1"});
-    create(
-        client,
-        "apps/v1",
-        "Deployment",
-        Some("shop"),
-        workload("Deployment", "api", 2, json!({}), api),
-    )
-    .await;
+    create_workload(client, "shop", "Deployment", "api", 2, json!({}), api).await;
     for name in pods(client, "shop", "app=api", 2).await {
-        set_status(
+        pod_status(
             client,
-            "v1",
-            "Pod",
             "shop",
             &name,
             running("api", "registry.example.com/shop/api:v1"),
@@ -289,11 +282,7 @@ async fn deployment_world(client: &Client) {
         .await;
     }
     let v2 = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "registry.example.com/shop/api:v2"}]}}}});
-    let deployments: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("apps", "v1", "Deployment")),
-    );
+    let deployments = fixtures::api(client, "apps/v1", "Deployment", Some("shop"));
     deployments
         .patch("api", &PatchParams::default(), &Patch::Strategic(v2))
         .await
@@ -308,7 +297,7 @@ async fn deployment_world(client: &Client) {
         let status = json!({"phase": "Pending", "containerStatuses": [{"name": "api", "image": "registry.example.com/shop/api:v2",
             "imageID": "", "ready": false, "restartCount": 0,
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"registry.example.com/shop/api:v2\""}}}]});
-        set_status(client, "v1", "Pod", "shop", &name, status).await;
+        pod_status(client, "shop", &name, status).await;
         let failed = "Failed to pull image \"registry.example.com/shop/api:v2\": rpc error: code = NotFound desc = failed to resolve reference \"registry.example.com/shop/api:v2\": registry.example.com/shop/api:v2: not found";
         event(client, "shop", &name, "Failed", failed).await;
     }
@@ -320,23 +309,12 @@ async fn rollout_world(cp: &ControlPlane) {
     let client = &cp.client;
     let db = json!({"name": "db", "image": "postgres:15"});
     let spec = json!({"podManagementPolicy": "Parallel", "serviceName": "db", "updateStrategy": {"type": "OnDelete"}});
-    create(
-        client,
-        "apps/v1",
-        "StatefulSet",
-        Some("shop"),
-        workload("StatefulSet", "db", 2, spec, db),
-    )
-    .await;
+    create_workload(client, "shop", "StatefulSet", "db", 2, spec, db).await;
     for name in pods(client, "shop", "app=db", 2).await {
-        set_status(client, "v1", "Pod", "shop", &name, running("db", "postgres:15")).await;
+        pod_status(client, "shop", &name, running("db", "postgres:15")).await;
     }
     ok(cp.kubectl(&["-n", "shop", "set", "image", "statefulset/db", "db=postgres:16"]));
-    let sts: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("apps", "v1", "StatefulSet")),
-    );
+    let sts = fixtures::api(client, "apps/v1", "StatefulSet", Some("shop"));
     until("the StatefulSet controller records the update revision", || async {
         let s = serde_json::to_value(sts.get("db").await.ok()?).ok()?;
         (s["status"]["updateRevision"].is_string() && s["status"]["updateRevision"] != s["status"]["currentRevision"])
@@ -344,18 +322,11 @@ async fn rollout_world(cp: &ControlPlane) {
     })
     .await;
     let agent = json!({"name": "agent", "image": "agent:1", "resources": {"requests": {"cpu": "1"}}});
-    create(
-        client,
-        "apps/v1",
-        "DaemonSet",
-        Some("shop"),
-        workload("DaemonSet", "agent", 0, json!({}), agent),
-    )
-    .await;
+    create_workload(client, "shop", "DaemonSet", "agent", 0, json!({}), agent).await;
     // One pod: worker-2 keeps its not-ready taint, which DaemonSet pods do not tolerate.
     let said = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had taint {node.kubernetes.io/not-ready: }, that the pod didn't tolerate.";
     for name in pods(client, "shop", "app=agent", 1).await {
-        set_status(client, "v1", "Pod", "shop", &name, unschedulable(said)).await;
+        pod_status(client, "shop", &name, unschedulable(said)).await;
     }
 }
 
@@ -368,15 +339,13 @@ async fn jobs_world(client: &Client) {
     let failed = json!({"phase": "Failed", "containerStatuses": [{"name": "report", "image": "report:1", "imageID": "",
         "ready": false, "restartCount": 0,
         "state": {"terminated": {"exitCode": 2, "reason": "Error", "startedAt": common::ago(90), "finishedAt": common::ago(80)}}}]});
-    set_status(client, "v1", "Pod", "shop", "report-x7k2p", failed).await;
+    pod_status(client, "shop", "report-x7k2p", failed).await;
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "backfill"},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "b", "image": "backfill:1"}]}}}});
     create(client, "batch/v1", "Job", Some("shop"), job).await;
     for name in pods(client, "shop", "job-name=backfill", 1).await {
-        set_status(
+        pod_status(
             client,
-            "v1",
-            "Pod",
             "shop",
             &name,
             unschedulable(
@@ -385,11 +354,7 @@ async fn jobs_world(client: &Client) {
         )
         .await;
     }
-    let jobs: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        "shop",
-        &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("batch", "v1", "Job")),
-    );
+    let jobs = fixtures::api(client, "batch/v1", "Job", Some("shop"));
     until("the Job controller counts backfill's pod active", || async {
         let j = serde_json::to_value(jobs.get("backfill").await.ok()?).ok()?;
         (j["status"]["active"] == 1).then_some(())
@@ -406,10 +371,7 @@ async fn capacity_world(client: &Client) {
                  "hostPath": {"path": "/tmp/pv-failed"}, "claimRef": {"namespace": "shop", "name": "old-data"}}});
     create(client, "v1", "PersistentVolume", None, pv).await;
     let failed = json!({"status": {"phase": "Failed", "message": "Recycle failed: no volume plugin matched"}});
-    let pvs: Api<kube::api::DynamicObject> = Api::all_with(
-        client.clone(),
-        &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", "PersistentVolume")),
-    );
+    let pvs = fixtures::api(client, "v1", "PersistentVolume", None);
     pvs.patch_status("pv-failed", &PatchParams::default(), &Patch::Merge(failed))
         .await
         .unwrap();
@@ -453,29 +415,18 @@ async fn capacity_world(client: &Client) {
     // The quota's users, made by their controllers, before the quota (whose status no quota
     // controller fills in here; it is written below as that controller writes it).
     let etl = json!({"name": "etl", "image": "etl:1", "resources": {"requests": {"cpu": "750m"}}});
-    create(
+    create_workload(
         client,
-        "apps/v1",
+        "data",
         "StatefulSet",
-        Some("data"),
-        workload(
-            "StatefulSet",
-            "etl",
-            2,
-            json!({"podManagementPolicy": "Parallel", "serviceName": "etl"}),
-            etl,
-        ),
+        "etl",
+        2,
+        json!({"podManagementPolicy": "Parallel", "serviceName": "etl"}),
+        etl,
     )
     .await;
     let loader = json!({"name": "loader", "image": "loader:1", "resources": {"requests": {"cpu": "400m"}}});
-    create(
-        client,
-        "apps/v1",
-        "Deployment",
-        Some("data"),
-        workload("Deployment", "loader", 1, json!({}), loader),
-    )
-    .await;
+    create_workload(client, "data", "Deployment", "loader", 1, json!({}), loader).await;
     pods(client, "data", "app=etl", 2).await;
     pods(client, "data", "app=loader", 1).await;
     let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"}, "spec": {"hard": {"requests.cpu": "2"}}});
@@ -511,10 +462,7 @@ async fn nodes_world(client: &Client) {
                  "lastHeartbeatTime": now, "lastTransitionTime": now},
                 {"type": "DiskPressure", "status": disk, "reason": "KubeletHasDiskPressure", "message": "kubelet has disk pressure",
                  "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
-        let nodes: Api<kube::api::DynamicObject> = Api::all_with(
-            client.clone(),
-            &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", "Node")),
-        );
+        let nodes = fixtures::api(client, "v1", "Node", None);
         nodes
             .patch_status(node, &PatchParams::default(), &Patch::Merge(status))
             .await
@@ -533,7 +481,7 @@ async fn nodes_world(client: &Client) {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x:1"}]}});
         create(client, "v1", "Pod", Some("batch"), pod).await;
-        set_status(client, "v1", "Pod", "batch", &name, running("c", "x:1")).await;
+        pod_status(client, "batch", &name, running("c", "x:1")).await;
     }
 }
 
@@ -587,11 +535,9 @@ async fn every_example_alert_gets_an_analysis_that_names_its_cause_on_a_real_api
     );
     let host = Host::start(
         |dir| {
-            for r in DEBUGGERS.iter().chain(ACTORS) {
+            for r in common::BUNDLED {
                 pack_into(dir, r, |_| {});
             }
-            pack_into(dir, "open-ticket", |_| {});
-            pack_into(dir, "restart-workload", |_| {});
         },
         &config,
         &[],

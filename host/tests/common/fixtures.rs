@@ -24,7 +24,8 @@ pub const ACTORS: &[&str] = &[
     "rerun-job",
 ];
 
-fn api(client: &Client, api_version: &str, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
+/// A dynamic API for `api_version`/`kind`, namespaced or cluster-wide.
+pub fn api(client: &Client, api_version: &str, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, version, kind));
     match ns {
