@@ -9,7 +9,7 @@
 //! claim filling up, a failed PersistentVolume, autoscalers, a quota, and two nodes — then posts
 //! every example in `examples/alerts/` to `/webhook` as Alertmanager would and checks that each
 //! analysis names the cause and suggests the action a bundled actor implements (or none, and
-//! says why).
+//! says why) — and runs `euphrosyne recipe run` on each file with the same expectations.
 
 mod common;
 
@@ -485,6 +485,43 @@ async fn nodes_world(client: &Client) {
     }
 }
 
+/// The bundled debugger whose matchers select example `name`.
+fn recipe_for(name: &str) -> &'static str {
+    match name {
+        n if n.starts_with("KubePod") || n == "KubeContainerWaiting" => "pod-crashloop",
+        n if ["KubeDeployment", "KubeStatefulSet", "KubeDaemonSet"]
+            .iter()
+            .any(|p| n.starts_with(p)) =>
+        {
+            "workload-rollout"
+        }
+        n if n.starts_with("KubeJob") => "job-failure",
+        n if n.starts_with("KubePersistentVolume") => "persistent-volume",
+        n if n.starts_with("KubeHpa") || n.starts_with("KubeQuota") || n == "CPUThrottlingHigh" => "capacity",
+        _ => "node-health",
+    }
+}
+
+/// `euphrosyne recipe run build/recipes/RECIPE.yaml --alert examples/alerts/NAME.json --json`.
+fn recipe_run(name: &str, kubeconfig: &Path) -> (&'static str, Value) {
+    let recipe = recipe_for(name);
+    let repo = common::repo();
+    let out = std::process::Command::new(common::euphrosyne_bin())
+        .arg("recipe")
+        .arg("run")
+        .arg(repo.join(format!("build/recipes/{recipe}.yaml")))
+        .arg("--alert")
+        .arg(repo.join(format!("examples/alerts/{name}.json")))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let parsed = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| json!({"error": e.to_string(), "stderr": String::from_utf8_lossy(&out.stderr)}));
+    (recipe, parsed)
+}
+
 /// An example as Alertmanager sends it, its alerts firing since a minute ago. Each is its own
 /// group here, so each gets its own incident (kube-prometheus groups by namespace, and the shop
 /// examples would make one incident of many alerts: the recipes' own tests cover that).
@@ -568,6 +605,17 @@ async fn every_example_alert_gets_an_analysis_that_names_its_cause_on_a_real_api
             failures.push(format!(
                 "{name}: wanted «{says}» and {action:?}, got verdict {} «{summary}» and {first:?}\n{:#}",
                 analysis["verdict"], analysis["findings"]
+            ));
+        }
+        // And `euphrosyne recipe run` on the same file, with an operator's own kubeconfig.
+        let (recipe, ran) = recipe_run(name, &cp.kubeconfig);
+        let summary = ran["analysis"]["summary"].as_str().unwrap_or_default();
+        if ran["status"] != "ok"
+            || !summary.contains(says)
+            || ran["analysis"]["actions"][0]["action"].as_str() != *action
+        {
+            failures.push(format!(
+                "recipe run {recipe} --alert {name}.json: wanted «{says}» and {action:?}, got {ran:#}"
             ));
         }
     }
