@@ -127,6 +127,17 @@ pub fn list(
     Ok(items(parse(text)?))
 }
 
+/// A workload's `spec.selector.matchLabels` as a label selector (`app=api,tier=web`), for
+/// [`list`]ing its pods; `None` when it has none.
+pub fn match_labels(workload: &Value) -> Option<String> {
+    let labels = workload["spec"]["selector"]["matchLabels"].as_object()?;
+    let parts: Vec<String> = labels
+        .iter()
+        .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
 /// The last `tail_lines` lines of a container's log (`previous`: the last terminated instance).
 pub fn pod_logs(
     namespace: &str,

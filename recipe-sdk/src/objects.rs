@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Alert, AlertStatus, Finding, Incident, RecipeError};
+use crate::{Alert, Finding, Incident, RecipeError};
 
 /// The config key that bounds how many objects a debugger examines (default 20).
 pub const MAX_OBJECTS_KEY: &str = "max_objects";
@@ -123,10 +123,16 @@ impl Objects {
     }
 }
 
+/// The bound in force: config `max_objects` (default 20), at least 1. Debuggers that read more
+/// objects of their own (the pods of a workload, say) bound those by it too.
+pub fn max_objects() -> usize {
+    crate::config::parse_or(MAX_OBJECTS_KEY, DEFAULT_MAX_OBJECTS).max(1)
+}
+
 impl Incident {
     /// The alerts a debugger examines: the firing ones, or every alert when none fires any more.
     pub fn current(&self) -> Vec<&Alert> {
-        let firing: Vec<&Alert> = self.alerts.iter().filter(|a| a.status == AlertStatus::Firing).collect();
+        let firing: Vec<&Alert> = self.firing().collect();
         if firing.is_empty() {
             self.alerts.iter().collect()
         } else {
@@ -141,8 +147,7 @@ impl Incident {
     /// `Err` names the label when alerts of those names exist and none of them carries it: the
     /// recipe cannot know what to examine. No alert of those names at all is `Ok` and empty.
     pub fn objects(&self, label: &str, alertnames: &[&str]) -> Result<Objects, RecipeError> {
-        let bound = crate::config::parse_or(MAX_OBJECTS_KEY, DEFAULT_MAX_OBJECTS);
-        self.objects_bounded(label, alertnames, bound)
+        self.objects_bounded(label, alertnames, max_objects())
     }
 
     /// [`Incident::objects`] with the bound given, not read from config.
@@ -237,7 +242,7 @@ pub fn list_some(names: &[String], max: usize) -> String {
 mod tests {
     use super::*;
     use crate::testing::Harness;
-    use crate::{Alert, Analysis, Debugger};
+    use crate::{Alert, AlertStatus, Analysis, Debugger};
 
     fn crashloop(pod: &str) -> Alert {
         Alert::firing(&[

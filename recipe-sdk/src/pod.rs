@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::Finding;
 use crate::kube::{self, KubeError};
 
 /// Why a pod does not run or is not ready, most specific first.
@@ -413,6 +414,37 @@ pub fn describe(pod: &Value, events: &[Value]) -> Diagnosis {
         containers,
         log_from,
     }
+}
+
+/// The last config `log_tail_lines` (default 20) lines of `container` in pod `namespace/pod`
+/// (`previous`: its last terminated instance), as evidence; `None` when the log is empty or
+/// cannot be read (said in the recipe's log).
+pub fn log_tail(namespace: &str, pod: &str, container: &str, previous: bool) -> Option<Finding> {
+    let tail = crate::config::parse_or("log_tail_lines", 20u32);
+    match kube::pod_logs(namespace, pod, Some(container), Some(tail), previous) {
+        Ok(log) if !log.trim().is_empty() => Some(Finding::info(format!("log tail of {pod}/{container}"), log)),
+        Ok(_) => None,
+        Err(e) => {
+            crate::log::warn(&format!("no log for {namespace}/{pod}/{container}: {e}"));
+            None
+        }
+    }
+}
+
+/// Why a drain leaves this pod where it is (`DaemonSet pod`, `mirror pod`, `finished`), or
+/// `None`: a drain evicts it. What `drain-node` does, and what `node-health` says it would do.
+pub fn drain_skip(pod: &Value) -> Option<&'static str> {
+    let owners = pod["metadata"]["ownerReferences"].as_array();
+    if owners.is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet" && r["controller"] == true)) {
+        return Some("DaemonSet pod");
+    }
+    if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
+        return Some("mirror pod");
+    }
+    if matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+        return Some("finished");
+    }
+    None
 }
 
 /// `terminated (OOMKilled, exit 137)`, `waiting (CrashLoopBackOff)`, `running`, `none`.

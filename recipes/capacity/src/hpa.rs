@@ -129,14 +129,10 @@ fn blocked(ns: &str, target: &(String, String)) -> Result<Option<String>, Recipe
     if let Some(m) = failure {
         return Ok(Some(m.to_string()));
     }
-    let Some(labels) = w["spec"]["selector"]["matchLabels"].as_object() else {
+    let Some(sel) = kube::match_labels(&w) else {
         return Ok(None);
     };
-    let sel: Vec<String> = labels
-        .iter()
-        .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
-        .collect();
-    let pods = kube::list("v1", "Pod", Some(ns), Some(&sel.join(",")), None)?;
+    let pods = kube::list("v1", "Pod", Some(ns), Some(&sel), None)?;
     let pending =
         pods.iter().filter(|p| p["status"]["phase"] == "Pending").find_map(|p| {
             match recipe_sdk::pod::classify(p, &[]) {

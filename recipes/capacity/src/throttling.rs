@@ -35,9 +35,9 @@ pub fn examine(pods: &[Named], r: &mut Report) -> Result<(), RecipeError> {
         seen.push(((owner, container, limit, request), p.name.clone()));
     }
     for ((owner, container, limit, request), names) in group(seen) {
-        let subject = match (names.len(), owner.kind.as_str()) {
-            (1, _) => format!("pod {}/{}", owner.namespace, names[0]),
-            (n, _) => format!("{} of {}", count(n, "pod", "pods"), owner.path()),
+        let subject = match names.len() {
+            1 => format!("pod {}/{}", owner.namespace, names[0]),
+            n => format!("{} of {}", count(n, "pod", "pods"), owner.path()),
         };
         throttled(&subject, &owner, &container, limit, request, &names, r);
     }

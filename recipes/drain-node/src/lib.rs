@@ -6,6 +6,7 @@
 //!
 //! Parameters: `{"node": "worker-1"}`.
 
+use recipe_sdk::pod::drain_skip;
 use recipe_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,21 +18,6 @@ pub struct DrainNode;
 #[serde(deny_unknown_fields)]
 struct Params {
     node: String,
-}
-
-/// Why a pod stays: DaemonSet, mirror, or already finished; `None`: evict it.
-fn skip(pod: &Value) -> Option<&'static str> {
-    let owners = pod["metadata"]["ownerReferences"].as_array();
-    if owners.is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet" && r["controller"] == true)) {
-        return Some("DaemonSet pod");
-    }
-    if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
-        return Some("mirror pod");
-    }
-    if matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
-        return Some("finished");
-    }
-    None
 }
 
 fn name(pod: &Value) -> String {
@@ -69,7 +55,7 @@ impl Actor for DrainNode {
         }
         let (mut evicted, mut kept, mut refused) = (Vec::new(), Vec::new(), Vec::new());
         for pod in &pods {
-            if let Some(why) = skip(pod) {
+            if let Some(why) = drain_skip(pod) {
                 kept.push(format!("{} ({why})", name(pod)));
                 continue;
             }

@@ -52,7 +52,7 @@ fn examine(job: &Value, ns: &str, subject: &str, r: &mut Report) -> Result<(), R
     let name = job["metadata"]["name"].as_str().unwrap_or("?");
     r.finding(facts(job, subject));
     let pods = kube::list("v1", "Pod", Some(ns), Some(&format!("job-name={name}")), None)?;
-    let bound = config::parse_or(recipe_sdk::objects::MAX_OBJECTS_KEY, 20usize).max(1);
+    let bound = recipe_sdk::objects::max_objects();
     let mut diagnosed: Vec<Diagnosis> = Vec::new();
     for p in pods.iter().filter(|p| p["status"]["phase"] != "Succeeded").take(bound) {
         diagnosed.push(pod::diagnose_object(p)?);
@@ -113,15 +113,7 @@ fn log_tail(ns: &str, diagnosed: &[Diagnosis]) -> Option<Finding> {
         .find(|d| d.log_from.is_some() && d.phase == "Failed")
         .or(diagnosed.last())?;
     let (container, _) = d.log_from.as_ref()?;
-    let tail = config::parse_or("log_tail_lines", 20u32);
-    match kube::pod_logs(ns, &d.name, Some(container), Some(tail), false) {
-        Ok(log) if !log.trim().is_empty() => Some(Finding::info(format!("log tail of {}/{container}", d.name), log)),
-        Ok(_) => None,
-        Err(e) => {
-            log::warn(&format!("no log for {ns}/{}: {e}", d.name));
-            None
-        }
-    }
+    pod::log_tail(ns, &d.name, container, false)
 }
 
 /// The verdict, the line and the actions: from the Job's `Failed` condition, or, for a Job that

@@ -12,6 +12,7 @@
 //! when the pods on it should move (not ready, under pressure, out of disk).
 
 use recipe_sdk::objects::{Named, count, list_some};
+use recipe_sdk::pod::drain_skip;
 use recipe_sdk::prelude::*;
 use recipe_sdk::report::Report;
 use serde_json::{Value, json};
@@ -61,18 +62,6 @@ impl Debugger for NodeHealth {
 
 recipe_sdk::export_debugger!(NodeHealth);
 
-/// Why a drain leaves a pod where it is, or `None`: a drain evicts it.
-fn stays(pod: &Value) -> Option<&'static str> {
-    let owners = pod["metadata"]["ownerReferences"].as_array();
-    if owners.is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet")) {
-        return Some("DaemonSet");
-    }
-    if pod["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string() {
-        return Some("mirror");
-    }
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some("finished")
-}
-
 fn examine(name: &str, named: &[&Named], r: &mut Report) -> Result<(), RecipeError> {
     let subject = format!("node {name}");
     let Some(node) = kube::get_opt("v1", "Node", None, name)? else {
@@ -121,10 +110,10 @@ fn examine(name: &str, named: &[&Named], r: &mut Report) -> Result<(), RecipeErr
         })
         .unwrap_or_default();
     let pods = kube::list("v1", "Pod", None, None, Some(&format!("spec.nodeName={name}")))?;
-    let running = pods.iter().filter(|p| stays(p) != Some("finished")).count();
+    let running = pods.iter().filter(|p| drain_skip(p) != Some("finished")).count();
     let evicted: Vec<String> = pods
         .iter()
-        .filter(|p| stays(p).is_none())
+        .filter(|p| drain_skip(p).is_none())
         .map(|p| {
             format!(
                 "{}/{}",
@@ -239,7 +228,7 @@ mod tests {
                 Some("kube-system"),
                 "agent-x",
                 json!({ "spec": { "nodeName": "worker-1" },
-                "metadata": {"ownerReferences": [{"kind": "DaemonSet", "name": "agent"}]} }),
+                "metadata": {"ownerReferences": [{"kind": "DaemonSet", "name": "agent", "controller": true}]} }),
             )
             .kube_object(
                 "v1",

@@ -147,14 +147,7 @@ fn evidence(e: &Examined) -> Vec<Finding> {
     )];
     let wants_log = d.cause.as_ref().is_none_or(Cause::wants_log);
     if let (true, Some((container, previous))) = (wants_log, &d.log_from) {
-        let tail = config::parse_or("log_tail_lines", 20u32);
-        match kube::pod_logs(&e.namespace, &d.name, Some(container), Some(tail), *previous) {
-            Ok(log) if !log.trim().is_empty() => {
-                out.push(Finding::info(format!("log tail of {}/{container}", d.name), log))
-            }
-            Ok(_) => {}
-            Err(err) => log::warn(&format!("no log for {}/{}/{container}: {err}", e.namespace, d.name)),
-        }
+        out.extend(pod::log_tail(&e.namespace, &d.name, container, *previous));
     }
     out
 }

@@ -144,22 +144,21 @@ fn examine(kind: &str, ns: &str, name: &str, r: &mut Report) -> Result<(), Recip
     if r.lines.len() == before {
         let progressing = condition(&w, "Progressing").filter(|c| c["status"] == "False");
         match progressing {
-            Some(c) => cause(
-            r,
-                &subject,
-                format!(
-                    "{}: {}",
-                    c["reason"].as_str().unwrap_or("not progressing"),
-                    c["message"].as_str().unwrap_or("")
-                ),
-                Remedy::None("the pods' own state shows no cause; look at the new ReplicaSet's events".into()),
-            ),
-            None if ready >= desired && updated >= desired && stuck == 0 => {
-                r.line(format!("{subject}: all {desired} pods ready and up to date now; the alert may clear"))
+            Some(c) => {
+                let reason = c["reason"].as_str().unwrap_or("not progressing");
+                let headline = format!("{reason}: {}", c["message"].as_str().unwrap_or(""));
+                let why = "the pods' own state shows no cause; look at the new ReplicaSet's events";
+                cause(r, &subject, headline, Remedy::None(why.into()));
             }
-            None => r.line(format!(
-                "{subject}: {ready} of {desired} pods ready, {updated} up to date; no known cause in its state, events and pods"
+            None if ready >= desired && updated >= desired && stuck == 0 => r.line(format!(
+                "{subject}: all {desired} pods ready and up to date now; the alert may clear"
             )),
+            None => {
+                let said = "no known cause in its state, events and pods";
+                r.line(format!(
+                    "{subject}: {ready} of {desired} pods ready, {updated} up to date; {said}"
+                ))
+            }
         }
     }
     Ok(())
@@ -218,12 +217,11 @@ fn controller_causes(kind: &str, w: &Value, subject: &str, r: &mut Report) {
     }
     let misscheduled = int(&st["numberMisscheduled"]);
     if kind == "DaemonSet" && misscheduled > 0 {
-        cause(
-            r,
-            subject,
-            format!("{} on nodes that no longer match its node selector, affinity or tolerations", count(misscheduled as usize, "pod runs", "pods run")),
-            Remedy::None("the nodes' labels or taints changed: fix the nodes, or the DaemonSet's selector, then delete those pods".into()),
-        );
+        let pods = count(misscheduled as usize, "pod runs", "pods run");
+        let headline = format!("{pods} on nodes that no longer match its node selector, affinity or tolerations");
+        let why =
+            "the nodes' labels or taints changed: fix the nodes, or the DaemonSet's selector, then delete those pods";
+        cause(r, subject, headline, Remedy::None(why.into()));
     }
 }
 
@@ -236,16 +234,6 @@ fn create_remedy(message: &str) -> Remedy {
     } else {
         Remedy::None("the API refuses the pods (admission, security policy or quota); the message says which".into())
     }
-}
-
-/// `matchLabels` as a label selector.
-fn selector(w: &Value) -> Option<String> {
-    let labels = w["spec"]["selector"]["matchLabels"].as_object()?;
-    let parts: Vec<String> = labels
-        .iter()
-        .filter_map(|(k, v)| Some(format!("{k}={}", v.as_str()?)))
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 /// The newest revision's pod label value, and how to name it.
@@ -279,7 +267,7 @@ fn newest_revision(kind: &str, w: &Value, ns: &str, sel: &str) -> Option<(String
 /// The pods that are not ready, by revision and cause; returns how many are not ready.
 fn pod_causes(kind: &str, w: &Value, owner: &Owner, subject: &str, r: &mut Report) -> Result<usize, RecipeError> {
     let ns = owner.namespace.as_str();
-    let Some(sel) = selector(w) else { return Ok(0) };
+    let Some(sel) = kube::match_labels(w) else { return Ok(0) };
     let pods = kube::list("v1", "Pod", Some(ns), Some(&sel), None)?;
     let newest = newest_revision(kind, w, ns, &sel);
     let is_new = |d: &Diagnosis| match (&newest, &d.revision) {
@@ -316,7 +304,7 @@ fn read_not_ready(
     subject: &str,
     r: &mut Report,
 ) -> Result<(Vec<Diagnosis>, usize), RecipeError> {
-    let bound = config::parse_or(recipe_sdk::objects::MAX_OBJECTS_KEY, 20usize).max(1);
+    let bound = recipe_sdk::objects::max_objects();
     let not_ready: Vec<&Value> = pods
         .iter()
         .zip(all)
@@ -357,8 +345,10 @@ fn report_group(who: &str, pods: &[Diagnosis], owner: &Owner, r: &mut Report) ->
     let headline = cause.headline();
     r.cause(format!("{who}: {headline}"));
     r.finding(Finding::critical(cause.title(), format!("{who}: {headline}")));
-    if cause.wants_log() {
-        log_tail(&owner.namespace, first, r);
+    if let (true, Some((container, previous))) = (cause.wants_log(), &first.log_from)
+        && let Some(tail) = pod::log_tail(&owner.namespace, &first.name, container, *previous)
+    {
+        r.finding(tail);
     }
     r.remedy(who, cause.remedy(owner));
     true
@@ -404,20 +394,6 @@ fn on_delete(kind: &str, w: &Value, all: &[Diagnosis], pods: &[Value], owner: &O
             format!("delete {first} so the StatefulSet recreates it at {update}; then the next one"),
         )]),
     );
-}
-
-fn log_tail(ns: &str, d: &Diagnosis, r: &mut Report) {
-    let Some((container, previous)) = &d.log_from else {
-        return;
-    };
-    let tail = config::parse_or("log_tail_lines", 20u32);
-    match kube::pod_logs(ns, &d.name, Some(container), Some(tail), *previous) {
-        Ok(log) if !log.trim().is_empty() => {
-            r.finding(Finding::info(format!("log tail of {}/{container}", d.name), log))
-        }
-        Ok(_) => {}
-        Err(e) => log::warn(&format!("no log for {ns}/{}/{container}: {e}", d.name)),
-    }
 }
 
 #[cfg(test)]
