@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{ControlPlane, NodeAgent};
+use common::cluster::{ControlPlane, NodeAgent, ok};
 use common::fixtures::{create, set_status};
 use common::host::{Host, pack_into};
 use common::pct;
@@ -81,22 +81,10 @@ async fn rounds(host: &Host, prefix: &str) -> (Duration, Vec<Duration>) {
 async fn main() {
     let cp = ControlPlane::start().await;
     let redis = RedisServer::start();
-    let kubectl = |args: &[&str]| {
-        let out = cp.kubectl(args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
-    kubectl(&["create", "namespace", NS]);
+    ok(cp.kubectl(&["create", "namespace", NS]));
     let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
-    kubectl(&["apply", "--server-side", "-k", manifests.to_str().unwrap()]);
-    kubectl(&[
-        "-n",
-        NS,
-        "create",
-        "secret",
-        "generic",
-        "euphrosyne-redis",
-        &format!("--from-literal=url={}", redis.url()),
-    ]);
+    ok(cp.kubectl(&["apply", "--server-side", "-k", manifests.to_str().unwrap()]));
+    cp.redis_secret(NS, &redis.url());
     // StatefulSet `web`: 20 pods, each OOMKilled as the kubelet reports it.
     let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
         "spec": {"replicas": PODS, "serviceName": "web", "podManagementPolicy": "Parallel", "selector": {"matchLabels": {"app": "web"}},

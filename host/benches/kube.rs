@@ -55,15 +55,7 @@ async fn main() {
     kubectl(&["create", "namespace", NS]);
     let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/rbac.yaml");
     kubectl(&["-n", NS, "apply", "--server-side", "-f", rbac.to_str().unwrap()]);
-    kubectl(&[
-        "-n",
-        NS,
-        "create",
-        "secret",
-        "generic",
-        "euphrosyne-redis",
-        &format!("--from-literal=url={}", redis.url()),
-    ]);
+    cp.redis_secret(NS, &redis.url());
     // A quick recipe: the hostile guest's harmless mode, with the grants its imports need (so its
     // Job mounts a Secret and a ServiceAccount token, like a real recipe's).
     kubectl(&[

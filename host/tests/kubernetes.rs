@@ -162,17 +162,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         assert!(dry.contains(kind), "{kind} missing from:\n{dry}");
     }
     ok(cp.kubectl(&["apply", "--server-side", "-k", dir.to_str().unwrap()]));
-    // The Secret the sandbox Jobs read the Redis URL from (README: Deploy to a cluster).
-    ok(cp.kubectl(&[
-        "-n",
-        NS,
-        "create",
-        "secret",
-        "generic",
-        "euphrosyne-redis",
-        &format!("--from-literal=url={}", redis.url()),
-        "--from-literal=password=unused",
-    ]));
+    cp.redis_secret(NS, &redis.url());
     crashlooping_web(&client, "web-5d9c-x7k2p").await;
     let agent = NodeAgent::start(&cp, NS).await;
 

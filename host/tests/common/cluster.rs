@@ -104,6 +104,21 @@ impl ControlPlane {
             .unwrap()
     }
 
+    /// The Secret `euphrosyne-redis` in `namespace` that sandbox Jobs read the Redis URL from
+    /// (README: Deploy to a cluster).
+    pub fn redis_secret(&self, namespace: &str, url: &str) {
+        ok(self.kubectl(&[
+            "-n",
+            namespace,
+            "create",
+            "secret",
+            "generic",
+            "euphrosyne-redis",
+            &format!("--from-literal=url={url}"),
+            "--from-literal=password=unused",
+        ]));
+    }
+
     /// A kubeconfig for a ServiceAccount, from its token Secret.
     pub async fn service_account_kubeconfig(&self, namespace: &str, sa: &str) -> PathBuf {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
