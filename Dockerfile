@@ -1,20 +1,20 @@
-# The one image: `euphrosyne serve` (the host) and `euphrosyne sandbox` (each recipe run's Job).
-# Multi-stage: a static (musl) release binary on distroless/static, non-root (uid 65532).
+# The one image: `euphrosyne serve` (the host) and `euphrosyne sandbox` (each recipe run's Job),
+# for users with a registry:
 #
 #   docker build -t ghcr.io/euphrosyne/euphrosyne:0.1.0 .
 #
-# (Not built in CI: no container engine runs on the CI machine. The Kubernetes suite runs the
-# same binary as this image would, as a local process, through the test node agent.)
+# The layout is the one `scripts/build-image` makes without a registry or a container engine
+# (CI builds that one and runs it on the Kubernetes suite's real node): the release binary,
+# stripped of its debug line tables, at /usr/local/bin/euphrosyne, on distroless/cc (glibc,
+# libgcc_s, CA certificates, uid 65532 `nonroot`), running as 65532.
 FROM docker.io/library/rust:1.95-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl \
- && apt-get update && apt-get install -y --no-install-recommends musl-tools \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p euphrosyne --target x86_64-unknown-linux-musl \
- && install -D -m 0755 target/x86_64-unknown-linux-musl/release/euphrosyne /out/euphrosyne
+RUN cargo build --release --locked -p euphrosyne \
+ && install -D -m 0755 target/release/euphrosyne /out/euphrosyne \
+ && strip --strip-debug /out/euphrosyne
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/euphrosyne /usr/local/bin/euphrosyne
 USER 65532:65532
 ENTRYPOINT ["euphrosyne"]

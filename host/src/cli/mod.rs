@@ -55,6 +55,7 @@ fn init_tracing(filter: &str, json: bool) {
 
 /// Parse the command line, run it, map errors to a message and exit code 1 (2 for usage).
 pub fn main() -> ExitCode {
+    let started = sandbox::Started::now();
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -68,7 +69,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Recipe(cmd) => recipe::run(cmd).await,
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Sandbox(args) => sandbox::run(args, started).await,
         }
     });
     match result {

@@ -67,7 +67,23 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
+/// When this process started (the first thing `main` does), for the run's `startup_us`.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    at: std::time::Instant,
+    unix_ms: u64,
+}
+
+impl Started {
+    pub fn now() -> Started {
+        Started {
+            at: std::time::Instant::now(),
+            unix_ms: now_ms(),
+        }
+    }
+}
+
+pub async fn run(a: SandboxArgs, started: Started) -> anyhow::Result<ExitCode> {
     // Connecting and reading the input: retried briefly (Redis may be restarting).
     let mut attempt = 0;
     let (bus, spec) = loop {
@@ -98,7 +114,11 @@ pub async fn run(a: SandboxArgs) -> anyhow::Result<ExitCode> {
     let bytes = read_recipe(&a.recipe)?;
     let sandbox = sandbox(&a).await?;
     // The sandbox verifies the bytes against the digest pinned in the input, first.
-    let result = sandbox.run(&spec.job(bytes.into())).await;
+    let before_run = started.at.elapsed().as_micros() as u64;
+    let mut result = sandbox.run(&spec.job(bytes.into())).await;
+    let t = &mut result.timings;
+    t.process_start_unix_ms = started.unix_ms;
+    t.startup_us = before_run + t.verify_us + t.compile_us + t.instantiate_us;
     if result.status == RunStatus::DigestMismatch {
         note!("sandbox {}: {}", a.run, result.message);
     }

@@ -22,6 +22,9 @@ pub struct KubeConfig {
     pub namespace: String,
     /// The sandbox image: the host's own (`EUPHROSYNE_IMAGE` overrides).
     pub image: String,
+    /// The sandbox container's `imagePullPolicy`: `IfNotPresent` (default), `Always`, or `Never`
+    /// for an image loaded onto the nodes without a registry (`scripts/build-image`).
+    pub image_pull_policy: PullPolicy,
     /// Secret (in the recipe namespace) whose key `url` is the Redis URL the Jobs publish to.
     pub redis_secret: String,
     /// ServiceAccount for recipes granted only reading verbs.
@@ -76,6 +79,7 @@ impl Default for KubeConfig {
         KubeConfig {
             namespace: String::new(),
             image: "euphrosyne:latest".into(),
+            image_pull_policy: PullPolicy::IfNotPresent,
             redis_secret: "euphrosyne-redis".into(),
             reader_service_account: "euphrosyne-recipe-reader".into(),
             writer_service_account: "euphrosyne-recipe-writer".into(),
@@ -86,6 +90,28 @@ impl Default for KubeConfig {
             impersonate: true,
             cluster_scope: KubePolicy::default().cluster_scope,
             allow_sensitive: KubePolicy::default().allow_sensitive,
+        }
+    }
+}
+
+/// A container's `imagePullPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PullPolicy {
+    /// Pull when the node does not have the image.
+    IfNotPresent,
+    /// Pull on every start.
+    Always,
+    /// Never pull: the image must already be on the node (`ErrImageNeverPull` otherwise).
+    Never,
+}
+
+impl PullPolicy {
+    /// As Kubernetes spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Always => "Always",
+            PullPolicy::Never => "Never",
         }
     }
 }

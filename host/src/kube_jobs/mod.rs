@@ -34,7 +34,7 @@ mod config;
 mod spec;
 mod watch;
 
-pub use self::config::{KubeConfig, RECIPE_MOUNT, RUN_LABEL, SECRETS_MOUNT};
+pub use self::config::{KubeConfig, PullPolicy, RECIPE_MOUNT, RUN_LABEL, SECRETS_MOUNT};
 pub use self::spec::job_spec;
 use self::watch::{Failures, watch_jobs};
 

@@ -43,7 +43,10 @@ pub fn job_spec(
         "containers": [{
             "name": "sandbox",
             "image": config.image,
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": config.image_pull_policy.as_str(),
+            // A sandbox that fails says why on stderr: the kubelet keeps its last lines as the
+            // container's termination message.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
             "command": ["euphrosyne", "sandbox", "--run", job.run_id, "--prefix", prefix, "--recipe", RECIPE_MOUNT],
             "env": env,
             "resources": {

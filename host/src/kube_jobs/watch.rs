@@ -108,35 +108,59 @@ fn label(meta: &kube::api::ObjectMeta, key: &str) -> Option<String> {
     meta.labels.as_ref().and_then(|l| l.get(key)).cloned()
 }
 
-/// A sandbox pod the scheduler cannot place would sit pending until the Job's deadline: close
-/// its run at once and delete the Job instead.
+/// Why a sandbox pod will never start, if it will not: the scheduler cannot place it, or the
+/// kubelet cannot create its container (the image is not on the node and may not be pulled, the
+/// image cannot be pulled, a Secret it needs is missing). Such a pod would sit pending until the
+/// Job's deadline; its run is closed at once instead, with this message.
+pub(super) fn stuck(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.as_ref()?;
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
+    if let Some(c) = unschedulable {
+        return Some(format!(
+            "the sandbox pod {name} cannot be scheduled: {}",
+            c.message.clone().unwrap_or_default()
+        ));
+    }
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    status.container_statuses.iter().flatten().find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref()?;
+        let message = waiting.message.clone().unwrap_or_default();
+        let hint = match reason {
+            "ErrImageNeverPull" => format!(
+                "image `{}` is not on node {node} and its pull policy is Never: load it onto the node (README: \"The image\") or set [kube] image_pull_policy",
+                c.image
+            ),
+            "ImagePullBackOff" | "InvalidImageName" => {
+                format!("image `{}` cannot be pulled on node {node}: check [kube] image", c.image)
+            }
+            "CreateContainerConfigError" | "CreateContainerError" => {
+                format!("node {node} cannot create its container (a Secret or ConfigMap it mounts is missing?)")
+            }
+            _ => return None,
+        };
+        Some(format!("the sandbox pod {name} cannot start: {hint} ({reason}: {message})"))
+    })
+}
+
+/// A sandbox pod that will never start ([`stuck`]): close its run at once and delete its Job.
 async fn watch_unschedulable(client: kube::Client, namespace: String, failures: Failures) {
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
     let mut events = run_objects::<Pod>(&client, &namespace);
     while let Some(pod) = events.next().await {
-        let unschedulable = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| {
-                c.iter().find(|c| {
-                    c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
-                })
-            })
-            .cloned();
-        let Some(condition) = unschedulable else { continue };
+        let Some(message) = stuck(&pod) else { continue };
         let Some(run_id) = label(&pod.metadata, RUN_LABEL) else {
             continue;
         };
         let Some(tx) = failures.lock().remove(&run_id) else {
             continue;
         };
-        let message = format!(
-            "the sandbox pod {} cannot be scheduled: {}",
-            pod.metadata.name.clone().unwrap_or_default(),
-            condition.message.unwrap_or_default()
-        );
-        tracing::warn!(run_id = ?run_id, message = ?message, "sandbox pod cannot be scheduled");
+        tracing::warn!(run_id = ?run_id, message = ?message, "sandbox pod cannot start");
         let _ = tx.send((RunStatus::TimedOut, message));
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
@@ -168,7 +192,8 @@ async fn explain(
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    let terminated = list.iter().find_map(|p| {
+    let pod = list.first();
+    let terminated = pod.and_then(|p| {
         p.status
             .as_ref()?
             .container_statuses
@@ -176,28 +201,84 @@ async fn explain(
             .iter()
             .find_map(|c| c.state.as_ref()?.terminated.clone())
     });
+    // The sandbox's own last words, read through the apiserver (its termination message holds
+    // them too when the kubelet kept them).
+    let said = match pod.and_then(|p| p.metadata.name.clone()) {
+        Some(pod_name) if terminated.as_ref().is_some_and(|t| t.exit_code != 0) => {
+            log_tail(client, namespace, &pod_name).await
+        }
+        _ => None,
+    };
     match terminated {
         Some(t) if t.reason.as_deref() == Some("OOMKilled") => (
             RunStatus::LimitExceeded,
-            format!("the sandbox pod of Job {name} was OOM-killed (over its memory limit)"),
-        ),
-        Some(t) => (
-            RunStatus::Trapped,
             format!(
-                "the sandbox pod of Job {name} failed with exit code {}{} without publishing a result",
-                t.exit_code,
-                t.message.map(|m| format!(": {m}")).unwrap_or_default()
+                "the sandbox pod of Job {name} was OOM-killed (over its memory limit of {})",
+                memory_limit(job).unwrap_or_else(|| "?".into())
             ),
         ),
-        None => (
-            RunStatus::TimedOut,
-            format!(
-                "the sandbox Job {name} failed: {}",
-                condition
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| condition.reason.clone().unwrap_or_default())
-            ),
-        ),
+        Some(t) => {
+            let words = said.or(t.message.clone()).unwrap_or_default();
+            (
+                RunStatus::Trapped,
+                format!(
+                    "the sandbox pod of Job {name} failed with exit code {} without publishing a result{}",
+                    t.exit_code,
+                    if words.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", words.trim())
+                    }
+                ),
+            )
+        }
+        None => {
+            // Never ran to an exit: evicted, deleted with its node, or the Job gave up.
+            let why = pod
+                .and_then(|p| p.status.as_ref())
+                .filter(|s| s.reason.is_some())
+                .map(|s| {
+                    format!(
+                        "; its pod: {}: {}",
+                        s.reason.clone().unwrap_or_default(),
+                        s.message.clone().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            (
+                RunStatus::TimedOut,
+                format!(
+                    "the sandbox Job {name} failed: {}{why}",
+                    condition
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| condition.reason.clone().unwrap_or_default())
+                ),
+            )
+        }
     }
+}
+
+/// The last lines a sandbox pod wrote (at most 2 KiB), as the apiserver serves them from its
+/// node; `None` when they cannot be read.
+async fn log_tail(client: &kube::Client, namespace: &str, pod: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::LogParams {
+        tail_lines: Some(20),
+        limit_bytes: Some(2048),
+        ..Default::default()
+    };
+    match pods.logs(pod, &params).await {
+        Ok(text) => Some(text.lines().map(str::trim_end).collect::<Vec<_>>().join(" | ")),
+        Err(e) => {
+            tracing::debug!(pod = %pod, "reading the sandbox's log: {e}");
+            None
+        }
+    }
+}
+
+/// The sandbox container's memory limit, as the Job spells it.
+fn memory_limit(job: &Job) -> Option<String> {
+    let c = job.spec.as_ref()?.template.spec.as_ref()?.containers.first()?;
+    Some(c.resources.as_ref()?.limits.as_ref()?.get("memory")?.0.clone())
 }

@@ -130,6 +130,15 @@ pub struct Timings {
     pub instantiate_us: u64,
     /// The call.
     pub run_us: u64,
+    /// In a sandbox process (`euphrosyne sandbox`: a subprocess or a Job): when it started, unix
+    /// milliseconds; 0 for a run in the host's own process.
+    #[serde(default)]
+    pub process_start_unix_ms: u64,
+    /// In a sandbox process: from its start to the recipe's call — the runtime, reading the
+    /// input from Redis, reading the recipe, the engine, then verify, compile and instantiate
+    /// above; 0 for a run in the host's own process.
+    #[serde(default)]
+    pub startup_us: u64,
 }
 
 /// Where the compiled component came from.
