@@ -1,15 +1,16 @@
 //! Alert → analysis for a grouped incident of 20 pods (`scripts/bench-debuggers`): one
 //! Alertmanager webhook naming 20 OOMKilled pods of one StatefulSet, analysed by the bundled
 //! `pod-crashloop` (20 pods read with their events, grouped into one cause), on the test control
-//! plane — in the host's own process, and as a sandbox Job (the test node agent as the kubelet,
-//! as in the Kubernetes suite).
+//! plane — in the host's own process, and as a sandbox Job on the real node (a kubelet with
+//! containerd, as in the Kubernetes suite). The 20 pods are bound to a node that does not exist
+//! (so no kubelet runs them) and their statuses written as a kubelet would.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{ControlPlane, NodeAgent, ok};
+use common::cluster::{ControlPlane, ok};
 use common::fixtures::{create, set_status};
 use common::host::{Host, pack_into};
 use common::pct;
@@ -79,16 +80,16 @@ async fn rounds(host: &Host, prefix: &str) -> (Duration, Vec<Duration>) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let cp = ControlPlane::start().await;
-    let redis = RedisServer::start();
+    let cp = ControlPlane::with_node(false).await;
+    let node = cp.node.as_ref().unwrap();
+    let redis = RedisServer::start_for_node(&node.gateway);
     ok(cp.kubectl(&["create", "namespace", NS]));
-    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
-    ok(cp.kubectl(&["apply", "--server-side", "-k", manifests.to_str().unwrap()]));
-    cp.redis_secret(NS, &redis.url());
+    cp.apply_manifests();
+    cp.redis_secret(NS, &redis.url_at(&node.gateway));
     // StatefulSet `web`: 20 pods, each OOMKilled as the kubelet reports it.
     let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
         "spec": {"replicas": PODS, "serviceName": "web", "podManagementPolicy": "Parallel", "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"nodeName": "elsewhere", "containers": [
                      {"name": "web", "image": "shop/web:3", "resources": {"limits": {"memory": "128Mi"}}}]}}}});
     create(&cp.client, "apps/v1", "StatefulSet", Some(NS), sts).await;
     let pods: Api<Pod> = Api::namespaced(cp.client.clone(), NS);
@@ -124,10 +125,9 @@ async fn main() {
     drop(host);
 
     // As a sandbox Job, the recipe from its ConfigMap, the host as its own ServiceAccount.
-    let _agent = NodeAgent::start(&cp, NS).await;
     let kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
     let config = format!(
-        "executor = \"kube\"\nredis_prefix = \"bench\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:bench\"",
+        "executor = \"kube\"\nredis_prefix = \"bench\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"",
         kubeconfig.display()
     );
     let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);

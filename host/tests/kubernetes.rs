@@ -1,33 +1,41 @@
-//! The Kubernetes suite, on a real control plane (etcd + kube-apiserver + kube-controller-manager
-//! built from Debian's kubernetes source, `scripts/kube-up`) with the test node agent standing in
-//! for the kubelet (`common/cluster.rs`):
+//! The Kubernetes suite, on a real cluster (etcd + kube-apiserver + kube-controller-manager +
+//! kube-scheduler + a kubelet with containerd and runc, built from and installed with Debian's
+//! packages by `scripts/kube-up --node`), every sandbox Job a real container of the image
+//! `scripts/build-image` made of the binary under test (`common/cluster.rs`):
 //!
 //! - `manifests/` applied for real (`kubectl apply -k`), and every manifest accepted by
 //!   `kubectl apply --dry-run=server`;
 //! - the host with its own ServiceAccount's token (the manifests' RBAC, not admin), recipes from
-//!   the packed ConfigMaps, `executor = "kube"`: an Alertmanager alert → a hardened Job per run,
-//!   completed by the real Job controller → result through Redis → analysis → approval → an action
-//!   Job patches a real Deployment;
+//!   the packed ConfigMaps, `executor = "kube"`: an Alertmanager alert about a Deployment whose
+//!   container really crashloops on the node → a hardened Job per run, completed by the real Job
+//!   controller → result through Redis → analysis (with the container's log, read through the
+//!   apiserver from the kubelet) → approval → an action Job patches the real Deployment;
+//! - the hardening as the kernel sees it: the sandbox process runs as uid 65532 with no
+//!   capabilities, `NoNewPrivs`, a seccomp filter and a read-only root;
 //! - a bad recipe ConfigMap reported on `/api/status` and as an Event, and gone when deleted;
-//! - tamper: the ConfigMap's bytes changed after fan-out → that run ends `digest-mismatch`;
-//! - failure: a Job whose pod fails closes its run at once with the pod's exit code; one past
-//!   its deadline as timed out; a pod reported OOM-killed as over its limit; a pod the scheduler
-//!   cannot place at once, its Job deleted.
+//! - tamper: the ConfigMap's bytes changed after fan-out → the real container ends `digest-mismatch`;
+//! - failure: a Job whose pod fails closes its run at once with the pod's exit code and its last
+//!   log lines; a pod that never starts, and a sandbox frozen mid-run, at the Job's deadline as
+//!   timed out; a recipe over its memory limit OOM-killed by the kernel, reported once as over its
+//!   limit; a pod the scheduler cannot place (a cordoned node), or whose image is not on the node
+//!   (`ErrImageNeverPull`), at once, its Job deleted; a node whose kubelet stops reporting
+//!   mid-run loses nothing and runs nothing twice.
+//!
+//! The scheduler is stopped (SIGSTOP) where a test needs a pod to wait before it starts.
 
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ControlPlane, NodeAgent, ok};
+use common::cluster::{ControlPlane, node_lock, ok};
 use common::host::*;
 use common::redis::RedisServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use serde_json::json;
 
 const NS: &str = "euphrosyne";
@@ -36,63 +44,53 @@ fn manifests() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
 }
 
-/// A crashlooping pod of Deployment `web` (there is no Deployment controller: its ReplicaSet
-/// and pod are made by hand, the pod bound elsewhere so the node agent leaves it alone).
-async fn crashlooping_web(client: &kube::Client, pod_name: &str) {
+/// Deployment `web`, whose container really crashloops on the node (it runs `euphrosyne recipe
+/// run` on a file that does not exist: exit code 1, "error: reading /srv/shop/web.yaml: No such
+/// file or directory" on stderr); returns the name of a pod the kubelet has restarted at least
+/// once.
+async fn crashlooping_web(client: &kube::Client) -> String {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    let dep = match deployments.get_opt("web").await.unwrap() {
-        Some(d) => d,
-        None => {
-            let d: Deployment = serde_json::from_value(json!({
-                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                         "template": {"metadata": {"labels": {"app": "web"}},
-                                      "spec": {"containers": [{"name": "web", "image": "shop:2"}]}}}}))
-            .unwrap();
-            deployments.create(&PostParams::default(), &d).await.unwrap()
-        }
-    };
-    let rs_api: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(client.clone(), NS);
-    let rs = match rs_api.get_opt("web-5d9c").await.unwrap() {
-        Some(rs) => rs,
-        None => {
-            let rs = serde_json::from_value(json!({
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": {"name": "web-5d9c", "labels": {"app": "web"}, "ownerReferences": [
-                    {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": dep.metadata.uid, "controller": true}]},
-                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                         "template": {"metadata": {"labels": {"app": "web"}},
-                                      "spec": {"containers": [{"name": "web", "image": "shop:2"}]}}}}))
-            .unwrap();
-            rs_api.create(&PostParams::default(), &rs).await.unwrap()
-        }
-    };
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let pod: Pod = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "labels": {"app": "web"}, "ownerReferences": [
-            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": rs.metadata.uid, "controller": true}]},
-        "spec": {"nodeName": "elsewhere", "automountServiceAccountToken": false,
-                 "containers": [{"name": "web", "image": "shop:2"}]}}))
-    .unwrap();
-    pods.create(&PostParams::default(), &pod).await.unwrap();
-    let status = json!({"status": {"phase": "Running", "containerStatuses": [{
-        "name": "web", "image": "shop:2", "imageID": "", "ready": false, "restartCount": 7,
-        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
-        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}});
-    pods.patch_status(pod_name, &PatchParams::default(), &Patch::Merge(status))
-        .await
+    if deployments.get_opt("web").await.unwrap().is_none() {
+        let d: Deployment = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"automountServiceAccountToken": false, "containers": [{
+                                      "name": "web", "image": "euphrosyne:latest", "imagePullPolicy": "Never",
+                                      "command": ["euphrosyne", "recipe", "run", "/srv/shop/web.yaml", "--alert", "/srv/shop/alert.json"]}]}}}}))
         .unwrap();
+        deployments.create(&PostParams::default(), &d).await.unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let started = Instant::now();
+    loop {
+        let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+        let crashed = list.items.iter().find(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.restart_count >= 1))
+        });
+        if let Some(p) = crashed {
+            return p.metadata.name.clone().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "web never crashed and restarted: {:#?}",
+            list.items.iter().map(|p| &p.status).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
-fn crashloop_alert(group: &str, pod: &str) -> serde_json::Value {
+fn crashloop_alert(group: &str, pod: &str, fingerprint: &str) -> serde_json::Value {
     alertmanager_body(
         group,
         "firing",
         json!({"alertname": "KubePodCrashLooping", "namespace": NS, "pod": pod, "severity": "critical"}),
         json!({"summary": format!("{pod} is crashlooping")}),
         common::firing_since(),
-        &format!("fp-{pod}"),
+        fingerprint,
     )
 }
 
@@ -133,10 +131,12 @@ async fn jobs_of(client: &kube::Client, recipe: &str) -> Vec<Job> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
-    let cp = ControlPlane::start().await;
+async fn alerts_become_hardened_jobs_on_a_real_node() {
+    let _node = node_lock().await;
+    let cp = ControlPlane::with_node(true).await;
+    let node = cp.node.as_ref().unwrap();
     let client = cp.client.clone();
-    let redis = RedisServer::start();
+    let redis = RedisServer::start_for_node(&node.gateway);
 
     // Every manifest is accepted by the apiserver (dry run), then applied for real.
     ok(cp.kubectl(&["create", "namespace", NS]));
@@ -161,15 +161,14 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     ] {
         assert!(dry.contains(kind), "{kind} missing from:\n{dry}");
     }
-    ok(cp.kubectl(&["apply", "--server-side", "-k", dir.to_str().unwrap()]));
-    cp.redis_secret(NS, &redis.url());
-    crashlooping_web(&client, "web-5d9c-x7k2p").await;
-    let agent = NodeAgent::start(&cp, NS).await;
+    cp.apply_manifests();
+    cp.redis_secret(NS, &redis.url_at(&node.gateway));
+    let web = crashlooping_web(&client).await;
 
     // The host as its own ServiceAccount: only the manifests' RBAC.
     let host_kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
     let config = format!(
-        "executor = \"kube\"\nredis_prefix = \"k8s\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:test\"\nstart_slack_seconds = 5",
+        "executor = \"kube\"\nredis_prefix = \"k8s\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"\nstart_slack_seconds = 5",
         host_kubeconfig.display()
     );
     let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
@@ -187,10 +186,11 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     assert_eq!(status["dangling_actions"], serde_json::json!([]), "{status:#}");
 
     // Alert → Job → result through Redis → analysis.
-    let g1 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-x7k2p\"}";
+    let g1 = format!("{{}}:{{alertname=\"KubePodCrashLooping\",pod=\"{web}\"}}");
+    let g1 = g1.as_str();
     let r = host
         .post("/webhook", None)
-        .json(&crashloop_alert(g1, "web-5d9c-x7k2p"))
+        .json(&crashloop_alert(g1, &web, "fp-1"))
         .send()
         .await
         .unwrap();
@@ -200,6 +200,16 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     let run = &inc["incident"]["runs"][0];
     assert_eq!(run["recipe"], "pod-crashloop");
     assert_eq!(run["status"], "ok", "{run:#}");
+    // The container's own last words, from the kubelet through the apiserver.
+    let findings = inc["incident"]["analysis"]["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|f| f["title"] == format!("log tail of {web}/web")
+            && f["detail"]
+                .as_str()
+                .unwrap()
+                .contains("reading /srv/shop/web.yaml: No such file or directory")),
+        "{findings:#?}"
+    );
     assert!(
         inc["incident"]["analysis"]["summary"]
             .as_str()
@@ -231,7 +241,9 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     );
     assert_eq!(pod["automountServiceAccountToken"], true);
     let c = &pod["containers"][0];
-    assert_eq!(c["image"], "euphrosyne:test");
+    assert_eq!(c["image"], "euphrosyne:latest");
+    assert_eq!(c["imagePullPolicy"], "Never");
+    assert_eq!(c["terminationMessagePolicy"], "FallbackToLogsOnError");
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
@@ -333,12 +345,12 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     })
     .await;
 
-    // Tamper: the ConfigMap's bytes change after fan-out, before the pod starts.
-    agent.hold.store(true, Ordering::SeqCst);
-    crashlooping_web(&client, "web-5d9c-tamper").await;
-    let g2 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-tamper\"}";
+    // Tamper: the ConfigMap's bytes change after fan-out, before the pod starts (the scheduler
+    // is stopped meanwhile); the sandbox in the real container refuses them.
+    let held = node.hold_scheduling();
+    let g2 = "{}:{alertname=\"KubePodCrashLooping\",n=\"tamper\"}";
     host.post("/webhook", None)
-        .json(&crashloop_alert(g2, "web-5d9c-tamper"))
+        .json(&crashloop_alert(g2, &web, "fp-tamper"))
         .send()
         .await
         .unwrap();
@@ -352,7 +364,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     cms.replace("recipe-pod-crashloop", &PostParams::default(), &tampered)
         .await
         .unwrap();
-    agent.hold.store(false, Ordering::SeqCst);
+    drop(held);
     let inc2 = analysed(&host, &id2).await;
     let run2 = &inc2["incident"]["runs"][0];
     assert_eq!(run2["status"], "digest-mismatch", "{run2:#}");
@@ -371,13 +383,13 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     .await;
 
     // Failure: the run's input vanishes before the pod starts, so the sandbox exits 3; the Job
-    // controller fails the Job and the run closes at once with the exit code, long before the
-    // incident deadline (20 s) or the Job's (15 s).
-    agent.hold.store(true, Ordering::SeqCst);
-    crashlooping_web(&client, "web-5d9c-fail").await;
-    let g3 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-fail\"}";
+    // controller fails the Job and the run closes at once with the exit code and what the
+    // sandbox said (its log, read through the apiserver), long before the incident deadline
+    // (20 s) or the Job's (15 s).
+    let held = node.hold_scheduling();
+    let g3 = "{}:{alertname=\"KubePodCrashLooping\",n=\"fail\"}";
     host.post("/webhook", None)
-        .json(&crashloop_alert(g3, "web-5d9c-fail"))
+        .json(&crashloop_alert(g3, &web, "fp-fail"))
         .send()
         .await
         .unwrap();
@@ -397,7 +409,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         .unwrap();
     assert_eq!(deleted, 1);
     let released = Instant::now();
-    agent.hold.store(false, Ordering::SeqCst);
+    drop(held);
     let inc3 = analysed(&host, &id3).await;
     let run3 = &inc3["incident"]["runs"][0];
     assert!(
@@ -408,6 +420,14 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     assert_eq!(run3["status"], "trapped", "{run3:#}");
     let msg = run3["result"]["message"].as_str().unwrap();
     assert!(msg.contains("exit code 3"), "{msg}");
+    assert!(msg.contains("no input in Redis under this run id"), "{msg}");
+    let audit = std::fs::read_to_string(cp.dir.path().join("audit.log")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"subresource\":\"log\"")
+            && l.contains(&format!("\"name\":\"euphrosyne-{run_id}-"))
+            && l.contains("system:serviceaccount:euphrosyne:euphrosyne")),
+        "the host read the failed sandbox's log through the apiserver, as itself"
+    );
 
     // Deadline: a pod that never starts (unschedulable, say) — the Job controller fails the Job
     // at activeDeadlineSeconds (1 s timeout + 5 s to start) and the run closes then, timed out.
@@ -425,7 +445,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
             .is_some_and(|r| r.iter().any(|r| r["name"] == "stuck"))
     })
     .await;
-    agent.hold.store(true, Ordering::SeqCst);
+    let held = node.hold_scheduling();
     let g4 = "{}:{alertname=\"StuckJob\"}";
     let body = alertmanager_body(
         g4,
@@ -449,52 +469,10 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         posted.elapsed()
     );
 
-    // The kubelet reports the pod OOM-killed (here the test plays the kubelet for that one pod):
-    // the Job fails and the run closes at once as over its limit.
-    let (run5, pod5) = held_run(&host, &client, "{}:{alertname=\"StuckJob\",n=\"5\"}").await;
-    let status = json!({"status": {"phase": "Failed", "containerStatuses": [{
-        "name": "sandbox", "image": "euphrosyne:test", "imageID": "", "ready": false, "restartCount": 0,
-        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}});
-    Api::<Pod>::namespaced(client.clone(), NS)
-        .patch_status(&pod5, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .unwrap();
-    let r = closed_run(&host, &run5).await;
-    assert_eq!(r["status"], "limit-exceeded", "{r:#}");
-    assert!(r["result"]["message"].as_str().unwrap().contains("OOM-killed"), "{r:#}");
-
-    // The scheduler cannot place the pod: the run closes at once, the Job is deleted.
-    let (run6, pod6) = held_run(&host, &client, "{}:{alertname=\"StuckJob\",n=\"6\"}").await;
-    let status = json!({"status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
-        "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient memory."}]}});
-    Api::<Pod>::namespaced(client.clone(), NS)
-        .patch_status(&pod6, &PatchParams::default(), &Patch::Merge(status))
-        .await
-        .unwrap();
-    let r = closed_run(&host, &run6).await;
-    assert_eq!(r["status"], "timed-out", "{r:#}");
-    assert!(
-        r["result"]["message"].as_str().unwrap().contains("Insufficient memory"),
-        "{r:#}"
-    );
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    while jobs
-        .get_opt(&format!("euphrosyne-{run6}"))
-        .await
-        .unwrap()
-        .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the unschedulable Job was not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
     // The host dies while its Job runs, and the Job then fails: the host that comes back (a
     // restart here; a follower taking over is the same path) closes the run from the failed Job
     // at once, rather than at the incident deadline.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let (run7, _) = held_run(&host, &client, "{}:{alertname=\"StuckJob\",n=\"7\"}").await;
     let mut host = host;
     host.child.kill().unwrap();
@@ -504,7 +482,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    agent.hold.store(false, Ordering::SeqCst);
+    drop(held);
     let started = Instant::now();
     loop {
         let job = jobs.get(&format!("euphrosyne-{run7}")).await.unwrap();
@@ -527,9 +505,8 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     // Per-recipe executor: pod-crashloop now runs in-process — no Job — reading the cluster
     // through the host's client (its ServiceAccount may get pods).
     let jobs_before = jobs_of(&client, "pod-crashloop").await.len();
-    let g8 = "{}:{alertname=\"KubePodCrashLooping\",pod=\"web-5d9c-x7k2p\",n=\"8\"}";
-    let mut body = crashloop_alert(g8, "web-5d9c-x7k2p");
-    body["alerts"][0]["fingerprint"] = json!("fp-in-process"); // not a retry of the first alert
+    let g8 = "{}:{alertname=\"KubePodCrashLooping\",n=\"8\"}";
+    let body = crashloop_alert(g8, &web, "fp-in-process"); // not a retry of the first alert
     host.post("/webhook", None).json(&body).send().await.unwrap();
     let id8 = incident_of(&host, g8).await;
     let inc8 = analysed(&host, &id8).await;
@@ -551,7 +528,7 @@ async fn alerts_become_hardened_jobs_on_a_real_control_plane() {
     );
 }
 
-/// Post a StuckJob alert in `group` (the node agent holds pods), and return its run id and pod
+/// Post a StuckJob alert in `group` (the scheduler is held), and return its run id and pod
 /// once the Job controller made the pod.
 async fn held_run(host: &Host, client: &kube::Client, group: &str) -> (String, String) {
     let labels = json!({"alertname": "StuckJob", "group": group});
@@ -606,6 +583,297 @@ async fn wait_jobs(client: &kube::Client, recipe: &str, n: usize) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "Job {n} of {recipe} never created"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The hostile test guest as a debugger `name` for alerts named `alertname`, in `mode`, with
+/// these `[config]` and `[limits]` lines, as its ConfigMap (the grants its imports need: a
+/// Secret `x`, pods get, one HTTP host).
+fn hostile_recipe(name: &str, alertname: &str, mode: &str, config: &str, limits: &str) -> ConfigMap {
+    let bytes = common::guest("hostile");
+    let toml = format!(
+        "name = \"{name}\"\nkind = \"debug\"\nversion = \"1\"\ndigest = \"{}\"\nmatchers = ['alertname=\"{alertname}\"']\n[capabilities]\nhttp = [\"x.invalid\"]\nsecrets = [\"x\"]\nkubernetes = {{ pods = [\"get\"] }}\n[limits]\n{limits}\n[config]\nmode = \"{mode}\"\n{config}\n",
+        euphrosyne::digest::Digest::of(&bytes)
+    );
+    let m = euphrosyne::manifest::Manifest::from_toml(&toml, name).unwrap();
+    serde_yaml::from_str(&euphrosyne::pack::pack(&m, &bytes).unwrap()).unwrap()
+}
+
+/// Post one alert named `alertname` in its own group `group`; its incident's id.
+async fn post_alert(host: &Host, alertname: &str, group: &str) -> String {
+    let body = alertmanager_body(
+        group,
+        "firing",
+        json!({"alertname": alertname, "group": group}),
+        json!({}),
+        common::firing_since(),
+        group,
+    );
+    let r = host.post("/webhook", None).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    incident_of(host, group).await
+}
+
+/// The first run of incident `id`, once it has a run id.
+async fn first_run_id(host: &Host, id: &str) -> String {
+    let inc = host
+        .wait_for(&format!("/api/incidents/{id}"), |v| {
+            v["incident"]["runs"][0]["run_id"].is_string()
+        })
+        .await;
+    inc["incident"]["runs"][0]["run_id"].as_str().unwrap().to_string()
+}
+
+/// One field of `/proc/PID/status` (`Uid`, `CapEff` …).
+fn proc_status(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
+
+/// What the kernel says about a sandbox process, and what its faults do to runs: confinement
+/// read from `/proc`, a kernel OOM kill, a process frozen past the Job's deadline, a cordoned
+/// node, an image missing from the node, a kubelet that stops reporting mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node() {
+    let _node = node_lock().await;
+    let cp = ControlPlane::with_node(false).await;
+    let node = cp.node.as_ref().unwrap();
+    let client = cp.client.clone();
+    let redis = RedisServer::start_for_node(&node.gateway);
+    ok(cp.kubectl(&["create", "namespace", NS]));
+    let rbac = manifests().join("rbac.yaml");
+    ok(cp.kubectl(&["-n", NS, "apply", "--server-side", "-f", rbac.to_str().unwrap()]));
+    cp.redis_secret(NS, &redis.url_at(&node.gateway));
+    ok(cp.kubectl(&["-n", NS, "create", "secret", "generic", "x", "--from-literal=value=v"]));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    for cm in [
+        hostile_recipe("slow", "Slow", "sleep", "sleep_ms = \"1500\"", "timeout_ms = 2000"),
+        hostile_recipe(
+            "slower",
+            "Slower",
+            "sleep",
+            "sleep_ms = \"16000\"",
+            "timeout_ms = 30000",
+        ),
+        hostile_recipe("hog", "Hog", "alloc", "", "memory_mib = 64"),
+    ] {
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    // The process's own overhead is set below what it needs, so a recipe that fills its memory
+    // meets the container's limit (64 + 4 MiB) in the kernel before its own in the engine.
+    let host_kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
+    let config = format!(
+        "executor = \"kube\"\nredis_prefix = \"k8s\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"\nstart_slack_seconds = 3\nprocess_overhead_mib = 4",
+        host_kubeconfig.display()
+    );
+    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    host.wait_for("/api/status", |s| recipe_names(s).len() == 3).await;
+
+    // Confinement, as the kernel reports it for the running sandbox process.
+    let id = post_alert(&host, "Slow", "confined").await;
+    let run_id = first_run_id(&host, &id).await;
+    let pid = node.sandbox_pid(&run_id).await;
+    assert_eq!(proc_status(pid, "Uid"), "65532\t65532\t65532\t65532");
+    assert_eq!(proc_status(pid, "Gid"), "65532\t65532\t65532\t65532");
+    for caps in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(proc_status(pid, caps), "0000000000000000", "{caps}");
+    }
+    assert_eq!(proc_status(pid, "NoNewPrivs"), "1");
+    assert_eq!(proc_status(pid, "Seccomp"), "2", "a seccomp filter (mode 2) is on");
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .expect("a root mount");
+    let options = root.split(' ').nth(5).unwrap();
+    assert!(options.split(',').any(|o| o == "ro"), "root mounted read-only: {root}");
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let memory = cgroup
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))
+        .expect("a memory cgroup");
+    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory{memory}/memory.limit_in_bytes")).unwrap();
+    assert_eq!(
+        limit.trim(),
+        ((64u64 + 4) << 20).to_string(),
+        "the container's memory limit"
+    );
+    let mut peak = 0u64;
+    while let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        if let Some(kb) = s.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+            peak = peak.max(kb.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("the sandbox process's peak resident memory: {peak} kB");
+    let inc = analysed(&host, &id).await;
+    assert_eq!(
+        inc["incident"]["runs"][0]["status"], "ok",
+        "{:#}",
+        inc["incident"]["runs"]
+    );
+
+    // Over the memory limit: the kernel kills the process (OOMKilled, exit 137); reported once,
+    // as over its limit.
+    let id = post_alert(&host, "Hog", "hog").await;
+    let inc = analysed(&host, &id).await;
+    let runs = inc["incident"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["status"], "limit-exceeded", "{:#}", runs[0]);
+    let msg = runs[0]["result"]["message"].as_str().unwrap();
+    assert!(msg.contains("OOM-killed (over its memory limit of 68Mi)"), "{msg}");
+    let run_id = runs[0]["run_id"].as_str().unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pod = pods
+        .list(&ListParams::default().labels(&format!("euphrosyne.io/run={run_id}")))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let state = serde_json::to_value(&pod.status.unwrap().container_statuses.unwrap()[0].state).unwrap();
+    assert_eq!(state["terminated"]["reason"], "OOMKilled", "{state:#}");
+    assert_eq!(state["terminated"]["exitCode"], 137, "{state:#}");
+
+    // Frozen mid-run: the process never publishes; the Job controller stops it at its deadline
+    // (2 s timeout + 3 s to start) and the run closes then, timed out; the process is gone.
+    let id = post_alert(&host, "Slow", "frozen").await;
+    let run_id = first_run_id(&host, &id).await;
+    let pid = node.sandbox_pid(&run_id).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status();
+    let inc = analysed(&host, &id).await;
+    let run = &inc["incident"]["runs"][0];
+    assert_eq!(run["status"], "timed-out", "{run:#}");
+    let msg = run["result"]["message"].as_str().unwrap();
+    assert!(msg.contains("activeDeadlineSeconds (5 s)"), "{msg}");
+    let started = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the frozen sandbox was never killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A cordoned node: the scheduler cannot place the pod; the run closes at once, its Job is
+    // deleted.
+    ok(cp.kubectl(&["cordon", &node.name]));
+    let posted = Instant::now();
+    let id = post_alert(&host, "Slow", "cordoned").await;
+    let inc = analysed(&host, &id).await;
+    let run = &inc["incident"]["runs"][0];
+    assert_eq!(run["status"], "timed-out", "{run:#}");
+    let msg = run["result"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot be scheduled") && msg.contains("unschedulable"),
+        "{msg}"
+    );
+    assert!(
+        posted.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        posted.elapsed()
+    );
+    let run_id = run["run_id"].as_str().unwrap();
+    job_gone(&client, run_id).await;
+    ok(cp.kubectl(&["uncordon", &node.name]));
+
+    // The image is not on the node and may not be pulled: closed at once, saying so.
+    ok(node.ctr(&["images", "rm", "docker.io/library/euphrosyne:latest"]));
+    let posted = Instant::now();
+    let id = post_alert(&host, "Slow", "no-image").await;
+    let inc = analysed(&host, &id).await;
+    let run = &inc["incident"]["runs"][0];
+    assert_eq!(run["status"], "timed-out", "{run:#}");
+    let msg = run["result"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("image `euphrosyne:latest` is not on node euphrosyne-node") && msg.contains("ErrImageNeverPull"),
+        "{msg}"
+    );
+    assert!(
+        posted.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        posted.elapsed()
+    );
+    job_gone(&client, run["run_id"].as_str().unwrap()).await;
+    let image = common::cluster::image();
+    ok(node.ctr(&[
+        "images",
+        "import",
+        "--base-name",
+        "docker.io/library/euphrosyne",
+        image.to_str().unwrap(),
+    ]));
+
+    // The kubelet stops reporting mid-run (the node goes NotReady); the container runs on and
+    // its result arrives once; when the kubelet is back, the Job completes with its one pod.
+    let id = post_alert(&host, "Slower", "kubelet-frozen").await;
+    let run_id = first_run_id(&host, &id).await;
+    node.sandbox_pid(&run_id).await;
+    let frozen = node.freeze_kubelet();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let started = Instant::now();
+    loop {
+        let n = nodes.get(&node.name).await.unwrap();
+        let ready = n
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready");
+        if ready.is_some_and(|c| c.status != "True") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(14),
+            "the node never went NotReady"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let inc = analysed(&host, &id).await;
+    let runs = inc["incident"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["status"], "ok", "{:#}", runs[0]);
+    drop(frozen);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let started = Instant::now();
+    loop {
+        let job = jobs.get(&format!("euphrosyne-{run_id}")).await.unwrap();
+        if job.status.as_ref().and_then(|s| s.succeeded) == Some(1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the Job never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pods = pods
+        .list(&ListParams::default().labels(&format!("euphrosyne.io/run={run_id}")))
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 1, "run once");
+    let incident = host.json(&format!("/api/incidents/{id}")).await;
+    assert_eq!(incident["incident"]["runs"].as_array().unwrap().len(), 1);
+}
+
+/// Job `euphrosyne-RUN_ID` deleted (or being deleted), within 10 s.
+async fn job_gone(client: &kube::Client, run_id: &str) {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let started = Instant::now();
+    while jobs
+        .get_opt(&format!("euphrosyne-{run_id}"))
+        .await
+        .unwrap()
+        .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "Job euphrosyne-{run_id} was not deleted"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

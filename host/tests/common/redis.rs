@@ -10,6 +10,8 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     tls: bool,
+    /// A second address it listens on (a real node's gateway, for the pods).
+    also: Option<String>,
 }
 
 /// `cmd` on the machine's clock even when the suite runs under libfaketime (scripts/test's
@@ -30,9 +32,34 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             tls: false,
+            also: None,
         };
         r.restart();
         r
+    }
+
+    /// A server the pods of a real node reach too: it also listens on the node's gateway address
+    /// ([`RedisServer::url_at`] that address is the URL for the sandbox Jobs' Secret).
+    pub fn start_for_node(gateway: &str) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = RedisServer {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            tls: false,
+            also: Some(gateway.to_string()),
+        };
+        r.restart();
+        r
+    }
+
+    /// The URL at another address it listens on.
+    pub fn url_at(&self, address: &str) -> String {
+        format!("redis://:{PASSWORD}@{address}:{}", self.port)
     }
 
     /// A server that speaks only TLS, with a certificate for 127.0.0.1 from a private CA
@@ -68,6 +95,7 @@ impl RedisServer {
             child: None,
             dir,
             tls: true,
+            also: None,
         };
         r.restart();
         r
@@ -105,11 +133,12 @@ impl RedisServer {
         } else {
             (&port, vec![])
         };
+        let mut bind = vec!["--bind", "127.0.0.1"];
+        bind.extend(self.also.as_deref());
         let mut cmd = Command::new("redis-server");
         cmd.args(&tls)
+            .args(bind)
             .args([
-                "--bind",
-                "127.0.0.1",
                 "--port",
                 plain,
                 "--save",
