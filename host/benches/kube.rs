@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::cluster::ControlPlane;
+use common::cluster::{ARTIFACT_KEY, ControlPlane};
 use common::host::{Host, alertmanager_body};
 use common::pct;
 use common::redis::RedisServer;
@@ -58,7 +58,7 @@ async fn main() {
     kubectl(&["create", "namespace", NS]);
     let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/rbac.yaml");
     kubectl(&["-n", NS, "apply", "--server-side", "-f", rbac.to_str().unwrap()]);
-    cp.redis_secret(NS, &redis.url_at(&node.gateway));
+    cp.redis_secret_with_artifact_key(NS, &redis.url_at(&node.gateway));
     // A quick recipe: the hostile guest's harmless mode, with the grants its imports need (so its
     // Job mounts a Secret and a ServiceAccount token, like a real recipe's).
     kubectl(&[
@@ -81,22 +81,94 @@ async fn main() {
     kubectl(&["-n", NS, "apply", "--server-side", "-f", yaml.to_str().unwrap()]);
     let _ = std::fs::remove_file(&yaml);
     let kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
-    let config = format!(
-        "executor = \"kube\"\nredis_prefix = \"bench\"\nkubeconfig = \"{}\"\nmax_incidents = 1000\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"",
-        kubeconfig.display()
-    );
-    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let audit_before = host_requests(&std::fs::read_to_string(cp.dir.path().join("audit.log")).unwrap_or_default());
-
-    // One run at a time.
     let n = 30;
+    let audit_log = || std::fs::read_to_string(cp.dir.path().join("audit.log")).unwrap_or_default();
+
+    // Each sandbox compiles the recipe (no artifact key), then the host ships it precompiled.
+    let mut phases = vec![];
+    for (prefix, key) in [("compiling", None), ("shipped", Some(ARTIFACT_KEY))] {
+        let config = format!(
+            "executor = \"kube\"\nredis_prefix = \"{prefix}\"\nkubeconfig = \"{}\"\nmax_incidents = 1000\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"",
+            kubeconfig.display()
+        );
+        let mut env = vec![("EUPHROSYNE_REDIS_URL", redis.url())];
+        env.extend(key.map(|k| ("EUPHROSYNE_ARTIFACT_KEY", k.to_string())));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let host = Host::start_with_env(|_| {}, &config, &[], &env);
+        host.wait_for("/api/status", |s| {
+            s["recipes"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+        let audit_before = host_requests(&audit_log());
+        let runs = sequential(&host, prefix, n).await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // the audit log flushes
+        let audit = audit_log();
+        let per_run_requests = (host_requests(&audit) - audit_before) as f64 / n as f64;
+        let published = publish_times(&redis.url(), prefix).await;
+        let measures = Measures::of(&runs, &job_creations(&audit), &published);
+        let fan = fan_out(&host, prefix).await;
+        phases.push((prefix, measures, fan, per_run_requests));
+        drop(host);
+        // The next phase starts on an idle node.
+        kubectl(&["-n", NS, "delete", "jobs", "--all", "--wait=true"]);
+        kubectl(&["-n", NS, "wait", "--for=delete", "pods", "--all", "--timeout=120s"]);
+    }
+
+    println!("| measure | each sandbox compiles: p50 | p99 | precompiled, shipped sealed: p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    let [(_, a, fan_a, req_a), (_, b, fan_b, req_b)] = &phases[..] else {
+        unreachable!()
+    };
+    let row = |what: &str, f: fn(&Measures) -> &Vec<Duration>| {
+        let (x, y) = (f(a), f(b));
+        println!(
+            "| {what} | {} | {} | {} | {} |",
+            ms(pct(x, 0.5)),
+            ms(pct(x, 0.99)),
+            ms(pct(y, 0.5)),
+            ms(pct(y, 0.99))
+        );
+    };
+    row(
+        &format!("alert → analysed, one Job run ({n} runs, one at a time)"),
+        |m| &m.e2e,
+    );
+    row("**Job created → result recorded**", |m| &m.job_to_result);
+    row(
+        "the cluster's share: Job created → sandbox process started (Job controller, scheduler, kubelet, containerd, runc)",
+        |m| &m.cluster,
+    );
+    row("the sandbox process: started → result published", |m| &m.process);
+    row(
+        "**sandbox start → recipe running** (runtime, Redis, engine, verify, compile or load, instantiate)",
+        |m| &m.startup,
+    );
+    row("of which compile (or load the shipped code)", |m| &m.compile);
+    row("the recipe's call", |m| &m.call);
+    row(
+        "**the host's own share**: alert → Job create at the apiserver, + result published → recorded",
+        |m| &m.host_only,
+    );
+    println!(
+        "| fan-out: 50 alerts at once → all 50 analysed | {} | | {} | |",
+        ms(*fan_a),
+        ms(*fan_b)
+    );
+    println!("| the host's Kubernetes API requests per run (audit log) | {req_a:.1} | | {req_b:.1} | |");
+}
+
+/// One run's timeline: (run id, alert posted, analysis recorded, sandbox process started,
+/// startup, compile, the call).
+type Run = (String, SystemTime, SystemTime, SystemTime, Duration, Duration, Duration);
+
+/// `n` alerts, one at a time, each analysed before the next.
+async fn sequential(host: &Host, prefix: &str, n: usize) -> Vec<Run> {
     let mut runs = Vec::new();
     for i in 0..n {
-        let group = format!("seq-{i}");
+        let group = format!("{prefix}-seq-{i}");
         let posted = SystemTime::now();
         host.post("/webhook", None).json(&alert(&group)).send().await.unwrap();
-        let inc = analysed(&host, &group).await;
+        let inc = analysed(host, &group).await;
         let recorded = SystemTime::now();
         let id = inc["id"].as_str().unwrap();
         let full = host.json(&format!("/api/incidents/{id}")).await;
@@ -104,93 +176,97 @@ async fn main() {
         assert_eq!(run["status"], "ok", "{run:#}");
         let t = &run["result"]["timings"];
         let field = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("no timings.{k} in {run:#}"));
-        let timings = (
+        runs.push((
+            run["run_id"].as_str().unwrap().to_string(),
+            posted,
+            recorded,
             std::time::UNIX_EPOCH + Duration::from_millis(field("process_start_unix_ms")),
             Duration::from_micros(field("startup_us")),
+            Duration::from_micros(field("compile_us")),
             Duration::from_micros(field("run_us")),
-        );
-        runs.push((run["run_id"].as_str().unwrap().to_string(), posted, recorded, timings));
+        ));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await; // processes exit, the audit log flushes
-    let audit = std::fs::read_to_string(cp.dir.path().join("audit.log")).unwrap_or_default();
-    let created = job_creations(&audit);
-    let published = publish_times(&redis.url()).await;
-    let per_run_requests = (host_requests(&audit) - audit_before) as f64 / n as f64;
-    let (mut e2e, mut process, mut job_to_result, mut host_only, mut cluster, mut startup, mut call) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (run_id, posted, recorded, (start, startup_time, call_time)) in &runs {
-        let (received, done) = created[&format!("euphrosyne-{run_id}")];
-        let publish = published[run_id];
-        let d = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
-        e2e.push(d(*posted, *recorded));
-        process.push(d(*start, publish));
-        job_to_result.push(d(done, *recorded));
-        // The host's own share: alert → Job create request at the apiserver, and result
-        // published → recorded (what remains is the cluster's and the sandbox process's).
-        host_only.push(d(*posted, received) + d(publish, *recorded));
-        // The cluster's: the Job controller, the scheduler, the kubelet, containerd and runc.
-        cluster.push(d(done, *start));
-        startup.push(*startup_time);
-        call.push(*call_time);
-    }
-    for v in [
-        &mut e2e,
-        &mut process,
-        &mut job_to_result,
-        &mut host_only,
-        &mut cluster,
-        &mut startup,
-        &mut call,
-    ] {
-        v.sort();
-    }
+    runs
+}
 
-    // Fan-out: 50 alerts at once, 50 Jobs.
+/// 50 alerts at once, 50 Jobs: until all 50 are analysed.
+async fn fan_out(host: &Host, prefix: &str) -> Duration {
     let t0 = Instant::now();
     let posts: Vec<_> = (0..50)
-        .map(|i| host.post("/webhook", None).json(&alert(&format!("fan-{i}"))).send())
+        .map(|i| {
+            host.post("/webhook", None)
+                .json(&alert(&format!("{prefix}-fan-{i}")))
+                .send()
+        })
         .collect();
     for p in posts {
         p.await.unwrap();
     }
+    let fan = format!("{prefix}-fan-");
     loop {
         let list = host.json("/api/incidents?state=analyzed").await;
         let done = list["incidents"].as_array().map_or(0, |l| {
             l.iter()
-                .filter(|i| i["group_key"].as_str().unwrap().starts_with("fan-"))
+                .filter(|i| i["group_key"].as_str().unwrap().starts_with(&fan))
                 .count()
         });
         if done == 50 {
-            break;
+            return t0.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let fan = t0.elapsed();
+}
 
-    println!("| measure | p50 | p99 |");
-    println!("|---|---|---|");
-    let row = |what: &str, v: &[Duration]| println!("| {what} | {} | {} |", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
-    row(
-        &format!("alert → analysed, one Job run ({n} runs, one at a time)"),
-        &e2e,
-    );
-    row("**Job created → result recorded**", &job_to_result);
-    row(
-        "the cluster's share: Job created → sandbox process started (Job controller, scheduler, kubelet, containerd, runc)",
-        &cluster,
-    );
-    row("the sandbox process: started → result published", &process);
-    row(
-        "**sandbox start → recipe running** (runtime, Redis, engine, verify, compile, instantiate)",
-        &startup,
-    );
-    row("the recipe's call", &call);
-    row(
-        "**the host's own share**: alert → Job create at the apiserver, + result published → recorded",
-        &host_only,
-    );
-    println!("| fan-out: 50 alerts at once → all 50 analysed | {} | |", ms(fan));
-    println!("| the host's Kubernetes API requests per run (audit log) | {per_run_requests:.1} | |");
+/// The sorted durations of a phase's runs.
+#[derive(Default)]
+struct Measures {
+    e2e: Vec<Duration>,
+    process: Vec<Duration>,
+    job_to_result: Vec<Duration>,
+    host_only: Vec<Duration>,
+    cluster: Vec<Duration>,
+    startup: Vec<Duration>,
+    compile: Vec<Duration>,
+    call: Vec<Duration>,
+}
+
+impl Measures {
+    fn of(
+        runs: &[Run],
+        created: &HashMap<String, (SystemTime, SystemTime)>,
+        published: &HashMap<String, SystemTime>,
+    ) -> Measures {
+        let mut m = Measures::default();
+        for (run_id, posted, recorded, start, startup, compile, call) in runs {
+            let (received, done) = created[&format!("euphrosyne-{run_id}")];
+            let publish = published[run_id];
+            let d = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+            m.e2e.push(d(*posted, *recorded));
+            m.process.push(d(*start, publish));
+            m.job_to_result.push(d(done, *recorded));
+            // The host's own share: alert → Job create request at the apiserver, and result
+            // published → recorded (what remains is the cluster's and the sandbox process's).
+            m.host_only.push(d(*posted, received) + d(publish, *recorded));
+            // The cluster's: the Job controller, the scheduler, the kubelet, containerd and runc.
+            m.cluster.push(d(done, *start));
+            m.startup.push(*startup);
+            m.compile.push(*compile);
+            m.call.push(*call);
+        }
+        for v in [
+            &mut m.e2e,
+            &mut m.process,
+            &mut m.job_to_result,
+            &mut m.host_only,
+            &mut m.cluster,
+            &mut m.startup,
+            &mut m.compile,
+            &mut m.call,
+        ] {
+            v.sort();
+        }
+        m
+    }
 }
 
 /// Requests the host's ServiceAccount made (the apiserver's audit log has a line per stage:
@@ -222,14 +298,14 @@ fn job_creations(audit: &str) -> HashMap<String, (SystemTime, SystemTime)> {
 }
 
 /// Run id → when its result was published (the stream entry id's milliseconds).
-async fn publish_times(url: &str) -> HashMap<String, SystemTime> {
+async fn publish_times(url: &str, prefix: &str) -> HashMap<String, SystemTime> {
     let mut conn = ::redis::Client::open(url)
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
     let reply: ::redis::streams::StreamRangeReply = ::redis::cmd("XRANGE")
-        .arg("bench:results")
+        .arg(format!("{prefix}:results"))
         .arg("-")
         .arg("+")
         .query_async(&mut conn)

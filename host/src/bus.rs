@@ -174,6 +174,57 @@ impl Bus {
         Ok(())
     }
 
+    /// Claim run `run_id` for `holder` until `ttl` from now: `Ok(None)` if this is the first
+    /// claim, `Ok(Some(holder))` naming who claimed it first otherwise. A run is executed by the
+    /// process that claimed it, once: a second pod of the same Job (the first evicted, or deleted
+    /// with its node) does not run it again.
+    pub async fn claim_run(&self, run_id: &str, holder: &str, ttl: Duration) -> Result<Option<String>, BusError> {
+        let key = self.key(&format!("claim:{run_id}"));
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        if set.is_some() {
+            return Ok(None);
+        }
+        let first: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut self.conn.clone()).await?;
+        Ok(Some(first.unwrap_or_else(|| "another process".into())))
+    }
+
+    /// Store sealed precompiled code for the component `digest` and engine `engine`, kept `ttl`.
+    pub async fn put_artifact(
+        &self,
+        digest: &Digest,
+        engine: &str,
+        sealed: &[u8],
+        ttl: Duration,
+    ) -> Result<(), BusError> {
+        let _: () = redis::cmd("SET")
+            .arg(self.artifact_key(digest, engine))
+            .arg(sealed)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Sealed precompiled code for the component `digest` and engine `engine`, if stored.
+    pub async fn get_artifact(&self, digest: &Digest, engine: &str) -> Result<Option<Vec<u8>>, BusError> {
+        Ok(redis::cmd("GET")
+            .arg(self.artifact_key(digest, engine))
+            .query_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    fn artifact_key(&self, digest: &Digest, engine: &str) -> String {
+        self.key(&format!("artifact:{}:{engine}", digest.hex()))
+    }
+
     /// A run's input, if it has not expired.
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunSpec>, BusError> {
         let v: Option<String> = redis::cmd("GET")

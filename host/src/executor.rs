@@ -87,6 +87,8 @@ pub struct Subprocess {
     kube_policy: String,
     orphans: Mutex<Option<mpsc::UnboundedReceiver<RunResult>>>,
     orphan_tx: mpsc::UnboundedSender<RunResult>,
+    /// Precompiled code for the sandbox processes, once [`Subprocess::ship_artifacts`] is called.
+    artifacts: std::sync::OnceLock<crate::artifacts::Artifacts>,
 }
 
 /// What a sandbox subprocess may see of the host: where its granted secrets and the cluster are.
@@ -133,7 +135,17 @@ impl Subprocess {
             kube_policy: serde_json::to_string(&grants.kube_policy).unwrap_or_default(),
             orphans: Mutex::new(Some(orphan_rx)),
             orphan_tx,
+            artifacts: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// From now on, store each recipe's code precompiled by `sandbox`'s engine and sealed with
+    /// `key` before its first sandbox process starts, and give the subprocesses the key
+    /// (Kubernetes Jobs read it from their Secret).
+    pub fn ship_artifacts(&self, key: crate::sandbox::ArtifactKey, sandbox: Arc<crate::sandbox::Sandbox>) {
+        let _ = self
+            .artifacts
+            .set(crate::artifacts::Artifacts::new(key, sandbox, self.bus.clone()));
     }
 
     /// Start collecting results as `consumer`: first take over every result still pending on
@@ -197,6 +209,9 @@ impl Subprocess {
     /// what any sandbox — a local process or a Kubernetes Job — needs before it starts.
     pub async fn stage(&self, job: &RunJob, budget: Duration) -> Result<oneshot::Receiver<RunResult>, String> {
         let spec = RunSpec::of(job, budget);
+        if let Some(artifacts) = self.artifacts.get() {
+            artifacts.ensure(job).await;
+        }
         // The connection reconnects on its next use after an error: a few quick retries ride
         // over a Redis that just came back.
         let mut attempt = 0;
@@ -354,6 +369,9 @@ impl Subprocess {
             }
         }
         cmd.env("EUPHROSYNE_KUBE_POLICY", &self.kube_policy);
+        if let Some(artifacts) = self.artifacts.get() {
+            cmd.env(crate::sandbox::ArtifactKey::ENV, artifacts.key().env_value());
+        }
         for name in &job.capabilities.secrets {
             let var = format!("EUPHROSYNE_SECRET_{}", name.to_ascii_uppercase().replace('-', "_"));
             if let Ok(v) = std::env::var(&var) {

@@ -25,6 +25,7 @@
 pub mod access;
 pub mod alert;
 pub mod api;
+pub mod artifacts;
 pub mod bounded;
 pub mod bus;
 pub mod capability;

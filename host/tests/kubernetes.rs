@@ -28,7 +28,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::cluster::{ControlPlane, node_lock, ok};
+use common::cluster::{ARTIFACT_KEY, ControlPlane, node_lock, ok};
 use common::host::*;
 use common::redis::RedisServer;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -47,7 +47,7 @@ fn manifests() -> std::path::PathBuf {
 /// Deployment `web`, whose container really crashloops on the node (it runs `euphrosyne recipe
 /// run` on a file that does not exist: exit code 1, "error: reading /srv/shop/web.yaml: No such
 /// file or directory" on stderr); returns the name of a pod the kubelet has restarted at least
-/// once.
+/// once and now backs off.
 async fn crashlooping_web(client: &kube::Client) -> String {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     if deployments.get_opt("web").await.unwrap().is_none() {
@@ -65,11 +65,20 @@ async fn crashlooping_web(client: &kube::Client) -> String {
     let started = Instant::now();
     loop {
         let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+        // Restarted, and now backing off: what KubePodCrashLooping fires on.
         let crashed = list.items.iter().find(|p| {
             p.status
                 .as_ref()
                 .and_then(|s| s.container_statuses.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.restart_count >= 1))
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.restart_count >= 1
+                            && c.state
+                                .as_ref()
+                                .and_then(|s| s.waiting.as_ref())
+                                .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+                    })
+                })
         });
         if let Some(p) = crashed {
             return p.metadata.name.clone().unwrap();
@@ -162,7 +171,7 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
         assert!(dry.contains(kind), "{kind} missing from:\n{dry}");
     }
     cp.apply_manifests();
-    cp.redis_secret(NS, &redis.url_at(&node.gateway));
+    cp.redis_secret_with_artifact_key(NS, &redis.url_at(&node.gateway));
     let web = crashlooping_web(&client).await;
 
     // The host as its own ServiceAccount: only the manifests' RBAC.
@@ -171,7 +180,12 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
         "executor = \"kube\"\nredis_prefix = \"k8s\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"\nstart_slack_seconds = 5",
         host_kubeconfig.display()
     );
-    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    let env = [
+        ("EUPHROSYNE_REDIS_URL", redis.url()),
+        ("EUPHROSYNE_ARTIFACT_KEY", ARTIFACT_KEY.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let host = Host::start_with_env(|_| {}, &config, &[], &env);
     let status = host.json("/api/status").await;
     let names = recipe_names(&status);
     assert!(
@@ -200,6 +214,10 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
     let run = &inc["incident"]["runs"][0];
     assert_eq!(run["recipe"], "pod-crashloop");
     assert_eq!(run["status"], "ok", "{run:#}");
+    assert_eq!(
+        run["result"]["cache"], "artifact",
+        "the Job ran the host's sealed precompiled code: {run:#}"
+    );
     // The container's own last words, from the kubelet through the apiserver.
     let findings = inc["incident"]["analysis"]["findings"].as_array().unwrap();
     assert!(
@@ -208,7 +226,8 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
                 .as_str()
                 .unwrap()
                 .contains("reading /srv/shop/web.yaml: No such file or directory")),
-        "{findings:#?}"
+        "{findings:#?}\nthe recipe's log: {:#}",
+        run["result"]["logs"]
     );
     assert!(
         inc["incident"]["analysis"]["summary"]
@@ -494,7 +513,7 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
     }
     // (Back with pod-crashloop chosen to run in the host's own engine.)
     let config = format!("{config}\nin_process = [\"pod-crashloop\"]");
-    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    let host = Host::start_with_env(|_| {}, &config, &[], &env);
     let r = closed_run(&host, &run7).await;
     assert_eq!(r["status"], "trapped", "{r:#}");
     assert!(
@@ -719,6 +738,10 @@ async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node
         "{:#}",
         inc["incident"]["runs"]
     );
+    assert_eq!(
+        inc["incident"]["runs"][0]["result"]["cache"], "compiled",
+        "no artifact key here: the sandbox compiles"
+    );
 
     // Over the memory limit: the kernel kills the process (OOMKilled, exit 137); reported once,
     // as over its limit.
@@ -811,6 +834,43 @@ async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node
         "docker.io/library/euphrosyne",
         image.to_str().unwrap(),
     ]));
+
+    // Evicted mid-run: the run ends at once, long before its deadline (30 s + 3 s), saying how
+    // the pod ended; and it never runs twice — a replacement pod, if the Job controller made one
+    // before it saw the failure, finds the run already started.
+    let id = post_alert(&host, "Slower", "evicted").await;
+    let run_id = first_run_id(&host, &id).await;
+    node.sandbox_pid(&run_id).await;
+    let of_run = ListParams::default().labels(&format!("euphrosyne.io/run={run_id}"));
+    let first_pod = pods.list(&of_run).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    pods.evict(&first_pod, &Default::default()).await.unwrap();
+    let evicted = Instant::now();
+    let inc = analysed(&host, &id).await;
+    let run = &inc["incident"]["runs"][0];
+    let msg = run["result"]["message"].as_str().unwrap();
+    // The pod may still be there, killed (exit 143), or already gone when the host looks.
+    assert!(
+        (run["status"] == "trapped" && msg.contains(&format!("euphrosyne-{run_id} failed with exit code")))
+            || (run["status"] == "timed-out" && msg.contains("its pod was stopped before it ran to an exit — evicted")),
+        "{run:#}"
+    );
+    assert!(
+        evicted.elapsed() < Duration::from_secs(15),
+        "closed after {:?}",
+        evicted.elapsed()
+    );
+    for p in pods.list(&of_run).await.unwrap().items {
+        let name = p.metadata.name.unwrap();
+        if name != first_pod
+            && let Ok(log) = pods.logs(&name, &Default::default()).await
+        {
+            assert!(log.is_empty() || log.contains("not running it twice"), "{name}: {log}");
+        }
+    }
 
     // The kubelet stops reporting mid-run (the node goes NotReady); the container runs on and
     // its result arrives once; when the kubelet is back, the Job completes with its one pod.

@@ -361,3 +361,31 @@ async fn an_alert_acknowledged_right_before_a_sigkill_is_not_lost() {
     let r = second.post("/webhook", None).json(&alert).send().await.unwrap();
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["duplicates"], 1);
 }
+
+/// A second sandbox process for the same run (a Job's replacement pod after an eviction) does
+/// not run it again: it says who started it, exits 4, and publishes nothing.
+#[tokio::test]
+async fn a_run_is_executed_once_even_when_its_sandbox_starts_twice() {
+    let redis = RedisServer::start();
+    let bus = Bus::connect(&redis.url(), "t9", Duration::from_secs(5)).await.unwrap();
+    bus.ensure_group().await.unwrap();
+    let job = hostile_job("ok");
+    bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let first = sandbox_process(&redis, "t9", &job.run_id, &job.bytes)
+        .wait_with_output()
+        .unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let second = sandbox_process(&redis, "t9", &job.run_id, &job.bytes)
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(4));
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("already started by") && said.contains("not running it twice"),
+        "{said}"
+    );
+    let got = bus.read("host", false, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(got.len(), 1, "one result");
+}

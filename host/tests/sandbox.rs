@@ -369,3 +369,49 @@ async fn a_component_built_against_wit_0_1_0_still_runs() {
         r.message
     );
 }
+
+/// Precompiled code made by the host's engine (a pool of 8) is taken by a sandbox process's (a
+/// pool of 2) only with the key's seal intact, for the bytes it was made from; the run then
+/// executes it without compiling. Anything else is refused, and the run compiles.
+#[tokio::test]
+async fn sealed_precompiled_code_is_taken_only_with_its_key_for_its_bytes() {
+    use euphrosyne::sandbox::ArtifactKey;
+    let host = Sandbox::new(SandboxConfig {
+        pool_slots: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    let process = || {
+        Sandbox::new(SandboxConfig {
+            pool_slots: 2,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let key = ArtifactKey::new(b"0123456789abcdef0123456789abcdef").unwrap();
+    let j = bundled_job("pod-crashloop", debug(&[("alertname", "KubePodCrashLooping")]));
+    assert_eq!(host.engine_id(), process().engine_id(), "the same engine settings");
+    let sealed = host.artifact(j.digest, j.bytes.clone(), &key).await.unwrap();
+
+    let sandbox = process();
+    sandbox.adopt(&j.digest, &j.bytes, &sealed, &key).unwrap();
+    let r = sandbox.run(&j).await;
+    assert_eq!(r.cache, CacheUse::Memory, "{}", r.message);
+    assert_ne!(r.status, RunStatus::InvalidModule, "{}", r.message);
+
+    let refused = |sandbox: &Sandbox, sealed: &[u8], key: &ArtifactKey, bytes: &std::sync::Arc<[u8]>| {
+        sandbox.adopt(&j.digest, bytes, sealed, key).unwrap_err()
+    };
+    let other_key = ArtifactKey::new(b"another key that is long enough!!").unwrap();
+    assert!(refused(&process(), &sealed, &other_key, &j.bytes).contains("seal does not match"));
+    let mut altered = sealed.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0x40;
+    assert!(refused(&process(), &altered, &key, &j.bytes).contains("seal does not match"));
+    let other_bytes: std::sync::Arc<[u8]> = bundled("restart-workload").1.into();
+    assert!(refused(&process(), &sealed, &key, &other_bytes).contains("digest mismatch"));
+    // Refused: the run compiles as before.
+    let fresh = process();
+    let _ = fresh.adopt(&j.digest, &j.bytes, &altered, &key);
+    assert_eq!(fresh.run(&j).await.cache, CacheUse::Compiled);
+}

@@ -4,7 +4,9 @@
 //! Reads the run's input from Redis, loads the component from FILE (a `.wasm`, or a packed
 //! recipe), verifies it against the digest pinned in the input, runs it in the same sandbox as
 //! the in-process executor, and publishes the result — retrying with backoff until the run's
-//! deadline. Exits 0 when the result is published, non-zero only when it could not be.
+//! deadline. Exits 0 when the result is published, non-zero only when it could not be: 3 when the
+//! run's input is not in Redis, 4 when another process already started this run (it never runs
+//! twice), 1 otherwise.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use clap::Args;
 
 use euphrosyne::bus::Bus;
 use euphrosyne::capability::secrets::SecretStore;
-use euphrosyne::sandbox::{RunStatus, Sandbox, SandboxConfig};
+use euphrosyne::sandbox::{ArtifactKey, CacheUse, RunStatus, Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -111,14 +113,38 @@ pub async fn run(a: SandboxArgs, started: Started) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(3));
     };
     let deadline = spec.deadline_unix_ms;
-    let bytes = read_recipe(&a.recipe)?;
+    // Once: a second pod of this run's Job (the first evicted, or lost with its node) must not
+    // run it again — an action would act twice.
+    let holder = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid {}", std::process::id()));
+    let ttl = Duration::from_millis(deadline.saturating_sub(now_ms())) + Duration::from_secs(60);
+    match bus.claim_run(&a.run, &holder, ttl).await {
+        Ok(None) => {}
+        Ok(Some(first)) => {
+            note!(
+                "sandbox {}: this run was already started by {first}; not running it twice",
+                a.run
+            );
+            return Ok(ExitCode::from(4));
+        }
+        Err(e) => return Err(e).context("claiming the run in Redis"),
+    }
+    let bytes: std::sync::Arc<[u8]> = read_recipe(&a.recipe)?.into();
     let sandbox = sandbox(&a).await?;
-    // The sandbox verifies the bytes against the digest pinned in the input, first.
+    let adopted = adopt_artifact(&a.run, &bus, &sandbox, &spec.digest, &bytes).await;
+    // The sandbox verifies the bytes against the digest pinned in the input, first (or took
+    // precompiled code only for bytes that match it).
     let before_run = started.at.elapsed().as_micros() as u64;
-    let mut result = sandbox.run(&spec.job(bytes.into())).await;
+    let mut result = sandbox.run(&spec.job(bytes)).await;
     let t = &mut result.timings;
     t.process_start_unix_ms = started.unix_ms;
     t.startup_us = before_run + t.verify_us + t.compile_us + t.instantiate_us;
+    // Loading the shipped code (counted in `before_run` above) stands where compiling would.
+    if let Some(took) = adopted
+        && result.cache == CacheUse::Memory
+    {
+        result.cache = CacheUse::Artifact;
+        result.timings.compile_us += took.as_micros() as u64;
+    }
     if result.status == RunStatus::DigestMismatch {
         note!("sandbox {}: {}", a.run, result.message);
     }
@@ -138,6 +164,42 @@ pub async fn run(a: SandboxArgs, started: Started) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(1));
             }
+        }
+    }
+}
+
+/// Take the host's precompiled code for this component, if there is a key, an artifact for this
+/// digest and engine, and its seal holds (`euphrosyne::artifacts`); how long that took. Anything
+/// else is said on stderr and the run compiles, as without it.
+async fn adopt_artifact(
+    run: &str,
+    bus: &Bus,
+    sandbox: &Sandbox,
+    digest: &euphrosyne::digest::Digest,
+    bytes: &std::sync::Arc<[u8]>,
+) -> Option<Duration> {
+    let key = match ArtifactKey::from_env() {
+        Ok(Some(k)) => k,
+        Ok(None) => return None,
+        Err(why) => {
+            note!("sandbox {run}: {why}; compiling the recipe");
+            return None;
+        }
+    };
+    let t = std::time::Instant::now();
+    let sealed = match bus.get_artifact(digest, &sandbox.engine_id()).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return None,
+        Err(e) => {
+            note!("sandbox {run}: reading the precompiled code: {e}; compiling the recipe");
+            return None;
+        }
+    };
+    match sandbox.adopt(digest, bytes, &sealed, &key) {
+        Ok(()) => Some(t.elapsed()),
+        Err(why) => {
+            note!("sandbox {run}: precompiled code refused: {why}; compiling the recipe");
+            None
         }
     }
 }

@@ -93,6 +93,9 @@ fn wiring(
     let mut env = vec![
         json!({"name": "EUPHROSYNE_REDIS_URL",
             "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "url"}}}),
+        // The key precompiled code is sealed with (host/src/artifacts.rs), if the Secret has one.
+        json!({"name": crate::sandbox::ArtifactKey::ENV,
+            "valueFrom": {"secretKeyRef": {"name": config.redis_secret, "key": "artifact-key", "optional": true}}}),
         // The sandbox enforces the host's policy over Kubernetes grants too.
         json!({"name": "EUPHROSYNE_KUBE_POLICY",
             "value": serde_json::to_string(&config.policy()).unwrap_or_default()}),

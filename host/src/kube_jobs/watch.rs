@@ -120,6 +120,9 @@ pub(super) fn stuck(pod: &Pod) -> Option<String> {
         .iter()
         .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
+    // Not enough CPU or memory free right now (a burst of Jobs) passes as others finish: the
+    // Job's deadline bounds that wait.
+    let unschedulable = unschedulable.filter(|c| !c.message.as_deref().unwrap_or_default().contains("Insufficient"));
     if let Some(c) = unschedulable {
         return Some(format!(
             "the sandbox pod {name} cannot be scheduled: {}",
@@ -192,15 +195,24 @@ async fn explain(
         .await
         .map(|l| l.items)
         .unwrap_or_default();
-    let pod = list.first();
-    let terminated = pod.and_then(|p| {
-        p.status
+    // The first pod that ran to an exit, oldest first: the Job's first pod ran the run; a
+    // replacement (after an eviction, say) found it claimed.
+    let mut list = list;
+    list.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+    let exited = list.iter().find_map(|p| {
+        let t = p
+            .status
             .as_ref()?
             .container_statuses
             .as_ref()?
             .iter()
-            .find_map(|c| c.state.as_ref()?.terminated.clone())
+            .find_map(|c| c.state.as_ref()?.terminated.clone())?;
+        Some((p, t))
     });
+    let (pod, terminated) = match exited {
+        Some((p, t)) => (Some(p), Some(t)),
+        None => (list.first(), None),
+    };
     // The sandbox's own last words, read through the apiserver (its termination message holds
     // them too when the kubelet kept them).
     let said = match pod.and_then(|p| p.metadata.name.clone()) {
@@ -233,13 +245,13 @@ async fn explain(
             )
         }
         None => {
-            // Never ran to an exit: evicted, deleted with its node, or the Job gave up.
+            // Never ran to an exit: evicted, deleted with its node, or never started.
             let why = pod
                 .and_then(|p| p.status.as_ref())
                 .filter(|s| s.reason.is_some())
                 .map(|s| {
                     format!(
-                        "; its pod: {}: {}",
+                        " (its pod: {}: {})",
                         s.reason.clone().unwrap_or_default(),
                         s.message.clone().unwrap_or_default()
                     )
@@ -248,7 +260,7 @@ async fn explain(
             (
                 RunStatus::TimedOut,
                 format!(
-                    "the sandbox Job {name} failed: {}{why}",
+                    "the sandbox Job {name} failed ({}); its pod was stopped before it ran to an exit — evicted, or deleted with its node — without a result{why}",
                     condition
                         .message
                         .clone()

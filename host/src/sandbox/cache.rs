@@ -28,6 +28,8 @@ pub(super) struct Compiled {
     /// The verified buffer this was compiled from. `Arc<[u8]>` is immutable, so a later run
     /// handing in the very same allocation needs no second hash.
     pub source: Arc<[u8]>,
+    /// The compiled code (`None` when it did not compile), for serializing it.
+    pub component: Option<Component>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub debugger: Option<DebugPre>,
@@ -51,6 +53,7 @@ impl Compiled {
     fn invalid(source: Arc<[u8]>, why: String) -> Self {
         Compiled {
             source,
+            component: None,
             imports: vec![],
             exports: vec![],
             debugger: None,
@@ -129,6 +132,11 @@ pub(super) fn compile(
     {
         d.store(digest, &component);
     }
+    (link(engine, linker, component, bytes), from)
+}
+
+/// What `component` (compiled from `bytes`) claims, and how it instantiates against `linker`.
+pub(super) fn link(engine: &Engine, linker: &Linker<RunState>, component: Component, bytes: Arc<[u8]>) -> Compiled {
     let ty = component.component_type();
     let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     let exports = ty
@@ -150,20 +158,28 @@ pub(super) fn compile(
         }
         Err(e) => (None, None, Some(format!("cannot link: {e:#}"))),
     };
-    let compiled = Compiled {
+    Compiled {
         source: bytes,
+        component: Some(component),
         imports,
         exports,
         debugger,
         actor,
         invalid,
-    };
-    (compiled, from)
+    }
 }
 
 /// The compiler panicked (a wasmtime bug): the run is refused as invalid, the host carries on.
 pub(super) fn panicked(source: Arc<[u8]>, e: impl std::fmt::Display) -> Compiled {
     Compiled::invalid(source, format!("compiler panicked: {e}"))
+}
+
+/// The engine's code-compatibility fingerprint: code one engine compiled loads in another only
+/// when they agree.
+pub(super) fn compat(engine: &Engine) -> u64 {
+    let mut h = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
 }
 
 /// The on-disk half of the cache.
@@ -189,11 +205,9 @@ impl DiskCache {
                 dir.display()
             )));
         }
-        let mut h = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
         Ok(DiskCache {
             dir: dir.to_path_buf(),
-            compat: h.finish(),
+            compat: compat(engine),
         })
     }
 

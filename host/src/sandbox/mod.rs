@@ -18,6 +18,7 @@
 //! The sandbox knows nothing of HTTP routes or Kubernetes Jobs: it is the library both the
 //! in-process executor and `euphrosyne sandbox` (inside a Job) call.
 
+mod artifact;
 mod bindings;
 mod cache;
 mod classify;
@@ -39,6 +40,7 @@ use wasmtime::{
     CallHook, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
 };
 
+pub use self::artifact::ArtifactKey;
 pub use self::cache::DiskCache;
 use self::cache::{ActPre, Compiled, DebugPre, MemoryCache};
 use self::classify::Done;
@@ -122,6 +124,56 @@ impl Sandbox {
     /// The engine (for precompile checks and benchmarks).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// This engine's code-compatibility fingerprint, as artifacts name it.
+    pub fn engine_id(&self) -> String {
+        format!("{:016x}", cache::compat(&self.engine))
+    }
+
+    /// The compiled code for the component `bytes` (verified against `digest` first; compiled
+    /// here, or taken from the cache), serialized and sealed with `key` for sandbox processes
+    /// whose engine matches this one ([`Sandbox::adopt`]).
+    pub async fn artifact(&self, digest: Digest, bytes: Arc<[u8]>, key: &ArtifactKey) -> Result<Vec<u8>, String> {
+        digest
+            .verify(&bytes)
+            .map_err(|actual| format!("digest mismatch: pinned {digest}, got {actual}"))?;
+        let compiled = match self.compiled.get(&digest) {
+            Some(c) => c,
+            None => self.compile(digest, bytes).await.0,
+        };
+        let component = compiled
+            .component
+            .clone()
+            .ok_or_else(|| compiled.invalid.clone().unwrap_or_else(|| "did not compile".into()))?;
+        let engine = self.engine_id();
+        let code = tokio::task::spawn_blocking(move || component.serialize())
+            .await
+            .map_err(|e| format!("serializing: {e}"))?
+            .map_err(|e| format!("serializing: {e:#}"))?;
+        Ok(key.seal(&digest, &engine, &code))
+    }
+
+    /// Take the code for the component `bytes` (pinned as `digest`) from `sealed`, an artifact
+    /// another process made ([`Sandbox::artifact`]), instead of compiling it: only when `key`
+    /// opens its seal for this digest and this engine, and the bytes match the digest. The run of
+    /// those same bytes (the same `Arc`) then finds it in the memory cache. `Err` says why it
+    /// was not taken; the run compiles then, as without it.
+    pub fn adopt(&self, digest: &Digest, bytes: &Arc<[u8]>, sealed: &[u8], key: &ArtifactKey) -> Result<(), String> {
+        let engine = self.engine_id();
+        let code = key.open(digest, &engine, sealed)?;
+        digest
+            .verify(bytes)
+            .map_err(|actual| format!("digest mismatch: pinned {digest}, got {actual}"))?;
+        // SAFETY: `code` is what `Component::serialize` wrote in a process holding the artifact
+        // key, for this digest and an engine with this compatibility fingerprint: the seal, an
+        // HMAC-SHA256 under that key, was checked above before anything read the bytes. wasmtime
+        // checks the code's own version and settings against this engine as it loads.
+        let component = unsafe { wasmtime::component::Component::deserialize(&self.engine, code) }
+            .map_err(|e| format!("loading the precompiled code: {e:#}"))?;
+        let compiled = cache::link(&self.engine, &self.linker, component, bytes.clone());
+        self.compiled.insert(*digest, Arc::new(compiled));
+        Ok(())
     }
 
     /// Forget compiled components (memory only), e.g. to measure cold starts.

@@ -151,6 +151,8 @@ pub enum CacheUse {
     Memory,
     /// From the on-disk cache.
     Disk,
+    /// Precompiled by the host and shipped sealed through Redis (a sandbox process).
+    Artifact,
     /// Never got that far.
     None,
 }

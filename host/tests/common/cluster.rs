@@ -147,16 +147,33 @@ impl ControlPlane {
     /// The Secret `euphrosyne-redis` in `namespace` that sandbox Jobs read the Redis URL from
     /// (README: Deploy to a cluster).
     pub fn redis_secret(&self, namespace: &str, url: &str) {
-        ok(self.kubectl(&[
+        self.create_redis_secret(namespace, url, &[]);
+    }
+
+    /// The same Secret with an `artifact-key` too (the host then ships its Jobs precompiled
+    /// code sealed with it; start the host with `EUPHROSYNE_ARTIFACT_KEY` = [`ARTIFACT_KEY`]).
+    pub fn redis_secret_with_artifact_key(&self, namespace: &str, url: &str) {
+        self.create_redis_secret(
+            namespace,
+            url,
+            &[&format!("--from-literal=artifact-key={ARTIFACT_KEY}")],
+        );
+    }
+
+    fn create_redis_secret(&self, namespace: &str, url: &str, more: &[&str]) {
+        let url = format!("--from-literal=url={url}");
+        let mut args = vec![
             "-n",
             namespace,
             "create",
             "secret",
             "generic",
             "euphrosyne-redis",
-            &format!("--from-literal=url={url}"),
+            &url,
             "--from-literal=password=unused",
-        ]));
+        ];
+        args.extend_from_slice(more);
+        ok(self.kubectl(&args));
     }
 
     /// A kubeconfig for a ServiceAccount, from its token Secret.
@@ -195,6 +212,9 @@ impl Drop for ControlPlane {
         let _ = Command::new(script).arg(self.dir.path()).output();
     }
 }
+
+/// The artifact key the tests' hosts and Jobs share.
+pub const ARTIFACT_KEY: &str = "test-artifact-key-0123456789abcdef0123456789";
 
 /// Held by a test for as long as its real node runs (one per machine; `scripts/kube-up --node`
 /// refuses a second).

@@ -22,25 +22,16 @@ fn on_machine_clock(cmd: &mut Command) -> &mut Command {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = RedisServer {
-            port,
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-            tls: false,
-            also: None,
-        };
-        r.restart();
-        r
+        Self::start_also_on(None)
     }
 
     /// A server the pods of a real node reach too: it also listens on the node's gateway address
     /// ([`RedisServer::url_at`] that address is the URL for the sandbox Jobs' Secret).
     pub fn start_for_node(gateway: &str) -> RedisServer {
+        Self::start_also_on(Some(gateway.to_string()))
+    }
+
+    fn start_also_on(also: Option<String>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -51,7 +42,7 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().unwrap(),
             tls: false,
-            also: Some(gateway.to_string()),
+            also,
         };
         r.restart();
         r

@@ -202,7 +202,7 @@ pub async fn executors(
         cache_stats,
         ..Default::default()
     })?);
-    let in_process: Arc<dyn Executor> = Arc::new(InProcess::new(sandbox, cfg.max_concurrent_runs));
+    let in_process: Arc<dyn Executor> = Arc::new(InProcess::new(sandbox.clone(), cfg.max_concurrent_runs));
     let Some(url) = redis else {
         let note = "runs: in-process (wasmtime in this process), incidents in memory".to_string();
         return Ok(Executors {
@@ -222,6 +222,18 @@ pub async fn executors(
     let sub = Subprocess::start(url, &cfg.redis_prefix, binary, workdir, cfg.max_concurrent_runs, grants)
         .await
         .context("connecting to Redis (check --redis / EUPHROSYNE_REDIS_URL)")?;
+    // Precompiled code for the sandbox processes (host/src/artifacts.rs): sealed with the key
+    // the Jobs read from their Secret, or, for local subprocesses, a key of this process's own.
+    match euphrosyne::sandbox::ArtifactKey::from_env().map_err(anyhow::Error::msg)? {
+        Some(key) => sub.ship_artifacts(key, sandbox.clone()),
+        None if kind == ExecutorKind::Kube => tracing::info!(
+            "each sandbox Job compiles its recipe (about 250 ms): set `artifact-key` in Secret `{}` and {} for the host, to ship precompiled code (README: Deploy to a cluster)",
+            cfg.kube.redis_secret,
+            euphrosyne::sandbox::ArtifactKey::ENV
+        ),
+        None if kind == ExecutorKind::InProcess => {}
+        None => sub.ship_artifacts(euphrosyne::sandbox::ArtifactKey::random(), sandbox.clone()),
+    }
     let kept = format!(
         "incidents in Redis (prefix `{}`, replica `{replica}`)",
         cfg.redis_prefix
