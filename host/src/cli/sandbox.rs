@@ -138,6 +138,7 @@ pub async fn run(a: SandboxArgs, started: Started) -> anyhow::Result<ExitCode> {
     let t = &mut result.timings;
     t.process_start_unix_ms = started.unix_ms;
     t.startup_us = before_run + t.verify_us + t.compile_us + t.instantiate_us;
+    (t.process_cpu_us, t.process_peak_rss_kib) = usage();
     // Loading the shipped code (counted in `before_run` above) stands where compiling would.
     if let Some(took) = adopted
         && result.cache == CacheUse::Memory
@@ -166,6 +167,20 @@ pub async fn run(a: SandboxArgs, started: Started) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// This process's CPU time (user + system, µs) and peak resident memory (KiB), from
+/// `getrusage(RUSAGE_SELF)`; zeros if the kernel refuses.
+fn usage() -> (u64, u64) {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes a `rusage` into the pointer it is given, which points at one.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) } != 0 {
+        return (0, 0);
+    }
+    // SAFETY: initialised by the successful call above (and zeroed before it).
+    let u = unsafe { u.assume_init() };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(u.ru_utime) + us(u.ru_stime), u.ru_maxrss as u64)
 }
 
 /// Take the host's precompiled code for this component, if there is a key, an artifact for this

@@ -139,6 +139,15 @@ pub struct Timings {
     /// above; 0 for a run in the host's own process.
     #[serde(default)]
     pub startup_us: u64,
+    /// In a sandbox process: the CPU time it used (user + system, all threads) up to publishing
+    /// its result; 0 for a run in the host's own process.
+    #[serde(default)]
+    pub process_cpu_us: u64,
+    /// In a sandbox process: its peak resident memory up to publishing its result, KiB (what the
+    /// Job's memory limit must hold: `[kube] process_overhead_mib` beside the recipe's own
+    /// `memory_mib`); 0 for a run in the host's own process.
+    #[serde(default)]
+    pub process_peak_rss_kib: u64,
 }
 
 /// Where the compiled component came from.
