@@ -198,6 +198,13 @@ impl ServeConfig {
                 "queue_capacity, max_concurrent_runs and compile_cache_entries must be at least 1".into(),
             ));
         }
+        let kube = &self.kube;
+        if kube.cpu_request_millicores == 0 || kube.cpu_request_millicores > kube.cpu_limit_millicores {
+            return Err(err(format!(
+                "[kube] cpu_request_millicores = {} must be at least 1 and at most cpu_limit_millicores = {}",
+                kube.cpu_request_millicores, kube.cpu_limit_millicores
+            )));
+        }
         if self.leader_lease_ms < 300 {
             return Err(err(format!(
                 "leader_lease_ms = {} is too short to renew reliably; use at least 300 (default 10000)",
@@ -249,5 +256,20 @@ mod tests {
         assert_eq!(trigger.policy_for(&info).min_occurrences, 3);
         assert_eq!(trigger.policy_for(&Default::default()).min_occurrences, 1);
         assert_eq!(cfg.tokens[0].role, crate::config::Role::Approver);
+    }
+
+    /// A sandbox Job's CPU request must be at least 1m and fit under its limit.
+    #[test]
+    fn a_cpu_request_over_the_limit_is_refused() {
+        let mut cfg = crate::config::ServeConfig::default();
+        cfg.validate().unwrap();
+        cfg.kube.cpu_request_millicores = 2000;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("cpu_request_millicores = 2000") && e.contains("cpu_limit_millicores = 1000"),
+            "{e}"
+        );
+        cfg.kube.cpu_request_millicores = 0;
+        assert!(cfg.validate().is_err());
     }
 }

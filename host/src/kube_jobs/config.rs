@@ -38,8 +38,16 @@ pub struct KubeConfig {
     /// Seconds a Job may take to be scheduled and started, added to the recipe's timeout for
     /// `activeDeadlineSeconds`.
     pub start_slack_seconds: i64,
-    /// MiB added to the recipe's memory limit for the sandbox process itself.
+    /// MiB added to the recipe's memory limit for the sandbox process itself (the Job's memory
+    /// request and limit are the sum). Default 64: the process peaks at 23–26 MiB resident with
+    /// the host's precompiled code, 38 MiB when it compiles (BENCHMARKS.md, `scripts/bench-kube`).
     pub process_overhead_mib: u64,
+    /// The sandbox container's CPU request, millicores: what the scheduler reserves for it.
+    /// Default 10: a run uses ~30 ms of CPU (~230 ms when it compiles) in a pod that lives about
+    /// a second; a larger request only keeps pods of a fan-out waiting for room on the node.
+    pub cpu_request_millicores: u32,
+    /// The sandbox container's CPU limit, millicores.
+    pub cpu_limit_millicores: u32,
     /// Runs outside a Job (in this process, or a sandbox subprocess) impersonate the recipe
     /// ServiceAccounts above, so the API server bounds them as it bounds their Jobs. The host's
     /// ServiceAccount needs `impersonate` on those two ServiceAccounts (manifests/rbac.yaml).
@@ -86,7 +94,9 @@ impl Default for KubeConfig {
             in_process: vec![],
             ttl_seconds_after_finished: 600,
             start_slack_seconds: 30,
-            process_overhead_mib: 96,
+            process_overhead_mib: 64,
+            cpu_request_millicores: 10,
+            cpu_limit_millicores: 1000,
             impersonate: true,
             cluster_scope: KubePolicy::default().cluster_scope,
             allow_sensitive: KubePolicy::default().allow_sensitive,

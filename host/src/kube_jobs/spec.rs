@@ -50,8 +50,8 @@ pub fn job_spec(
             "command": ["euphrosyne", "sandbox", "--run", job.run_id, "--prefix", prefix, "--recipe", RECIPE_MOUNT],
             "env": env,
             "resources": {
-                "limits": {"memory": format!("{memory}Mi"), "cpu": "1"},
-                "requests": {"memory": format!("{memory}Mi"), "cpu": "50m"},
+                "limits": {"memory": format!("{memory}Mi"), "cpu": format!("{}m", config.cpu_limit_millicores)},
+                "requests": {"memory": format!("{memory}Mi"), "cpu": format!("{}m", config.cpu_request_millicores)},
             },
             "securityContext": {
                 "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true,
