@@ -267,8 +267,9 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(
-        c["resources"]["limits"]["memory"], "160Mi",
-        "64 MiB + 96 MiB for the process"
+        c["resources"],
+        json!({"limits": {"memory": "128Mi", "cpu": "1"}, "requests": {"memory": "128Mi", "cpu": "10m"}}),
+        "64 MiB + 64 MiB for the process; the CPU from [kube]'s defaults"
     );
     let done = Instant::now();
     loop {
@@ -742,6 +743,14 @@ async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node
         inc["incident"]["runs"][0]["result"]["cache"], "compiled",
         "no artifact key here: the sandbox compiles"
     );
+    // What the process reports of itself agrees with what the kernel showed from outside.
+    let t = &inc["incident"]["runs"][0]["result"]["timings"];
+    let reported = t["process_peak_rss_kib"].as_u64().unwrap();
+    assert!(
+        reported > 8 << 10 && reported <= (64 + 4) << 10 && reported.abs_diff(peak) < 8 << 10,
+        "reported peak {reported} KiB, seen from /proc {peak} kB"
+    );
+    assert!(t["process_cpu_us"].as_u64().unwrap() > 0, "{t:#}");
 
     // Over the memory limit: the kernel kills the process (OOMKilled, exit 137); reported once,
     // as over its limit.
@@ -789,43 +798,21 @@ async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node
     // A cordoned node: the scheduler cannot place the pod; the run closes at once, its Job is
     // deleted.
     ok(cp.kubectl(&["cordon", &node.name]));
-    let posted = Instant::now();
-    let id = post_alert(&host, "Slow", "cordoned").await;
-    let inc = analysed(&host, &id).await;
-    let run = &inc["incident"]["runs"][0];
-    assert_eq!(run["status"], "timed-out", "{run:#}");
-    let msg = run["result"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains("cannot be scheduled") && msg.contains("unschedulable"),
-        "{msg}"
-    );
-    assert!(
-        posted.elapsed() < Duration::from_secs(5),
-        "closed after {:?}",
-        posted.elapsed()
-    );
-    let run_id = run["run_id"].as_str().unwrap();
-    job_gone(&client, run_id).await;
+    closed_at_once(&host, &client, "cordoned", &["cannot be scheduled", "unschedulable"]).await;
     ok(cp.kubectl(&["uncordon", &node.name]));
 
     // The image is not on the node and may not be pulled: closed at once, saying so.
     ok(node.ctr(&["images", "rm", "docker.io/library/euphrosyne:latest"]));
-    let posted = Instant::now();
-    let id = post_alert(&host, "Slow", "no-image").await;
-    let inc = analysed(&host, &id).await;
-    let run = &inc["incident"]["runs"][0];
-    assert_eq!(run["status"], "timed-out", "{run:#}");
-    let msg = run["result"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains("image `euphrosyne:latest` is not on node euphrosyne-node") && msg.contains("ErrImageNeverPull"),
-        "{msg}"
-    );
-    assert!(
-        posted.elapsed() < Duration::from_secs(5),
-        "closed after {:?}",
-        posted.elapsed()
-    );
-    job_gone(&client, run["run_id"].as_str().unwrap()).await;
+    closed_at_once(
+        &host,
+        &client,
+        "no-image",
+        &[
+            "image `euphrosyne:latest` is not on node euphrosyne-node",
+            "ErrImageNeverPull",
+        ],
+    )
+    .await;
     let image = common::cluster::image();
     ok(node.ctr(&[
         "images",
@@ -919,6 +906,24 @@ async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node
     assert_eq!(pods.items.len(), 1, "run once");
     let incident = host.json(&format!("/api/incidents/{id}")).await;
     assert_eq!(incident["incident"]["runs"].as_array().unwrap().len(), 1);
+}
+
+/// A run whose pod can never start (posted as alert `Slow`, group `group`): closed at once —
+/// well before its deadline (2 s + 3 s) — timed out, saying each of `says`; its Job deleted.
+async fn closed_at_once(host: &Host, client: &kube::Client, group: &str, says: &[&str]) {
+    let posted = Instant::now();
+    let id = post_alert(host, "Slow", group).await;
+    let inc = analysed(host, &id).await;
+    let run = &inc["incident"]["runs"][0];
+    assert_eq!(run["status"], "timed-out", "{run:#}");
+    let msg = run["result"]["message"].as_str().unwrap();
+    assert!(says.iter().all(|s| msg.contains(s)), "{msg}");
+    assert!(
+        posted.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        posted.elapsed()
+    );
+    job_gone(client, run["run_id"].as_str().unwrap()).await;
 }
 
 /// Job `euphrosyne-RUN_ID` deleted (or being deleted), within 10 s.
