@@ -2,7 +2,8 @@
 //! Alertmanager webhook naming 20 OOMKilled pods of one StatefulSet, analysed by the bundled
 //! `pod-crashloop` (20 pods read with their events, grouped into one cause), on the test control
 //! plane — in the host's own process, and as a sandbox Job on the real node (a kubelet with
-//! containerd, as in the Kubernetes suite). The 20 pods are bound to a node that does not exist
+//! containerd, as in the Kubernetes suite; the host's precompiled code shipped sealed), with the
+//! sandbox process's peak memory and CPU time. The 20 pods are bound to a node that does not exist
 //! (so no kubelet runs them) and their statuses written as a kubelet would.
 
 #[path = "../tests/common/mod.rs"]
@@ -10,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{ControlPlane, ok};
+use common::cluster::{ARTIFACT_KEY, ControlPlane, ok};
 use common::fixtures::{create, set_status};
 use common::host::{Host, pack_into};
 use common::pct;
@@ -43,10 +44,32 @@ fn grouped(group: &str) -> Value {
         "commonAnnotations": {}, "externalURL": "http://alertmanager.test:9093", "alerts": alerts})
 }
 
-/// Post `ROUNDS` grouped incidents one after the other; alert → analysed for each.
-async fn rounds(host: &Host, prefix: &str) -> (Duration, Vec<Duration>) {
-    let mut out = Vec::new();
-    let mut first = Duration::ZERO;
+/// What `ROUNDS` rounds measured.
+struct Rounds {
+    /// Alert → analysed, the first round.
+    first: Duration,
+    /// Alert → analysed, the rounds after it, sorted.
+    e2e: Vec<Duration>,
+    /// The recipe's call, sorted.
+    call: Vec<Duration>,
+    /// In a sandbox process: its start → the recipe's call, sorted.
+    startup: Vec<Duration>,
+    /// The largest peak memory (KiB) and CPU time (µs) a sandbox process reported.
+    rss: u64,
+    cpu: u64,
+}
+
+/// Post `ROUNDS` grouped incidents one after the other, after a first one; each analysed before
+/// the next.
+async fn rounds(host: &Host, prefix: &str) -> Rounds {
+    let mut r = Rounds {
+        first: Duration::ZERO,
+        e2e: vec![],
+        call: vec![],
+        startup: vec![],
+        rss: 0,
+        cpu: 0,
+    };
     for i in 0..=ROUNDS {
         let group = format!("{prefix}-{i}");
         let t = Instant::now();
@@ -68,14 +91,22 @@ async fn rounds(host: &Host, prefix: &str) -> (Duration, Vec<Duration>) {
             summary.contains("20 pods of StatefulSet euphrosyne/web: container web OOMKilled"),
             "{inc:#}"
         );
+        let t = &inc["incident"]["runs"][0]["result"]["timings"];
+        r.rss = t["process_peak_rss_kib"].as_u64().unwrap_or(0).max(r.rss);
+        r.cpu = t["process_cpu_us"].as_u64().unwrap_or(0).max(r.cpu);
         if i == 0 {
-            first = took;
+            r.first = took;
         } else {
-            out.push(took);
+            r.e2e.push(took);
+            r.call.push(Duration::from_micros(t["run_us"].as_u64().unwrap_or(0)));
+            r.startup
+                .push(Duration::from_micros(t["startup_us"].as_u64().unwrap_or(0)));
         }
     }
-    out.sort();
-    (first, out)
+    r.e2e.sort();
+    r.call.sort();
+    r.startup.sort();
+    r
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +116,7 @@ async fn main() {
     let redis = RedisServer::start_for_node(&node.gateway);
     ok(cp.kubectl(&["create", "namespace", NS]));
     cp.apply_manifests();
-    cp.redis_secret(NS, &redis.url_at(&node.gateway));
+    cp.redis_secret_with_artifact_key(NS, &redis.url_at(&node.gateway));
     // StatefulSet `web`: 20 pods, each OOMKilled as the kubelet reports it.
     let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
         "spec": {"replicas": PODS, "serviceName": "web", "podManagementPolicy": "Parallel", "selector": {"matchLabels": {"app": "web"}},
@@ -130,17 +161,34 @@ async fn main() {
         "executor = \"kube\"\nredis_prefix = \"bench\"\nkubeconfig = \"{}\"\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"",
         kubeconfig.display()
     );
-    let host = Host::start_with_env(|_| {}, &config, &[], &[("EUPHROSYNE_REDIS_URL", &redis.url())]);
+    let url = redis.url();
+    let env = [
+        ("EUPHROSYNE_REDIS_URL", url.as_str()),
+        ("EUPHROSYNE_ARTIFACT_KEY", ARTIFACT_KEY),
+    ];
+    let host = Host::start_with_env(|_| {}, &config, &[], &env);
     let as_job = rounds(&host, "job").await;
 
-    println!("| alert → analysis, one incident of {PODS} pods (one webhook) | first | p50 | p99 |");
-    println!("|---|---|---|---|");
-    for (what, (first, v)) in [("in the host's process", &in_process), ("as a sandbox Job", &as_job)] {
+    println!(
+        "| alert → analysis, one incident of {PODS} pods (one webhook) | first | p50 | p99 | of which the recipe's call: p50 | sandbox start → recipe running: p50 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (what, r) in [("in the host's process", &in_process), ("as a sandbox Job", &as_job)] {
         println!(
-            "| {what} ({ROUNDS} rounds after the first) | {} | {} | {} |",
-            ms(*first),
-            ms(pct(v, 0.5)),
-            ms(pct(v, 0.99))
+            "| {what} ({ROUNDS} rounds after the first) | {} | {} | {} | {} | {} |",
+            ms(r.first),
+            ms(pct(&r.e2e, 0.5)),
+            ms(pct(&r.e2e, 0.99)),
+            ms(pct(&r.call, 0.5)),
+            ms(pct(&r.startup, 0.5))
         );
     }
+    println!();
+    println!("| the sandbox process, as a Job (the largest of the rounds) | peak resident memory | CPU time |");
+    println!("|---|---|---|");
+    println!(
+        "| pod-crashloop reading {PODS} pods | {:.1} MiB | {:.1} ms |",
+        as_job.rss as f64 / 1024.0,
+        as_job.cpu as f64 / 1000.0
+    );
 }

@@ -1,8 +1,9 @@
 //! The Kubernetes executor on the test cluster with its real node (`scripts/bench-kube`: a
 //! kubelet with containerd and runc, the image `scripts/build-image` makes): per-run overhead of
 //! a Job run and its parts (the cluster's: Job created → sandbox process started; the sandbox's:
-//! process started → recipe running; the host's own), a fan-out of 50, and the host's API
-//! requests per run (from the apiserver's audit log).
+//! process started → recipe running; the host's own), the sandbox process's CPU time and peak
+//! memory, a fan-out of 50 (its runs' parts too), the host's API requests per run (from the
+//! apiserver's audit log), and every bundled debugger once (peak memory and CPU per recipe).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::cluster::{ARTIFACT_KEY, ControlPlane};
-use common::host::{Host, alertmanager_body};
+use common::host::{Host, alertmanager_body, example_alert};
 use common::pct;
 use common::redis::RedisServer;
 use serde_json::json;
@@ -56,8 +57,8 @@ async fn main() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     kubectl(&["create", "namespace", NS]);
-    let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/rbac.yaml");
-    kubectl(&["-n", NS, "apply", "--server-side", "-f", rbac.to_str().unwrap()]);
+    // The manifests as deployed (RBAC, the bundled recipes' ConfigMaps; the Deployments at 0).
+    cp.apply_manifests();
     cp.redis_secret_with_artifact_key(NS, &redis.url_at(&node.gateway));
     // A quick recipe: the hostile guest's harmless mode, with the grants its imports need (so its
     // Job mounts a Secret and a ServiceAccount token, like a real recipe's).
@@ -83,83 +84,188 @@ async fn main() {
     let kubeconfig = cp.service_account_kubeconfig(NS, "euphrosyne").await;
     let n = 30;
     let audit_log = || std::fs::read_to_string(cp.dir.path().join("audit.log")).unwrap_or_default();
-
-    // Each sandbox compiles the recipe (no artifact key), then the host ships it precompiled.
-    let mut phases = vec![];
-    for (prefix, key) in [("compiling", None), ("shipped", Some(ARTIFACT_KEY))] {
+    // The incident deadline well past any run here: a fan-out's slowest runs are measured, not
+    // cut off.
+    let start_host = |prefix: &str, key: Option<&str>, cpu_request: u32| {
         let config = format!(
-            "executor = \"kube\"\nredis_prefix = \"{prefix}\"\nkubeconfig = \"{}\"\nmax_incidents = 1000\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"",
+            "executor = \"kube\"\nredis_prefix = \"{prefix}\"\nkubeconfig = \"{}\"\nmax_incidents = 1000\nincident_deadline_ms = 120000\n[kube]\nnamespace = \"{NS}\"\nimage = \"euphrosyne:latest\"\nimage_pull_policy = \"Never\"\ncpu_request_millicores = {cpu_request}",
             kubeconfig.display()
         );
         let mut env = vec![("EUPHROSYNE_REDIS_URL", redis.url())];
         env.extend(key.map(|k| ("EUPHROSYNE_ARTIFACT_KEY", k.to_string())));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let host = Host::start_with_env(|_| {}, &config, &[], &env);
-        host.wait_for("/api/status", |s| {
-            s["recipes"].as_array().is_some_and(|r| !r.is_empty())
-        })
-        .await;
-        let audit_before = host_requests(&audit_log());
-        let runs = sequential(&host, prefix, n).await;
-        tokio::time::sleep(Duration::from_millis(500)).await; // the audit log flushes
-        let audit = audit_log();
-        let per_run_requests = (host_requests(&audit) - audit_before) as f64 / n as f64;
-        let published = publish_times(&redis.url(), prefix).await;
-        let measures = Measures::of(&runs, &job_creations(&audit), &published);
-        let fan = fan_out(&host, prefix).await;
-        phases.push((prefix, measures, fan, per_run_requests));
-        drop(host);
+        Host::start_with_env(|_| {}, &config, &[], &env)
+    };
+    let idle = || {
         // The next phase starts on an idle node.
         kubectl(&["-n", NS, "delete", "jobs", "--all", "--wait=true"]);
         kubectl(&["-n", NS, "wait", "--for=delete", "pods", "--all", "--timeout=120s"]);
+    };
+
+    // Each sandbox compiles the recipe (no artifact key), then the host ships it precompiled;
+    // then the fan-out once more with a smaller CPU request, so that all 50 pods fit the node.
+    let mut one_by_one = vec![];
+    let mut fans = vec![];
+    for (prefix, key, cpu) in [
+        ("compiling", None, 50),
+        ("shipped", Some(ARTIFACT_KEY), 50),
+        ("shipped-10m", Some(ARTIFACT_KEY), 10),
+    ] {
+        let host = start_host(prefix, key, cpu);
+        host.wait_for("/api/status", |s| {
+            s["recipes"].as_array().is_some_and(|r| r.len() > common::BUNDLED.len())
+        })
+        .await;
+        if cpu == 50 {
+            let audit_before = host_requests(&audit_log());
+            let runs = sequential(&host, prefix, n).await;
+            tokio::time::sleep(Duration::from_millis(500)).await; // the audit log flushes
+            let audit = audit_log();
+            let per_run_requests = (host_requests(&audit) - audit_before) as f64 / n as f64;
+            let published = publish_times(&redis.url(), prefix).await;
+            one_by_one.push((
+                Measures::of(&runs, &job_creations(&audit), &published),
+                per_run_requests,
+            ));
+        }
+        let (took, runs) = fan_out(&host, prefix).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let published = publish_times(&redis.url(), prefix).await;
+        fans.push((
+            took,
+            runs.len(),
+            Measures::of(&runs, &job_creations(&audit_log()), &published),
+        ));
+        drop(host);
+        idle();
     }
 
-    println!("| measure | each sandbox compiles: p50 | p99 | precompiled, shipped sealed: p50 | p99 |");
-    println!("|---|---|---|---|---|");
-    let [(_, a, fan_a, req_a), (_, b, fan_b, req_b)] = &phases[..] else {
+    let row = |what: &str, columns: &[&Vec<Duration>]| {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|v| format!("{} | {}", ms(pct(v, 0.5)), ms(pct(v, 0.99))))
+            .collect();
+        println!("| {what} | {} |", cells.join(" | "));
+    };
+    let rows = |m: &[&Measures]| {
+        let col = |f: fn(&Measures) -> &Vec<Duration>| m.iter().map(|x| f(x)).collect::<Vec<_>>();
+        row("**Job created → result recorded**", &col(|m| &m.job_to_result));
+        row(
+            "the cluster's share: Job created → sandbox process started (Job controller, scheduler, kubelet, containerd, runc)",
+            &col(|m| &m.cluster),
+        );
+        row("the sandbox process: started → result published", &col(|m| &m.process));
+        row(
+            "**sandbox start → recipe running** (runtime, Redis, engine, verify, compile or load, instantiate)",
+            &col(|m| &m.startup),
+        );
+        row("of which compile (or load the shipped code)", &col(|m| &m.compile));
+        row("the recipe's call", &col(|m| &m.call));
+        row(
+            "**the host's own share**: alert → Job create at the apiserver, + result published → recorded",
+            &col(|m| &m.host_only),
+        );
+        row("the sandbox process's CPU time (user + system)", &col(|m| &m.cpu));
+        let cells: Vec<String> = m
+            .iter()
+            .map(|x| format!("{} | {}", mib(pct(&x.rss, 0.5)), mib(pct(&x.rss, 0.99))))
+            .collect();
+        println!("| the sandbox process's peak resident memory | {} |", cells.join(" | "));
+    };
+
+    let [(a, req_a), (b, req_b)] = &one_by_one[..] else {
         unreachable!()
     };
-    let row = |what: &str, f: fn(&Measures) -> &Vec<Duration>| {
-        let (x, y) = (f(a), f(b));
-        println!(
-            "| {what} | {} | {} | {} | {} |",
-            ms(pct(x, 0.5)),
-            ms(pct(x, 0.99)),
-            ms(pct(y, 0.5)),
-            ms(pct(y, 0.99))
-        );
-    };
+    println!("| one run at a time | each sandbox compiles: p50 | p99 | precompiled, shipped sealed: p50 | p99 |");
+    println!("|---|---|---|---|---|");
     row(
         &format!("alert → analysed, one Job run ({n} runs, one at a time)"),
-        |m| &m.e2e,
+        &[&a.e2e, &b.e2e],
     );
-    row("**Job created → result recorded**", |m| &m.job_to_result);
-    row(
-        "the cluster's share: Job created → sandbox process started (Job controller, scheduler, kubelet, containerd, runc)",
-        |m| &m.cluster,
-    );
-    row("the sandbox process: started → result published", |m| &m.process);
-    row(
-        "**sandbox start → recipe running** (runtime, Redis, engine, verify, compile or load, instantiate)",
-        |m| &m.startup,
-    );
-    row("of which compile (or load the shipped code)", |m| &m.compile);
-    row("the recipe's call", |m| &m.call);
-    row(
-        "**the host's own share**: alert → Job create at the apiserver, + result published → recorded",
-        |m| &m.host_only,
-    );
-    println!(
-        "| fan-out: 50 alerts at once → all 50 analysed | {} | | {} | |",
-        ms(*fan_a),
-        ms(*fan_b)
-    );
+    rows(&[a, b]);
     println!("| the host's Kubernetes API requests per run (audit log) | {req_a:.1} | | {req_b:.1} | |");
+    println!();
+    println!(
+        "| fan-out: 50 alerts at once | each sandbox compiles (CPU request 50m): p50 | p99 | shipped (50m): p50 | p99 | shipped (10m): p50 | p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let cells: Vec<String> = fans
+        .iter()
+        .map(|(took, ok, _)| format!("{} ({ok} ok) | ", ms(*took)))
+        .collect();
+    println!("| **all 50 analysed** | {} |", cells.join(" | "));
+    let fm: Vec<&Measures> = fans.iter().map(|(_, _, m)| m).collect();
+    row(
+        "alert → analysed, per run",
+        &fm.iter().map(|m| &m.e2e).collect::<Vec<_>>(),
+    );
+    rows(&fm);
+
+    // Every bundled debugger once, each from an example alert, on the shipped path: the sandbox
+    // process's peak memory and CPU per recipe (what the Job's resources are sized from).
+    let host = start_host("bundled", Some(ARTIFACT_KEY), 50);
+    let examples = bundled_examples();
+    let per_recipe = each_example(&host, &examples).await;
+    drop(host);
+    println!();
+    println!(
+        "| each bundled debugger, as a Job from its example alerts (runs) | peak resident memory: max | CPU time: max | sandbox start → recipe running: p50 |"
+    );
+    println!("|---|---|---|---|");
+    for (recipe, m) in &per_recipe {
+        println!(
+            "| {recipe} ({}) | {} | {} | {} |",
+            m.rss.len(),
+            mib(*m.rss.last().unwrap()),
+            ms(*m.cpu.last().unwrap()),
+            ms(pct(&m.startup, 0.5))
+        );
+    }
+    idle();
 }
 
-/// One run's timeline: (run id, alert posted, analysis recorded, sandbox process started,
-/// startup, compile, the call).
-type Run = (String, SystemTime, SystemTime, SystemTime, Duration, Duration, Duration);
+fn mib(d: Duration) -> String {
+    // Peak memory travels as a "duration" of KiB-as-microseconds to share the percentile helper.
+    format!("{:.1} MiB", d.as_micros() as f64 / 1024.0)
+}
+
+/// One run's timeline and what the sandbox process reported of itself.
+struct Run {
+    run_id: String,
+    posted: SystemTime,
+    recorded: SystemTime,
+    process_start: SystemTime,
+    startup: Duration,
+    compile: Duration,
+    call: Duration,
+    cpu: Duration,
+    /// KiB, as microseconds (see [`mib`]).
+    rss: Duration,
+}
+
+impl Run {
+    /// From a run as `/api/incidents/ID` shows it; `None` if no sandbox process reported on it
+    /// (it never started, or died before publishing).
+    fn of(run: &serde_json::Value, posted: SystemTime, recorded: SystemTime) -> Option<Run> {
+        let t = &run["result"]["timings"];
+        if t["process_start_unix_ms"].as_u64().unwrap_or(0) == 0 {
+            eprintln!("no sandbox process reported: {run:#}");
+            return None;
+        }
+        let field = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("no timings.{k} in {run:#}"));
+        Some(Run {
+            run_id: run["run_id"].as_str().unwrap().to_string(),
+            posted,
+            recorded,
+            process_start: std::time::UNIX_EPOCH + Duration::from_millis(field("process_start_unix_ms")),
+            startup: Duration::from_micros(field("startup_us")),
+            compile: Duration::from_micros(field("compile_us")),
+            call: Duration::from_micros(field("run_us")),
+            cpu: Duration::from_micros(field("process_cpu_us")),
+            rss: Duration::from_micros(field("process_peak_rss_kib")),
+        })
+    }
+}
 
 /// `n` alerts, one at a time, each analysed before the next.
 async fn sequential(host: &Host, prefix: &str, n: usize) -> Vec<Run> {
@@ -174,24 +280,15 @@ async fn sequential(host: &Host, prefix: &str, n: usize) -> Vec<Run> {
         let full = host.json(&format!("/api/incidents/{id}")).await;
         let run = &full["incident"]["runs"][0];
         assert_eq!(run["status"], "ok", "{run:#}");
-        let t = &run["result"]["timings"];
-        let field = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("no timings.{k} in {run:#}"));
-        runs.push((
-            run["run_id"].as_str().unwrap().to_string(),
-            posted,
-            recorded,
-            std::time::UNIX_EPOCH + Duration::from_millis(field("process_start_unix_ms")),
-            Duration::from_micros(field("startup_us")),
-            Duration::from_micros(field("compile_us")),
-            Duration::from_micros(field("run_us")),
-        ));
+        runs.push(Run::of(run, posted, recorded).unwrap());
     }
     runs
 }
 
-/// 50 alerts at once, 50 Jobs: until all 50 are analysed.
-async fn fan_out(host: &Host, prefix: &str) -> Duration {
+/// 50 alerts at once, 50 Jobs: until all 50 are analysed; the runs that ended ok.
+async fn fan_out(host: &Host, prefix: &str) -> (Duration, Vec<Run>) {
     let t0 = Instant::now();
+    let posted = SystemTime::now();
     let posts: Vec<_> = (0..50)
         .map(|i| {
             host.post("/webhook", None)
@@ -203,18 +300,80 @@ async fn fan_out(host: &Host, prefix: &str) -> Duration {
         p.await.unwrap();
     }
     let fan = format!("{prefix}-fan-");
-    loop {
+    let mut seen: HashMap<String, SystemTime> = HashMap::new();
+    let took = loop {
         let list = host.json("/api/incidents?state=analyzed").await;
-        let done = list["incidents"].as_array().map_or(0, |l| {
-            l.iter()
-                .filter(|i| i["group_key"].as_str().unwrap().starts_with(&fan))
-                .count()
-        });
-        if done == 50 {
-            return t0.elapsed();
+        for i in list["incidents"].as_array().into_iter().flatten() {
+            if i["group_key"].as_str().unwrap().starts_with(&fan) {
+                seen.entry(i["id"].as_str().unwrap().to_string())
+                    .or_insert_with(SystemTime::now);
+            }
+        }
+        if seen.len() == 50 {
+            break t0.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut runs = vec![];
+    for (id, recorded) in seen {
+        let full = host.json(&format!("/api/incidents/{id}")).await;
+        let run = &full["incident"]["runs"][0];
+        if run["status"] == "ok" {
+            runs.extend(Run::of(run, posted, recorded));
+        } else {
+            eprintln!("fan-out run not ok: {run:#}");
+        }
     }
+    (took, runs)
+}
+
+/// The example alerts the bundled debuggers answer (all but `endpoint-down`, whose probe would
+/// leave the machine).
+fn bundled_examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(common::repo().join("examples/alerts"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+        .filter(|n| n != "endpoint-down")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Post every example at once; the runs per recipe.
+async fn each_example(host: &Host, names: &[String]) -> std::collections::BTreeMap<String, Measures> {
+    let posted = SystemTime::now();
+    for name in names {
+        let r = host
+            .post("/webhook", None)
+            .json(&example_alert(name))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{name}");
+    }
+    let mut by_recipe: std::collections::BTreeMap<String, Vec<Run>> = Default::default();
+    for name in names {
+        let list = host
+            .wait_for(
+                &format!("/api/incidents?state=analyzed&label=alertname%3D{name}"),
+                |v| v["incidents"].as_array().is_some_and(|l| !l.is_empty()),
+            )
+            .await;
+        let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+        let full = host.json(&format!("/api/incidents/{id}")).await;
+        for run in full["incident"]["runs"].as_array().into_iter().flatten() {
+            if let Some(r) = Run::of(run, posted, SystemTime::now()) {
+                by_recipe
+                    .entry(run["recipe"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(r);
+            }
+        }
+    }
+    by_recipe
+        .into_iter()
+        .map(|(recipe, runs)| (recipe, Measures::of(&runs, &HashMap::new(), &HashMap::new())))
+        .collect()
 }
 
 /// The sorted durations of a phase's runs.
@@ -228,30 +387,40 @@ struct Measures {
     startup: Vec<Duration>,
     compile: Vec<Duration>,
     call: Vec<Duration>,
+    cpu: Vec<Duration>,
+    rss: Vec<Duration>,
 }
 
 impl Measures {
+    /// The runs' parts; those that need a Job's creation (from the audit log) or the result's
+    /// publish time only for runs found in `created` and `published`.
     fn of(
         runs: &[Run],
         created: &HashMap<String, (SystemTime, SystemTime)>,
         published: &HashMap<String, SystemTime>,
     ) -> Measures {
         let mut m = Measures::default();
-        for (run_id, posted, recorded, start, startup, compile, call) in runs {
-            let (received, done) = created[&format!("euphrosyne-{run_id}")];
-            let publish = published[run_id];
-            let d = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
-            m.e2e.push(d(*posted, *recorded));
-            m.process.push(d(*start, publish));
-            m.job_to_result.push(d(done, *recorded));
+        let d = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+        for r in runs {
+            m.e2e.push(d(r.posted, r.recorded));
+            m.startup.push(r.startup);
+            m.compile.push(r.compile);
+            m.call.push(r.call);
+            m.cpu.push(r.cpu);
+            m.rss.push(r.rss);
+            let (Some((received, done)), Some(publish)) = (
+                created.get(&format!("euphrosyne-{}", r.run_id)),
+                published.get(&r.run_id),
+            ) else {
+                continue;
+            };
+            m.process.push(d(r.process_start, *publish));
+            m.job_to_result.push(d(*done, r.recorded));
             // The host's own share: alert → Job create request at the apiserver, and result
             // published → recorded (what remains is the cluster's and the sandbox process's).
-            m.host_only.push(d(*posted, received) + d(publish, *recorded));
+            m.host_only.push(d(r.posted, *received) + d(*publish, r.recorded));
             // The cluster's: the Job controller, the scheduler, the kubelet, containerd and runc.
-            m.cluster.push(d(done, *start));
-            m.startup.push(*startup);
-            m.compile.push(*compile);
-            m.call.push(*call);
+            m.cluster.push(d(*done, r.process_start));
         }
         for v in [
             &mut m.e2e,
@@ -262,6 +431,8 @@ impl Measures {
             &mut m.startup,
             &mut m.compile,
             &mut m.call,
+            &mut m.cpu,
+            &mut m.rss,
         ] {
             v.sort();
         }

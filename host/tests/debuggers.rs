@@ -522,19 +522,6 @@ fn recipe_run(name: &str, kubeconfig: &Path) -> (&'static str, Value) {
     (recipe, parsed)
 }
 
-/// An example as Alertmanager sends it, its alerts firing since a minute ago. Each is its own
-/// group here, so each gets its own incident (kube-prometheus groups by namespace, and the shop
-/// examples would make one incident of many alerts: the recipes' own tests cover that).
-fn example(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/alerts/{name}.json"));
-    let mut body: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    body["groupKey"] = json!(format!("{{}}:{{alertname=\"{name}\"}}"));
-    for a in body["alerts"].as_array_mut().unwrap() {
-        a["startsAt"] = json!(common::firing_since());
-    }
-    body
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_alert_gets_an_analysis_that_names_its_cause_on_a_real_apiserver() {
     let cp = ControlPlane::start().await;
@@ -584,7 +571,12 @@ async fn every_example_alert_gets_an_analysis_that_names_its_cause_on_a_real_api
     assert_eq!(status["dangling_actions"], json!([]), "{status:#}");
 
     for (name, _, _) in EXPECTED {
-        let r = host.post("/webhook", None).json(&example(name)).send().await.unwrap();
+        let r = host
+            .post("/webhook", None)
+            .json(&example_alert(name))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{name}: {}", r.text().await.unwrap());
     }
     let mut failures = Vec::new();

@@ -55,11 +55,17 @@ impl Host {
         }
         let d = dir.path().display();
         let config = config.replace("{dir}", &d.to_string());
+        // 20 s unless the test's config says otherwise.
+        let deadline = if config.contains("incident_deadline_ms") {
+            ""
+        } else {
+            "incident_deadline_ms = 20000"
+        };
         let cfg = format!(
             r#"listen = "127.0.0.1:0"
 recipes = "{d}/recipes"
 secrets_dir = "{d}/secrets"
-incident_deadline_ms = 20000
+{deadline}
 shutdown_grace_ms = 5000
 {config}
 [[tokens]]
@@ -190,6 +196,19 @@ pub fn alertmanager_body(
         "alerts": [{"status": status, "labels": labels, "annotations": annotations, "startsAt": starts_at,
                     "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.test/graph", "fingerprint": fingerprint}],
     })
+}
+
+/// `examples/alerts/NAME.json` as Alertmanager sends it, its alerts firing since a minute ago,
+/// as its own group (kube-prometheus groups by namespace, and the shop examples would make one
+/// incident of many alerts), so each gets its own incident.
+pub fn example_alert(name: &str) -> serde_json::Value {
+    let path = super::repo().join(format!("examples/alerts/{name}.json"));
+    let mut body: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    body["groupKey"] = serde_json::json!(format!("{{}}:{{alertname=\"{name}\"}}"));
+    for a in body["alerts"].as_array_mut().unwrap() {
+        a["startsAt"] = serde_json::json!(super::firing_since());
+    }
+    body
 }
 
 /// A host whose `http-probe` may reach a failing endpoint (503) and whose `open-ticket` may reach
