@@ -353,14 +353,7 @@ async fn each_example(host: &Host, names: &[String]) -> std::collections::BTreeM
     }
     let mut by_recipe: std::collections::BTreeMap<String, Vec<Run>> = Default::default();
     for name in names {
-        let list = host
-            .wait_for(
-                &format!("/api/incidents?state=analyzed&label=alertname%3D{name}"),
-                |v| v["incidents"].as_array().is_some_and(|l| !l.is_empty()),
-            )
-            .await;
-        let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
-        let full = host.json(&format!("/api/incidents/{id}")).await;
+        let full = host.analysed_example(name).await;
         for run in full["incident"]["runs"].as_array().into_iter().flatten() {
             if let Some(r) = Run::of(run, posted, SystemTime::now()) {
                 by_recipe

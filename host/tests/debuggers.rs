@@ -581,14 +581,7 @@ async fn every_example_alert_gets_an_analysis_that_names_its_cause_on_a_real_api
     }
     let mut failures = Vec::new();
     for (name, says, action) in EXPECTED {
-        let list = host
-            .wait_for(
-                &format!("/api/incidents?state=analyzed&label=alertname%3D{name}"),
-                |v| v["incidents"].as_array().is_some_and(|l| !l.is_empty()),
-            )
-            .await;
-        let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
-        let inc = host.json(&format!("/api/incidents/{id}")).await;
+        let inc = host.analysed_example(name).await;
         let analysis = &inc["incident"]["analysis"];
         let summary = analysis["summary"].as_str().unwrap_or_default();
         let first = analysis["actions"][0]["action"].as_str();

@@ -137,6 +137,19 @@ token = {{ file = "{d}/operator.token" }}
         r.json().await.unwrap()
     }
 
+    /// The incident opened for the example alert `alertname` (see [`example_alert`]) once
+    /// analysed, as `/api/incidents/ID` shows it.
+    pub async fn analysed_example(&self, alertname: &str) -> serde_json::Value {
+        let list = self
+            .wait_for(
+                &format!("/api/incidents?state=analyzed&label=alertname%3D{alertname}"),
+                |v| v["incidents"].as_array().is_some_and(|l| !l.is_empty()),
+            )
+            .await;
+        let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+        self.json(&format!("/api/incidents/{id}")).await
+    }
+
     /// Poll `path` until `done` holds (20 s at most).
     pub async fn wait_for(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let started = Instant::now();
