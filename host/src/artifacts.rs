@@ -61,7 +61,7 @@ impl Artifacts {
                 let t = Instant::now();
                 let sealed = self.sandbox.artifact(job.digest, job.bytes.clone(), &self.key).await?;
                 self.bus
-                    .put_artifact(&job.digest, &self.sandbox.engine_id(), &sealed, TTL)
+                    .put_artifact(&job.digest, self.sandbox.engine_id(), &sealed, TTL)
                     .await
                     .map_err(|e| e.to_string())?;
                 tracing::info!(recipe = %job.recipe, digest = %job.digest, bytes = sealed.len(),

@@ -202,7 +202,7 @@ async fn adopt_artifact(
         }
     };
     let t = std::time::Instant::now();
-    let sealed = match bus.get_artifact(digest, &sandbox.engine_id()).await {
+    let sealed = match bus.get_artifact(digest, sandbox.engine_id()).await {
         Ok(Some(s)) => s,
         Ok(None) => return None,
         Err(e) => {

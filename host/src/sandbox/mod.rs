@@ -55,6 +55,8 @@ use crate::model::{ActionRequest, Incident};
 /// The wasmtime engine, linker and compile cache shared by every run in this process.
 pub struct Sandbox {
     engine: Engine,
+    /// [`Sandbox::engine_id`], computed once.
+    engine_id: String,
     linker: Linker<RunState>,
     compiled: MemoryCache,
     disk: Option<DiskCache>,
@@ -111,6 +113,7 @@ impl Sandbox {
             })
             .map_err(|e| crate::Error::Sandbox(format!("epoch ticker: {e}")))?;
         Ok(Sandbox {
+            engine_id: format!("{:016x}", cache::compat(&engine)),
             engine,
             linker,
             compiled: MemoryCache::new(config.memory_cache_entries, config.cache_stats.clone()),
@@ -127,17 +130,15 @@ impl Sandbox {
     }
 
     /// This engine's code-compatibility fingerprint, as artifacts name it.
-    pub fn engine_id(&self) -> String {
-        format!("{:016x}", cache::compat(&self.engine))
+    pub fn engine_id(&self) -> &str {
+        &self.engine_id
     }
 
     /// The compiled code for the component `bytes` (verified against `digest` first; compiled
     /// here, or taken from the cache), serialized and sealed with `key` for sandbox processes
     /// whose engine matches this one ([`Sandbox::adopt`]).
     pub async fn artifact(&self, digest: Digest, bytes: Arc<[u8]>, key: &ArtifactKey) -> Result<Vec<u8>, String> {
-        digest
-            .verify(&bytes)
-            .map_err(|actual| format!("digest mismatch: pinned {digest}, got {actual}"))?;
+        pinned(&digest, &bytes)?;
         let compiled = match self.compiled.get(&digest) {
             Some(c) => c,
             None => self.compile(digest, bytes).await.0,
@@ -146,12 +147,11 @@ impl Sandbox {
             .component
             .clone()
             .ok_or_else(|| compiled.invalid.clone().unwrap_or_else(|| "did not compile".into()))?;
-        let engine = self.engine_id();
         let code = tokio::task::spawn_blocking(move || component.serialize())
             .await
             .map_err(|e| format!("serializing: {e}"))?
             .map_err(|e| format!("serializing: {e:#}"))?;
-        Ok(key.seal(&digest, &engine, &code))
+        Ok(key.seal(&digest, &self.engine_id, &code))
     }
 
     /// Take the code for the component `bytes` (pinned as `digest`) from `sealed`, an artifact
@@ -160,11 +160,8 @@ impl Sandbox {
     /// those same bytes (the same `Arc`) then finds it in the memory cache. `Err` says why it
     /// was not taken; the run compiles then, as without it.
     pub fn adopt(&self, digest: &Digest, bytes: &Arc<[u8]>, sealed: &[u8], key: &ArtifactKey) -> Result<(), String> {
-        let engine = self.engine_id();
-        let code = key.open(digest, &engine, sealed)?;
-        digest
-            .verify(bytes)
-            .map_err(|actual| format!("digest mismatch: pinned {digest}, got {actual}"))?;
+        let code = key.open(digest, &self.engine_id, sealed)?;
+        pinned(digest, bytes)?;
         // SAFETY: `code` is what `Component::serialize` wrote in a process holding the artifact
         // key, for this digest and an engine with this compatibility fingerprint: the seal, an
         // HMAC-SHA256 under that key, was checked above before anything read the bytes. wasmtime
@@ -340,6 +337,13 @@ impl Sandbox {
         // 6. Classify.
         classify::classify(result, job, store.data_mut(), called, total_us)
     }
+}
+
+/// `bytes` are the component pinned as `digest`; why not otherwise.
+fn pinned(digest: &Digest, bytes: &[u8]) -> Result<(), String> {
+    digest
+        .verify(bytes)
+        .map_err(|actual| format!("digest mismatch: pinned {digest}, got {actual}"))
 }
 
 /// Every epoch tick the guest yields to the async runtime (so a spinning recipe never holds a
