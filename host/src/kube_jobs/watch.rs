@@ -190,14 +190,13 @@ async fn explain(
         );
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
+    let mut list = pods
         .list(&ListParams::default().labels(&format!("job-name={name}")))
         .await
         .map(|l| l.items)
         .unwrap_or_default();
     // The first pod that ran to an exit, oldest first: the Job's first pod ran the run; a
     // replacement (after an eviction, say) found it claimed.
-    let mut list = list;
     list.sort_by_key(|p| p.metadata.creation_timestamp.clone());
     let exited = list.iter().find_map(|p| {
         let t = p
@@ -213,14 +212,6 @@ async fn explain(
         Some((p, t)) => (Some(p), Some(t)),
         None => (list.first(), None),
     };
-    // The sandbox's own last words, read through the apiserver (its termination message holds
-    // them too when the kubelet kept them).
-    let said = match pod.and_then(|p| p.metadata.name.clone()) {
-        Some(pod_name) if terminated.as_ref().is_some_and(|t| t.exit_code != 0) => {
-            log_tail(client, namespace, &pod_name).await
-        }
-        _ => None,
-    };
     match terminated {
         Some(t) if t.reason.as_deref() == Some("OOMKilled") => (
             RunStatus::LimitExceeded,
@@ -230,6 +221,12 @@ async fn explain(
             ),
         ),
         Some(t) => {
+            // The sandbox's own last words, read through the apiserver (its termination message
+            // holds them too when the kubelet kept them).
+            let said = match pod.and_then(|p| p.metadata.name.as_deref()) {
+                Some(pod_name) if t.exit_code != 0 => log_tail(client, namespace, pod_name).await,
+                _ => None,
+            };
             let words = said.or(t.message.clone()).unwrap_or_default();
             (
                 RunStatus::Trapped,
