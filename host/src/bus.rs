@@ -164,9 +164,15 @@ impl Bus {
             what: "run".into(),
             why: e.to_string(),
         })?;
+        self.set_for(&self.key(&format!("run:{}", spec.run_id)), json.as_bytes(), ttl)
+            .await
+    }
+
+    /// `SET key value PX ttl`.
+    async fn set_for(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), BusError> {
         let _: () = redis::cmd("SET")
-            .arg(self.key(&format!("run:{}", spec.run_id)))
-            .arg(json)
+            .arg(key)
+            .arg(value)
             .arg("PX")
             .arg(ttl.as_millis() as u64)
             .query_async(&mut self.conn.clone())
@@ -203,14 +209,7 @@ impl Bus {
         sealed: &[u8],
         ttl: Duration,
     ) -> Result<(), BusError> {
-        let _: () = redis::cmd("SET")
-            .arg(self.artifact_key(digest, engine))
-            .arg(sealed)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        self.set_for(&self.artifact_key(digest, engine), sealed, ttl).await
     }
 
     /// Sealed precompiled code for the component `digest` and engine `engine`, if stored.

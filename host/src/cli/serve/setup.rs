@@ -227,7 +227,7 @@ pub async fn executors(
     match euphrosyne::sandbox::ArtifactKey::from_env().map_err(anyhow::Error::msg)? {
         Some(key) => sub.ship_artifacts(key, sandbox.clone()),
         None if kind == ExecutorKind::Kube => tracing::info!(
-            "each sandbox Job compiles its recipe (about 250 ms): set `artifact-key` in Secret `{}` and {} for the host, to ship precompiled code (README: Deploy to a cluster)",
+            "each sandbox Job compiles its recipe (about 200 ms): set `artifact-key` in Secret `{}` and {} for the host, to ship precompiled code (README: Deploy to a cluster)",
             cfg.kube.redis_secret,
             euphrosyne::sandbox::ArtifactKey::ENV
         ),
