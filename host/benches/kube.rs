@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::cluster::{ARTIFACT_KEY, ControlPlane};
-use common::host::{Host, alertmanager_body, example_alert};
+use common::host::{Host, alertmanager_body};
 use common::pct;
 use common::redis::RedisServer;
 use serde_json::json;
@@ -343,13 +343,7 @@ fn bundled_examples() -> Vec<String> {
 async fn each_example(host: &Host, names: &[String]) -> std::collections::BTreeMap<String, Measures> {
     let posted = SystemTime::now();
     for name in names {
-        let r = host
-            .post("/webhook", None)
-            .json(&example_alert(name))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{name}");
+        host.post_example(name).await;
     }
     let mut by_recipe: std::collections::BTreeMap<String, Vec<Run>> = Default::default();
     for name in names {

@@ -14,17 +14,20 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::cluster::{ControlPlane, ok};
 use common::fixtures::{self, create, set_status};
 use common::host::*;
+use common::until;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const NS: &str = "euphrosyne";
+/// How long the controllers may take to act on what a test made.
+const CONTROLLERS: Duration = Duration::from_secs(60);
 
 /// Example file → (what the summary must say, the first suggested action, if any).
 const EXPECTED: &[(&str, &str, Option<&str>)] = &[
@@ -163,22 +166,10 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
-/// Poll `probe` until it returns `Some` (the controllers work asynchronously).
-async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, probe: impl Fn() -> F) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The pods matching `selector` once there are `n`, by name.
 async fn pods(client: &Client, ns: &str, selector: &str, n: usize) -> Vec<String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    until(&format!("{n} pods {selector} in {ns}"), || async {
+    until(&format!("{n} pods {selector} in {ns}"), CONTROLLERS, || async {
         let list = api.list(&ListParams::default().labels(selector)).await.ok()?;
         let mut names: Vec<String> = list.items.into_iter().filter_map(|p| p.metadata.name).collect();
         names.sort();
@@ -315,11 +306,16 @@ async fn rollout_world(cp: &ControlPlane) {
     }
     ok(cp.kubectl(&["-n", "shop", "set", "image", "statefulset/db", "db=postgres:16"]));
     let sts = fixtures::api(client, "apps/v1", "StatefulSet", Some("shop"));
-    until("the StatefulSet controller records the update revision", || async {
-        let s = serde_json::to_value(sts.get("db").await.ok()?).ok()?;
-        (s["status"]["updateRevision"].is_string() && s["status"]["updateRevision"] != s["status"]["currentRevision"])
-            .then_some(())
-    })
+    until(
+        "the StatefulSet controller records the update revision",
+        CONTROLLERS,
+        || async {
+            let s = serde_json::to_value(sts.get("db").await.ok()?).ok()?;
+            (s["status"]["updateRevision"].is_string()
+                && s["status"]["updateRevision"] != s["status"]["currentRevision"])
+                .then_some(())
+        },
+    )
     .await;
     let agent = json!({"name": "agent", "image": "agent:1", "resources": {"requests": {"cpu": "1"}}});
     create_workload(client, "shop", "DaemonSet", "agent", 0, json!({}), agent).await;
@@ -355,10 +351,14 @@ async fn jobs_world(client: &Client) {
         .await;
     }
     let jobs = fixtures::api(client, "batch/v1", "Job", Some("shop"));
-    until("the Job controller counts backfill's pod active", || async {
-        let j = serde_json::to_value(jobs.get("backfill").await.ok()?).ok()?;
-        (j["status"]["active"] == 1).then_some(())
-    })
+    until(
+        "the Job controller counts backfill's pod active",
+        CONTROLLERS,
+        || async {
+            let j = serde_json::to_value(jobs.get("backfill").await.ok()?).ok()?;
+            (j["status"]["active"] == 1).then_some(())
+        },
+    )
     .await;
 }
 
@@ -571,13 +571,7 @@ async fn every_example_alert_gets_an_analysis_that_names_its_cause_on_a_real_api
     assert_eq!(status["dangling_actions"], json!([]), "{status:#}");
 
     for (name, _, _) in EXPECTED {
-        let r = host
-            .post("/webhook", None)
-            .json(&example_alert(name))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{name}: {}", r.text().await.unwrap());
+        host.post_example(name).await;
     }
     let mut failures = Vec::new();
     for (name, says, action) in EXPECTED {

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{ARTIFACT_KEY, ControlPlane, node_lock, ok};
 use common::host::*;
 use common::redis::RedisServer;
+use common::until;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
@@ -39,6 +40,8 @@ use kube::api::{ListParams, PostParams};
 use serde_json::json;
 
 const NS: &str = "euphrosyne";
+/// How long the controllers, the kubelet and the host get for most steps here.
+const TEN_S: Duration = Duration::from_secs(10);
 
 fn manifests() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
@@ -271,18 +274,11 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
         json!({"limits": {"memory": "128Mi", "cpu": "1"}, "requests": {"memory": "128Mi", "cpu": "10m"}}),
         "64 MiB + 64 MiB for the process; the CPU from [kube]'s defaults"
     );
-    let done = Instant::now();
-    loop {
+    until("the Job controller completes the Job", TEN_S, || async {
         let j = &jobs_of(&client, "pod-crashloop").await[0];
-        if j.status.as_ref().and_then(|s| s.succeeded) == Some(1) {
-            break;
-        }
-        assert!(
-            done.elapsed() < Duration::from_secs(10),
-            "the Job controller never completed the Job"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (j.status.as_ref().and_then(|s| s.succeeded) == Some(1)).then_some(())
+    })
+    .await;
 
     // Approve the restart: an action Job (writer ServiceAccount) patches the real Deployment.
     let approval = json!({"incident": id, "action": "restart-workload", "approver": "alice"});
@@ -348,17 +344,16 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
         "the good ones stay"
     );
     let events: Api<Event> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    loop {
+    until("an InvalidRecipe Event", TEN_S, || async {
         let list = events.list(&ListParams::default()).await.unwrap().items;
-        if list.iter().any(|e| {
-            e.reason.as_deref() == Some("InvalidRecipe") && e.involved_object.name.as_deref() == Some("broken-recipe")
-        }) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no InvalidRecipe Event");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        list.iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("InvalidRecipe")
+                    && e.involved_object.name.as_deref() == Some("broken-recipe")
+            })
+            .then_some(())
+    })
+    .await;
     cms.delete("broken-recipe", &Default::default()).await.unwrap();
     host.wait_for("/api/status", |s| {
         s["recipe_errors"].as_array().is_some_and(|e| e.is_empty())
@@ -503,15 +498,11 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
         .await
         .unwrap();
     drop(held);
-    let started = Instant::now();
-    loop {
+    until("the Job fails", TEN_S, || async {
         let job = jobs.get(&format!("euphrosyne-{run7}")).await.unwrap();
-        if job.status.and_then(|s| s.failed) == Some(1) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "the Job never failed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (job.status.and_then(|s| s.failed) == Some(1)).then_some(())
+    })
+    .await;
     // (Back with pod-crashloop chosen to run in the host's own engine.)
     let config = format!("{config}\nin_process = [\"pod-crashloop\"]");
     let host = Host::start_with_env(|_| {}, &config, &[], &env);
@@ -562,24 +553,18 @@ async fn held_run(host: &Host, client: &kube::Client, group: &str) -> (String, S
         .await;
     let run_id = inc["incident"]["runs"][0]["run_id"].as_str().unwrap().to_string();
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    loop {
-        let list = pods
-            .list(&ListParams::default().labels(&format!("euphrosyne.io/run={run_id}")))
-            .await
-            .unwrap();
-        if let Some(p) = list.items.first() {
-            return (run_id, p.metadata.name.clone().unwrap());
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no pod for {run_id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let of_run = ListParams::default().labels(&format!("euphrosyne.io/run={run_id}"));
+    let pod = until(&format!("a pod for {run_id}"), TEN_S, || async {
+        pods.list(&of_run).await.unwrap().items.first()?.metadata.name.clone()
+    })
+    .await;
+    (run_id, pod)
 }
 
 /// The run `run_id`, once closed — well before the Job's deadline (6 s) could have done it.
 async fn closed_run(host: &Host, run_id: &str) -> serde_json::Value {
     let started = Instant::now();
-    loop {
+    let run = until(&format!("run {run_id} closed"), TEN_S, || async {
         let list = host.json("/api/incidents?state=analyzed").await;
         for inc in list["incidents"].as_array().unwrap() {
             let full = host
@@ -587,25 +572,22 @@ async fn closed_run(host: &Host, run_id: &str) -> serde_json::Value {
                 .await;
             let runs = full["incident"]["runs"].as_array().unwrap().clone();
             if let Some(r) = runs.into_iter().find(|r| r["run_id"] == run_id) {
-                let took = started.elapsed();
-                assert!(took < Duration::from_secs(4), "closed only after {took:?}");
-                return r;
+                return Some(r);
             }
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "run {run_id} never closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        None
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+    run
 }
 
 async fn wait_jobs(client: &kube::Client, recipe: &str, n: usize) {
-    let started = Instant::now();
-    while jobs_of(client, recipe).await.len() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "Job {n} of {recipe} never created"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&format!("Job {n} of {recipe} created"), TEN_S, || async {
+        (jobs_of(client, recipe).await.len() >= n).then_some(())
+    })
+    .await;
 }
 
 /// The hostile test guest as a debugger `name` for alerts named `alertname`, in `mode`, with
@@ -866,39 +848,23 @@ async fn sandbox_processes_are_confined_and_their_faults_end_runs_on_a_real_node
     node.sandbox_pid(&run_id).await;
     let frozen = node.freeze_kubelet();
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    let started = Instant::now();
-    loop {
+    until("the node goes NotReady", Duration::from_secs(14), || async {
         let n = nodes.get(&node.name).await.unwrap();
-        let ready = n
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.type_ == "Ready");
-        if ready.is_some_and(|c| c.status != "True") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(14),
-            "the node never went NotReady"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let ready = n.status?.conditions?.into_iter().find(|c| c.type_ == "Ready");
+        ready.is_some_and(|c| c.status != "True").then_some(())
+    })
+    .await;
     let inc = analysed(&host, &id).await;
     let runs = inc["incident"]["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0]["status"], "ok", "{:#}", runs[0]);
     drop(frozen);
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    loop {
+    until("the Job completes", Duration::from_secs(30), || async {
         let job = jobs.get(&format!("euphrosyne-{run_id}")).await.unwrap();
-        if job.status.as_ref().and_then(|s| s.succeeded) == Some(1) {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the Job never completed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (job.status.as_ref().and_then(|s| s.succeeded) == Some(1)).then_some(())
+    })
+    .await;
     let pods = pods
         .list(&ListParams::default().labels(&format!("euphrosyne.io/run={run_id}")))
         .await
@@ -929,17 +895,10 @@ async fn closed_at_once(host: &Host, client: &kube::Client, group: &str, says: &
 /// Job `euphrosyne-RUN_ID` deleted (or being deleted), within 10 s.
 async fn job_gone(client: &kube::Client, run_id: &str) {
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let started = Instant::now();
-    while jobs
-        .get_opt(&format!("euphrosyne-{run_id}"))
-        .await
-        .unwrap()
-        .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "Job euphrosyne-{run_id} was not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&format!("Job euphrosyne-{run_id} deleted"), TEN_S, || async {
+        let job = jobs.get_opt(&format!("euphrosyne-{run_id}")).await.unwrap();
+        job.is_none_or(|j| j.metadata.deletion_timestamp.is_some())
+            .then_some(())
+    })
+    .await;
 }

@@ -154,15 +154,24 @@ fn sandbox_process(redis: &RedisServer, prefix: &str, run_id: &str, component: &
         .unwrap()
 }
 
-#[tokio::test]
-async fn results_published_while_nobody_listens_are_collected_once() {
-    let redis = RedisServer::start();
-    let bus = Bus::connect(&redis.url(), "t1", Duration::from_secs(5)).await.unwrap();
+/// A bus under `prefix` with its consumer group, and a harmless run of the hostile guest whose
+/// input is stored (30 s to run, kept 60 s), as a host stages it for a sandbox process.
+async fn staged_run(redis: &RedisServer, prefix: &str) -> (Bus, euphrosyne::sandbox::RunJob) {
+    let bus = Bus::connect(&redis.url(), prefix, Duration::from_secs(5))
+        .await
+        .unwrap();
     bus.ensure_group().await.unwrap();
     let job = hostile_job("ok");
     bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
         .await
         .unwrap();
+    (bus, job)
+}
+
+#[tokio::test]
+async fn results_published_while_nobody_listens_are_collected_once() {
+    let redis = RedisServer::start();
+    let (bus, job) = staged_run(&redis, "t1").await;
     // The sandbox publishes while no host reads.
     let out = sandbox_process(&redis, "t1", &job.run_id, &job.bytes)
         .wait_with_output()
@@ -194,12 +203,7 @@ async fn results_published_while_nobody_listens_are_collected_once() {
 #[tokio::test]
 async fn a_tampered_component_is_refused_and_reported() {
     let redis = RedisServer::start();
-    let bus = Bus::connect(&redis.url(), "t2", Duration::from_secs(5)).await.unwrap();
-    bus.ensure_group().await.unwrap();
-    let job = hostile_job("ok");
-    bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
-        .await
-        .unwrap();
+    let (bus, job) = staged_run(&redis, "t2").await;
     let mut tampered = job.bytes.to_vec();
     tampered.push(0);
     let out = sandbox_process(&redis, "t2", &job.run_id, &tampered)
@@ -367,12 +371,7 @@ async fn an_alert_acknowledged_right_before_a_sigkill_is_not_lost() {
 #[tokio::test]
 async fn a_run_is_executed_once_even_when_its_sandbox_starts_twice() {
     let redis = RedisServer::start();
-    let bus = Bus::connect(&redis.url(), "t9", Duration::from_secs(5)).await.unwrap();
-    bus.ensure_group().await.unwrap();
-    let job = hostile_job("ok");
-    bus.put_run(&RunSpec::of(&job, Duration::from_secs(30)), Duration::from_secs(60))
-        .await
-        .unwrap();
+    let (bus, job) = staged_run(&redis, "t9").await;
     let first = sandbox_process(&redis, "t9", &job.run_id, &job.bytes)
         .wait_with_output()
         .unwrap();

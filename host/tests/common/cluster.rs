@@ -282,14 +282,17 @@ impl RealNode {
     /// Stop the scheduler: new pods stay pending (no one looks at them, so none is
     /// `Unschedulable` either) until the guard is dropped.
     pub fn hold_scheduling(&self) -> Stopped {
-        let pid = self.pid("scheduler");
-        signal(pid, "STOP");
-        Stopped(pid)
+        self.stop("scheduler")
     }
 
     /// Freeze the kubelet (the node stops reporting; its containers run on) until dropped.
     pub fn freeze_kubelet(&self) -> Stopped {
-        let pid = self.pid("kubelet");
+        self.stop("kubelet")
+    }
+
+    /// SIGSTOP the node's process `name` (its pid file under `DIR/node`) until the guard drops.
+    fn stop(&self, name: &str) -> Stopped {
+        let pid = self.pid(name);
         signal(pid, "STOP");
         Stopped(pid)
     }

@@ -137,6 +137,17 @@ token = {{ file = "{d}/operator.token" }}
         r.json().await.unwrap()
     }
 
+    /// Post `examples/alerts/NAME.json` (see [`example_alert`]) to `/webhook`; it is accepted.
+    pub async fn post_example(&self, name: &str) {
+        let r = self
+            .post("/webhook", None)
+            .json(&example_alert(name))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{name}: {}", r.text().await.unwrap());
+    }
+
     /// The incident opened for the example alert `alertname` (see [`example_alert`]) once
     /// analysed, as `/api/incidents/ID` shows it.
     pub async fn analysed_example(&self, alertname: &str) -> serde_json::Value {

@@ -76,6 +76,23 @@ pub const BUNDLED: [&str; 18] = [
     "expand-pvc",
 ];
 
+/// Poll `probe` every 50 ms until it returns `Some` (controllers, kubelets and hosts act
+/// asynchronously); the test fails naming `what` if that takes longer than `within`.
+pub async fn until<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    within: std::time::Duration,
+    probe: impl Fn() -> F,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(started.elapsed() < within, "never happened within {within:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A bundled recipe, built by `euphrosyne recipe build recipes/NAME`.
 pub fn bundled(name: &str) -> (Manifest, Vec<u8>) {
     let dir = repo().join("recipes").join(name);
