@@ -8,17 +8,16 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
 use crate::incident::{ActionRun, IncidentRecord};
 
-use super::book::IncidentBook;
+use super::shared::SharedBook;
 
 /// The incident book seen by a store, and the persist-point handshake with it.
 #[derive(Debug)]
 pub struct Journal {
-    book: Arc<Mutex<IncidentBook>>,
+    book: Arc<SharedBook>,
     enabled: AtomicBool,
     /// Persist points asked for so far.
     requested: AtomicU64,
@@ -29,7 +28,7 @@ pub struct Journal {
 
 impl Journal {
     /// The journal of `book`; nothing waits on a store until [`Journal::enable`].
-    pub fn new(book: Arc<Mutex<IncidentBook>>) -> Self {
+    pub fn new(book: Arc<SharedBook>) -> Self {
         Journal {
             book,
             enabled: AtomicBool::new(false),

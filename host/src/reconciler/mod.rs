@@ -23,6 +23,7 @@ pub mod intake;
 pub mod journal;
 mod preview;
 mod recovery;
+mod shared;
 pub mod trigger;
 
 use std::collections::HashMap;
@@ -42,6 +43,7 @@ pub use self::fence::ActionFence;
 use self::intake::Intake;
 pub use self::intake::{Accepted, AlertBatch, IntakeError};
 use self::journal::Journal;
+use self::shared::SharedBook;
 use self::trigger::{Decision, Trigger, TriggerPolicy};
 use crate::catalog::{Catalog, Dangling, RecipeErrorInfo, RecipeInfo};
 use crate::executor::Executor;
@@ -111,7 +113,7 @@ pub struct Reconciler {
     notifiers: Vec<Arc<dyn Notifier>>,
     metrics: Arc<Metrics>,
     intake: Intake,
-    book: Arc<Mutex<IncidentBook>>,
+    book: Arc<SharedBook>,
     trigger: Mutex<Trigger>,
     breaker: Mutex<approval::Breaker>,
     journal: Arc<Journal>,
@@ -132,7 +134,7 @@ impl Reconciler {
     ) -> Arc<Self> {
         let (queue, rx) = mpsc::channel(settings.queue_capacity);
         let (control, control_rx) = mpsc::unbounded_channel();
-        let book = Arc::new(Mutex::new(IncidentBook::new(settings.max_incidents)));
+        let book = Arc::new(SharedBook::new(IncidentBook::new(settings.max_incidents)));
         // Remember cooldowns for this many groups: bounded memory under any traffic.
         let cooldowns = (4 * settings.max_incidents).max(1_000);
         // The trigger owns the routes; the reconciler keeps the rest of its settings.
@@ -315,6 +317,12 @@ impl Reconciler {
         self.book
             .lock()
             .note(incident, &now_rfc3339(), kind, detail, by, Some(channel));
+    }
+
+    /// A receiver whose value moves after every change to the incidents or actions (the
+    /// console's live updates wait on it).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.book.subscribe()
     }
 
     /// `/api/status`.
