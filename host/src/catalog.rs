@@ -33,6 +33,15 @@ pub struct RecipeInfo {
     pub digest: String,
     /// Matchers (debug) or action names (action).
     pub handles: Vec<String>,
+    /// One line for humans, from the manifest.
+    #[serde(default)]
+    pub description: String,
+    /// What it was granted (everything else is denied).
+    #[serde(default)]
+    pub capabilities: crate::manifest::Capabilities,
+    /// Its limits.
+    #[serde(default)]
+    pub limits: crate::manifest::Limits,
 }
 
 /// Where a loaded recipe came from in the cluster (what its Jobs mount and are owned by).
@@ -119,6 +128,9 @@ impl Catalog {
                 } else {
                     r.manifest.actions.clone()
                 },
+                description: r.manifest.description.clone(),
+                capabilities: r.manifest.capabilities.clone(),
+                limits: r.manifest.limits,
             })
             .collect();
         (infos, s.errors.clone())

@@ -118,6 +118,8 @@ pub struct ServeConfig {
     pub executor: ExecutorKind,
     /// The Kubernetes executor and recipe registry (`executor = "kube"`).
     pub kube: crate::kube_jobs::KubeConfig,
+    /// The incident console (web pages): sessions, trusted proxy, paging.
+    pub console: crate::api::console::settings::ConsoleConfig,
 }
 
 /// Where runs execute.
@@ -168,6 +170,7 @@ impl Default for ServeConfig {
             leader_lease_ms: 10_000,
             executor: ExecutorKind::Auto,
             kube: Default::default(),
+            console: Default::default(),
         }
     }
 }
@@ -205,6 +208,7 @@ impl ServeConfig {
                 kube.cpu_request_millicores, kube.cpu_limit_millicores
             )));
         }
+        self.console.check().map_err(err)?;
         if self.leader_lease_ms < 300 {
             return Err(err(format!(
                 "leader_lease_ms = {} is too short to renew reliably; use at least 300 (default 10000)",

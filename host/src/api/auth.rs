@@ -94,6 +94,37 @@ impl Auth {
         self.tokens.iter().find(|t| same(&t.secret, presented))
     }
 
+    /// The token held by `name`, if it is still configured.
+    pub fn by_name(&self, name: &str) -> Option<&Token> {
+        self.tokens.iter().find(|t| t.name == name)
+    }
+
+    /// Check a presented token (a sign-in form's field).
+    pub fn check(&self, presented: &str) -> Option<&Token> {
+        let presented = presented.trim();
+        self.tokens.iter().find(|t| same(&t.secret, presented))
+    }
+
+    /// The key the console signs its session cookies with: derived from every token's name and
+    /// secret, so replicas with the same tokens accept each other's sessions, a restart keeps
+    /// them, and changing any token signs everyone out. (Without tokens nobody can sign in; the
+    /// key is then of no use and merely unique.)
+    pub fn session_key(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"euphrosyne console session key v1\0");
+        for t in &self.tokens {
+            h.update((t.name.len() as u64).to_le_bytes());
+            h.update(t.name.as_bytes());
+            h.update((t.secret.len() as u64).to_le_bytes());
+            h.update(t.secret.as_bytes());
+        }
+        if self.tokens.is_empty() {
+            h.update(uuid::Uuid::new_v4().as_bytes());
+        }
+        h.finalize().into()
+    }
+
     /// May this request call `/webhook`?
     pub fn webhook_allows(&self, headers: &HeaderMap) -> bool {
         if self.webhook_bearer.is_none() && self.webhook_basic.is_none() {
@@ -117,5 +148,21 @@ impl Auth {
             }
         }
         false
+    }
+
+    /// Credentials for unit tests: `(holder, role, secret)`.
+    #[cfg(test)]
+    pub fn for_tests(tokens: &[(&str, Role, &str)]) -> Auth {
+        Auth {
+            tokens: tokens
+                .iter()
+                .map(|(name, role, secret)| Token {
+                    name: name.to_string(),
+                    role: *role,
+                    secret: secret.to_string(),
+                })
+                .collect(),
+            ..Auth::default()
+        }
     }
 }

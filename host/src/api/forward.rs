@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use super::handlers::{Api, error};
 
 /// Set on a request one replica forwarded to another (never forwarded twice).
-const FORWARDED_BY: &str = "x-euphrosyne-forwarded-by";
+pub(super) const FORWARDED_BY: &str = "x-euphrosyne-forwarded-by";
+/// On a forwarded request: the `Host` the browser addressed (the follower).
+pub(super) const FORWARDED_HOST: &str = "x-euphrosyne-forwarded-host";
 
 /// On a follower replica, forward every request but the probes and `/metrics` to the leader,
 /// unchanged (body, credentials, chat signatures), and hand its answer back.
@@ -57,6 +59,10 @@ pub(super) async fn follow_leader(
         )
         .header(FORWARDED_BY, replicas.lease().replica())
         .body(body);
+    // The console checks a form's `Origin` against the host the browser addressed.
+    if let Some(host) = parts.headers.get(header::HOST) {
+        out = out.header(FORWARDED_HOST, host);
+    }
     for (name, value) in &parts.headers {
         if !is_hop_header(name) {
             out = out.header(name, value);
@@ -66,11 +72,11 @@ pub(super) async fn follow_leader(
         Ok(resp) => {
             let status = resp.status();
             let headers = resp.headers().clone();
-            let bytes = resp.bytes().await.unwrap_or_default();
-            let mut r = (status, bytes).into_response();
+            // Streamed, not buffered: the console's live updates are a response that does not end.
+            let mut r = (status, axum::body::Body::from_stream(resp.bytes_stream())).into_response();
             for (name, value) in &headers {
                 if !is_hop_header(name) {
-                    r.headers_mut().insert(name, value.clone());
+                    r.headers_mut().append(name, value.clone());
                 }
             }
             r

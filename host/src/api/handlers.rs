@@ -29,6 +29,10 @@ pub struct Api {
     pub replicas: Option<Arc<crate::lease::Replicas>>,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// The console's settings.
+    pub console: super::console::settings::ConsoleConfig,
+    /// Where runs execute (`in-process`, `subprocess`, `kube`), as the console shows it.
+    pub executor: &'static str,
 }
 
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {

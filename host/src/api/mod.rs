@@ -1,8 +1,10 @@
-//! The HTTP API (axum): `/webhook`, `/api/*`, `/metrics`, `/healthz`, `/readyz`. Every route is
-//! declared once in [`ROUTES`] ([`routes`]); the router, the access guard and the OpenAPI
-//! document are all built from it.
+//! The HTTP API (axum): `/webhook`, `/api/*`, `/metrics`, `/healthz`, `/readyz`. Every API route
+//! is declared once in [`ROUTES`] ([`routes`]); the router, the access guard and the OpenAPI
+//! document are all built from it. The incident console's pages ([`console`]) are served beside
+//! it, with their own session sign-in.
 
 mod auth;
+pub mod console;
 mod forward;
 mod handlers;
 mod openapi;
@@ -32,12 +34,13 @@ pub fn router(api: Arc<Api>) -> Router {
             .route_layer(axum::middleware::from_fn_with_state((api.clone(), route.access), guard));
         r = r.route(route.path, guarded);
     }
-    r.layer(axum::middleware::from_fn_with_state(
-        api.clone(),
-        forward::follow_leader,
-    ))
-    .layer(DefaultBodyLimit::max(api.max_body_bytes))
-    .with_state(api)
+    r.with_state(api.clone())
+        .merge(console::router(api.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            forward::follow_leader,
+        ))
+        .layer(DefaultBodyLimit::max(api.max_body_bytes))
 }
 
 /// The handler function behind `endpoint`.

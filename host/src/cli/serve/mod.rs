@@ -108,6 +108,12 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         slack: chat.slack,
         replicas: replicas.clone(),
         max_body_bytes: cfg.max_body_bytes,
+        console: cfg.console.clone(),
+        executor: match kind {
+            ExecutorKind::Kube => "kube",
+            ExecutorKind::Subprocess => "subprocess",
+            ExecutorKind::InProcess | ExecutorKind::Auto => "in-process",
+        },
     }));
     serve(listener, app, &reconciler, leadership).await?;
     reconciler.shutdown().await;
@@ -238,6 +244,7 @@ async fn serve(
     leadership: Option<tokio::task::JoinHandle<anyhow::Error>>,
 ) -> anyhow::Result<()> {
     let r = reconciler.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: refusing new alerts, letting runs finish");
