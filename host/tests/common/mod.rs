@@ -242,6 +242,8 @@ pub struct HttpServer {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
     pub requests: Requests,
+    /// While held, requests are read and kept but not answered (see [`HttpServer::hold`]).
+    gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl HttpServer {
@@ -251,6 +253,8 @@ impl HttpServer {
         let hits = Arc::new(AtomicUsize::new(0));
         let requests: Requests = Default::default();
         let (counter, log) = (hits.clone(), requests.clone());
+        let gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)> = Default::default();
+        let held = gate.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
@@ -309,6 +313,8 @@ impl HttpServer {
                     req_body = buf[body_start.min(buf.len())..].to_vec();
                 }
                 log.lock().unwrap().push((head, req_body));
+                let (lock, cv) = &*held;
+                drop(cv.wait_while(lock.lock().unwrap(), |held| *held).unwrap());
                 let _ = write!(
                     s,
                     "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -316,7 +322,23 @@ impl HttpServer {
                 );
             }
         });
-        HttpServer { port, hits, requests }
+        HttpServer {
+            port,
+            hits,
+            requests,
+            gate,
+        }
+    }
+
+    /// Keep requests waiting for their answer until [`HttpServer::release`].
+    pub fn hold(&self) {
+        *self.gate.0.lock().unwrap() = true;
+    }
+
+    /// Answer the waiting requests, and every one after.
+    pub fn release(&self) {
+        *self.gate.0.lock().unwrap() = false;
+        self.gate.1.notify_all();
     }
 
     pub fn hits(&self) -> usize {
@@ -324,6 +346,7 @@ impl HttpServer {
     }
 }
 
+pub mod browser;
 pub mod chat;
 pub mod cluster;
 #[allow(dead_code)]
