@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::handlers::{Api, error};
+use super::handlers::Api;
+use super::problem::Problem;
 
 /// Set on a request one replica forwarded to another (never forwarded twice).
 pub(super) const FORWARDED_BY: &str = "x-euphrosyne-forwarded-by";
@@ -28,7 +29,7 @@ pub(super) async fn follow_leader(
         return next.run(req).await;
     }
     let unavailable = |msg: String| {
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, msg);
+        let mut r = Problem::Unavailable.answer(msg);
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         r
@@ -44,10 +45,7 @@ pub(super) async fn follow_leader(
     let body = match axum::body::to_bytes(body, api.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over {} bytes", api.max_body_bytes),
-            );
+            return Problem::TooLarge.answer(format!("body over {} bytes", api.max_body_bytes));
         }
     };
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

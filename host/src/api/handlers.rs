@@ -8,11 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Auth;
-use crate::incident::IncidentState;
+use super::problem::Problem;
+use crate::incident::{ActionRun, ActionStatus, IncidentRecord, IncidentState};
 use crate::reconciler::{Approval, ApproveError, Caller, IntakeError, Reconciler};
 
 /// The API's shared state.
@@ -35,10 +35,6 @@ pub struct Api {
     pub executor: &'static str,
 }
 
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "error": message.into() }))).into_response()
-}
-
 pub(super) async fn webhook(State(api): State<Arc<Api>>, body: Bytes) -> Response {
     let metrics = api.reconciler.metrics();
     match api.reconciler.accept_tracked(&body) {
@@ -54,8 +50,7 @@ pub(super) async fn webhook(State(api): State<Arc<Api>>, body: Bytes) -> Respons
                     .await
                 {
                     metrics.rejected("unavailable");
-                    let mut r = error(
-                        StatusCode::SERVICE_UNAVAILABLE,
+                    let mut r = Problem::Unavailable.answer(
                         "the alerts are queued but Redis did not store them within 5 s; retry (a retry is deduplicated)",
                     );
                     r.headers_mut()
@@ -67,11 +62,11 @@ pub(super) async fn webhook(State(api): State<Arc<Api>>, body: Bytes) -> Respons
         }
         Err(IntakeError::Invalid(e)) => {
             metrics.rejected("malformed");
-            error(StatusCode::BAD_REQUEST, e.to_string())
+            Problem::Malformed.answer(e.to_string())
         }
         Err(e) => {
             metrics.rejected("unavailable");
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            let mut r = Problem::Unavailable.answer(e.to_string());
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             r
@@ -81,14 +76,14 @@ pub(super) async fn webhook(State(api): State<Arc<Api>>, body: Bytes) -> Respons
 
 pub(super) async fn webex_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(webex) = &api.webex else {
-        return error(StatusCode::NOT_FOUND, "Webex is not configured on this host");
+        return Problem::NotConfigured.answer("Webex is not configured on this host");
     };
     chat_answer(webex.callback(&*api.reconciler, &headers, &body).await)
 }
 
 pub(super) async fn slack_callback(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(slack) = &api.slack else {
-        return error(StatusCode::NOT_FOUND, "Slack is not configured on this host");
+        return Problem::NotConfigured.answer("Slack is not configured on this host");
     };
     chat_answer(slack.callback(&*api.reconciler, &headers, &body).await)
 }
@@ -96,9 +91,9 @@ pub(super) async fn slack_callback(State(api): State<Arc<Api>>, headers: HeaderM
 /// A chat callback's answer: `{"result"}` on success, the usual error body otherwise.
 fn chat_answer((code, msg): (StatusCode, String)) -> Response {
     if code.is_success() {
-        (code, axum::Json(json!({ "result": msg }))).into_response()
+        (code, axum::Json(ChatAnswer { result: msg })).into_response()
     } else {
-        error(code, msg)
+        Problem::of_status(code).answer(msg)
     }
 }
 
@@ -118,10 +113,9 @@ pub(super) async fn list_incidents(State(api): State<Arc<Api>>, Query(q): Query<
         Some(s) => match IncidentState::ALL.iter().find(|st| st.as_str() == s) {
             Some(st) => Some(*st),
             None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("state `{s}`: expected one of collecting, analyzing, analyzed, resolved"),
-                );
+                return Problem::Malformed.answer(format!(
+                    "state `{s}`: expected one of collecting, analyzing, analyzed, resolved"
+                ));
             }
         },
     };
@@ -129,32 +123,113 @@ pub(super) async fn list_incidents(State(api): State<Arc<Api>>, Query(q): Query<
         None => None,
         Some(l) => match l.split_once('=') {
             Some(kv) => Some(kv),
-            None => return error(StatusCode::BAD_REQUEST, format!("label `{l}`: expected name=value")),
+            None => return Problem::Malformed.answer(format!("label `{l}`: expected name=value")),
         },
     };
-    axum::Json(json!({ "incidents": api.reconciler.incidents(state, label) })).into_response()
+    axum::Json(IncidentList {
+        incidents: api.reconciler.incidents(state, label),
+    })
+    .into_response()
 }
 
 pub(super) async fn get_incident(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     match api.reconciler.incident(&id) {
-        Some((incident, actions)) => axum::Json(json!({ "incident": incident, "actions": actions })).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("unknown incident `{id}`")),
+        Some((incident, actions)) => axum::Json(IncidentDetail { incident, actions }).into_response(),
+        None => Problem::UnknownIncident.answer(format!("unknown incident `{id}`")),
     }
 }
 
-/// The original reconciler's body: `{"uuid": INCIDENT, "actions": [{"name": ACTION, "data": {...}}]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CompatBody {
-    uuid: String,
-    actions: Vec<CompatAction>,
+/// `GET /api/incidents`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IncidentList {
+    /// Newest first; without event logs and run results (`GET /api/incidents/{id}` has them).
+    pub incidents: Vec<IncidentRecord>,
 }
 
-#[derive(Deserialize)]
+/// `GET /api/incidents/{id}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct IncidentDetail {
+    /// The incident: alerts, runs with results, analysis, event log.
+    pub incident: IncidentRecord,
+    /// Its approved actions.
+    pub actions: Vec<ActionRun>,
+}
+
+/// `POST /api/actions`: one approved action.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Approved {
+    /// The action's id (`GET /api/actions/{id}`).
+    pub id: String,
+    /// The action name.
+    pub action: String,
+    /// Where it is.
+    pub status: ActionStatus,
+    /// `false`: approved before; nothing runs again.
+    pub new: bool,
+    /// Why it cannot run, when it cannot.
+    pub error: Option<String>,
+}
+
+/// `POST /api/actions` with several actions (the original reconciler's body).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ApprovedMany {
+    /// One per action asked for.
+    pub actions: Vec<Approved>,
+}
+
+/// `POST /api/actions` with `"dry_run": true`: what approving would change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Previewed {
+    /// The action name.
+    pub action: String,
+    /// Its parameters.
+    pub parameters: serde_json::Value,
+    /// Always `true`.
+    pub dry_run: bool,
+    /// The actor ran and reported success: the changes are what approving would do.
+    pub ok: bool,
+    /// The actor's summary, or why the preview failed.
+    pub summary: String,
+    /// Field by field.
+    pub changes: Vec<crate::model::Change>,
+    /// One line per change.
+    pub diff: Vec<String>,
+    /// The dry-run writes the host made, each object's `resourceVersion` pinned.
+    pub writes: Vec<crate::model::Write>,
+    /// The preview's run id.
+    pub run_id: String,
+    /// Milliseconds from start to result.
+    pub duration_ms: u64,
+}
+
+/// A chat callback handled.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChatAnswer {
+    /// What was done.
+    pub result: String,
+}
+
+/// The original reconciler's body: `{"uuid": INCIDENT, "actions": [{"name": ACTION, "data": {...}}]}`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompatAction {
+pub struct LegacyApproval {
+    /// The incident.
+    uuid: String,
+    /// The actions to approve (at least one).
+    #[schema(min_items = 1)]
+    actions: Vec<LegacyAction>,
+}
+
+/// One action of a [`LegacyApproval`].
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyAction {
+    /// The action name.
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", max_length = 63)]
     name: String,
+    /// Its parameters (a JSON object).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     data: Option<serde_json::Value>,
 }
 
@@ -177,15 +252,22 @@ pub(super) async fn approve(
 ) -> Response {
     // The guard lets no approver route through without a caller.
     let Some(axum::Extension(caller)) = caller else {
-        return error(StatusCode::UNAUTHORIZED, "missing bearer token");
+        return Problem::Unauthorized.answer("missing bearer token");
     };
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+        Err(e) => return Problem::Malformed.answer(format!("body is not JSON: {e}")),
     };
     let approvals: Vec<Approval> = if value.get("uuid").is_some() {
-        match parse_json::<CompatBody>(&body) {
-            Ok(c) if c.actions.is_empty() => return error(StatusCode::BAD_REQUEST, "field `actions`: empty"),
+        match parse_json::<LegacyApproval>(&body) {
+            Ok(c) if c.actions.is_empty() => return Problem::Malformed.answer("field `actions`: empty"),
+            Ok(c)
+                if c.actions
+                    .iter()
+                    .any(|a| a.data.as_ref().is_some_and(|d| !d.is_object())) =>
+            {
+                return Problem::Malformed.answer("field `actions[].data`: expected a JSON object");
+            }
             Ok(c) => c
                 .actions
                 .into_iter()
@@ -197,16 +279,19 @@ pub(super) async fn approve(
                     dry_run: false,
                 })
                 .collect(),
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            Err(e) => return Problem::Malformed.answer(e),
         }
     } else {
         match parse_json::<Approval>(&body) {
             Ok(a) if a.approver.trim().is_empty() => {
-                return error(StatusCode::BAD_REQUEST, "field `approver`: empty; say who approves");
+                return Problem::Malformed.answer("field `approver`: empty; say who approves");
+            }
+            Ok(a) if a.params.as_ref().is_some_and(|p| !p.is_object()) => {
+                return Problem::Malformed.answer("field `params`: expected a JSON object");
             }
             Ok(a) if a.dry_run => return preview(&api, a, &caller).await,
             Ok(a) => vec![a],
-            Err(e) => return error(StatusCode::BAD_REQUEST, e),
+            Err(e) => return Problem::Malformed.answer(e),
         }
     };
     let mut out = Vec::new();
@@ -215,9 +300,13 @@ pub(super) async fn approve(
         match api.reconciler.approve(a, &caller) {
             Ok((run, new)) => {
                 any_new |= new;
-                out.push(
-                    json!({ "id": run.id, "action": run.action, "status": run.status, "new": new, "error": run.error }),
-                );
+                out.push(Approved {
+                    id: run.id,
+                    action: run.action,
+                    status: run.status,
+                    new,
+                    error: run.error,
+                });
             }
             Err(e) => return approve_error(e),
         }
@@ -230,40 +319,39 @@ pub(super) async fn approve(
             .await;
     }
     let code = if any_new { StatusCode::ACCEPTED } else { StatusCode::OK };
-    let body = if out.len() == 1 {
-        out.remove(0)
+    if out.len() == 1 {
+        (code, axum::Json(out.remove(0))).into_response()
     } else {
-        json!({ "actions": out })
-    };
-    (code, axum::Json(body)).into_response()
+        (code, axum::Json(ApprovedMany { actions: out })).into_response()
+    }
 }
 
 /// The answer for a refused approval or preview.
 fn approve_error(e: ApproveError) -> Response {
-    let code = match e {
-        ApproveError::UnknownIncident(_) => StatusCode::NOT_FOUND,
-        ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ApproveError::Breaker(_) => StatusCode::TOO_MANY_REQUESTS,
-        ApproveError::NoActor(_) => StatusCode::CONFLICT,
+    let kind = match e {
+        ApproveError::UnknownIncident(_) => Problem::UnknownIncident,
+        ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_) => Problem::Refused,
+        ApproveError::Breaker(_) => Problem::TooMany,
+        ApproveError::NoActor(_) => Problem::Conflict,
     };
-    error(code, e.to_string())
+    kind.answer(e.to_string())
 }
 
 /// `POST /api/actions` with `"dry_run": true`: what the action would change, nothing approved.
 async fn preview(api: &Api, a: Approval, caller: &Caller) -> Response {
     match api.reconciler.preview(a, caller).await {
-        Ok((action, parameters, preview)) => axum::Json(json!({
-            "action": action,
-            "parameters": parameters,
-            "dry_run": true,
-            "ok": preview.ok,
-            "summary": preview.summary,
-            "changes": preview.changes,
-            "diff": preview.lines(),
-            "writes": preview.writes,
-            "run_id": preview.run_id,
-            "duration_ms": preview.duration_ms,
-        }))
+        Ok((action, parameters, preview)) => axum::Json(Previewed {
+            action,
+            parameters,
+            dry_run: true,
+            ok: preview.ok,
+            summary: preview.summary.clone(),
+            diff: preview.lines(),
+            changes: preview.changes,
+            writes: preview.writes,
+            run_id: preview.run_id,
+            duration_ms: preview.duration_ms,
+        })
         .into_response(),
         Err(e) => approve_error(e),
     }
@@ -272,7 +360,7 @@ async fn preview(api: &Api, a: Approval, caller: &Caller) -> Response {
 pub(super) async fn get_action(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
     match api.reconciler.action(&id) {
         Some(a) => axum::Json(a).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("unknown action `{id}`")),
+        None => Problem::UnknownAction.answer(format!("unknown action `{id}`")),
     }
 }
 
@@ -302,18 +390,13 @@ pub(super) async fn readyz(State(api): State<Arc<Api>>) -> Response {
         // A follower is ready when it can forward: Redis answers and some replica leads.
         return match replicas.leader().await {
             Some(l) if api.reconciler.ready() => format!("ready (following {})\n", l.replica).into_response(),
-            _ => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: no replica leads yet, or the incident store (Redis) is unreachable",
-            ),
+            _ => Problem::Unavailable
+                .answer("not ready: no replica leads yet, or the incident store (Redis) is unreachable"),
         };
     }
     if api.reconciler.ready() {
         "ready\n".into_response()
     } else {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: shutting down, or the incident store (Redis) is unreachable",
-        )
+        Problem::Unavailable.answer("not ready: shutting down, or the incident store (Redis) is unreachable")
     }
 }

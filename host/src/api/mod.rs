@@ -8,19 +8,20 @@ pub mod console;
 mod forward;
 mod handlers;
 mod openapi;
+pub mod problem;
 pub mod routes;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 
 pub use self::auth::Auth;
 pub use self::handlers::Api;
-use self::handlers::error;
+use self::problem::Problem;
 pub use self::routes::{Access, Endpoint, ROUTES, Route};
 use crate::access::Role;
 use crate::reconciler::Caller;
@@ -35,7 +36,9 @@ pub fn router(api: Arc<Api>) -> Router {
         r = r.route(route.path, guarded);
     }
     r.with_state(api.clone())
+        .layer(axum::middleware::map_response(problem::conform))
         .merge(console::router(api.clone()))
+        .fallback(problem::not_found)
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             forward::follow_leader,
@@ -62,8 +65,8 @@ fn method_router(endpoint: Endpoint) -> MethodRouter<Arc<Api>> {
     }
 }
 
-/// A refusal: status and message.
-type Refusal = (StatusCode, &'static str);
+/// A refusal: its kind and message.
+type Refusal = (Problem, &'static str);
 
 /// Check a token for `need`. `Ok(None)` is anonymous read access (no tokens configured).
 fn authorize(api: &Api, headers: &HeaderMap, need: Access) -> Result<Option<Caller>, Refusal> {
@@ -78,14 +81,14 @@ fn authorize(api: &Api, headers: &HeaderMap, need: Access) -> Result<Option<Call
         (Access::Viewer, Some(_)) => Ok(caller),
         (Access::Approver, Some(c)) if c.role >= Role::Approver => Ok(caller),
         (Access::Approver, Some(_)) => Err((
-            StatusCode::FORBIDDEN,
+            Problem::Forbidden,
             "this token is a viewer token; approving needs the approver or operator role",
         )),
         (Access::Approver, None) if !api.auth.has_tokens() => Err((
-            StatusCode::UNAUTHORIZED,
+            Problem::Unauthorized,
             "approving needs an API token and none is configured (set `tokens` in the config, or EUPHROSYNE_OPERATOR_TOKEN)",
         )),
-        _ => Err((StatusCode::UNAUTHORIZED, "missing or unknown bearer token")),
+        _ => Err((Problem::Unauthorized, "missing or unknown bearer token")),
     }
 }
 
@@ -101,8 +104,7 @@ async fn guard(
         Access::Webhook => {
             if !api.auth.webhook_allows(req.headers()) {
                 api.reconciler.metrics().rejected("unauthorized");
-                return error(
-                    StatusCode::UNAUTHORIZED,
+                return Problem::Unauthorized.answer(
                     "missing or wrong webhook credentials (bearer or basic auth, as configured in webhook_auth)",
                 );
             }
@@ -112,7 +114,7 @@ async fn guard(
                 req.extensions_mut().insert(caller);
             }
             Ok(None) => {}
-            Err((code, msg)) => return error(code, msg),
+            Err((kind, msg)) => return kind.answer(msg),
         },
     }
     next.run(req).await
