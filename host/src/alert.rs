@@ -24,8 +24,8 @@ pub struct Webhook {
     /// Group key: the incident grouping key.
     pub group_key: String,
     /// Alerts dropped because of `max_alerts`.
-    #[serde(default)]
-    pub truncated_alerts: u64,
+    #[serde(default, deserialize_with = "count")]
+    pub truncated_alerts: u32,
     /// firing/resolved for the group.
     pub status: AlertStatus,
     /// Receiver name.
@@ -46,12 +46,12 @@ pub struct Webhook {
     /// The alerts.
     pub alerts: Vec<Alert>,
     /// Grafana: organisation id (present when Grafana sent it).
-    #[serde(default)]
-    pub org_id: Option<u64>,
+    #[serde(default, deserialize_with = "optional_count")]
+    pub org_id: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GenericAlert {
     #[serde(default)]
     status: Option<AlertStatus>,
@@ -66,6 +66,27 @@ struct GenericAlert {
     generator_url: String,
     #[serde(default)]
     fingerprint: String,
+}
+
+/// A count, as JSON Schema reads "integer": `7` or `7.0`, 0 to `u32::MAX`.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    use serde::de::Error as _;
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|u| u32::try_from(u).ok())
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number from 0 to {}, got {n}", u32::MAX)))
+}
+
+/// [`count`], or `null`.
+fn optional_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    struct Count(#[serde(deserialize_with = "count")] u32);
+    Ok(Option::<Count>::deserialize(d)?.map(|c| c.0))
 }
 
 fn parse_as<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, Error> {

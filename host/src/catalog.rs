@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::recipe::Recipe;
 
 /// A recipe that did not load.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecipeErrorInfo {
     /// File or ConfigMap.
     pub origin: String,
@@ -21,7 +21,7 @@ pub struct RecipeErrorInfo {
 }
 
 /// One loaded recipe, as `/api/status` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecipeInfo {
     /// Name.
     pub name: String,
@@ -138,7 +138,7 @@ impl Catalog {
 }
 
 /// An action a debugger may suggest that no loaded actor implements (on `/api/status`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dangling {
     /// The action name.
     pub action: String,

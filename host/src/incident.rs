@@ -13,7 +13,7 @@ mod preview;
 pub use self::preview::{Preview, write_lines};
 
 /// Where an incident is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IncidentState {
     /// Alerts arrived; waiting for more, for enough occurrences, or for the cooldown.
@@ -47,7 +47,7 @@ impl IncidentState {
 }
 
 /// One entry of the event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// RFC 3339.
     pub at: String,
@@ -65,7 +65,7 @@ pub struct Event {
 }
 
 /// A debugging run of the incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Run id.
     pub run_id: String,
@@ -81,7 +81,7 @@ pub struct RunRecord {
 }
 
 /// A suggested action, merged across debuggers, with a stable id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionSuggestion {
     /// Stable id: the same action with the same parameters on the same incident has the same id.
     pub id: String,
@@ -102,7 +102,7 @@ pub struct ActionSuggestion {
 }
 
 /// A finding, with the recipe it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttributedFinding {
     /// Recipe.
     pub recipe: String,
@@ -112,7 +112,7 @@ pub struct AttributedFinding {
 }
 
 /// The merged analysis of all debuggers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MergedAnalysis {
     /// Identified when any debugger identified the cause.
     pub verdict: Verdict,
@@ -214,7 +214,7 @@ pub fn merge(incident_id: &str, runs: &[RunRecord]) -> MergedAnalysis {
 }
 
 /// Status of an approved action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionStatus {
     /// Approved, waiting for a run slot.
@@ -231,7 +231,7 @@ pub enum ActionStatus {
 }
 
 /// An approved action and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionRun {
     /// Id (the suggestion's stable id, so approving twice finds the same run).
     pub id: String,
@@ -274,7 +274,7 @@ pub struct ActionRun {
 }
 
 /// An incident and everything that happened to it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IncidentRecord {
     /// Id.
     pub id: String,

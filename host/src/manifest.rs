@@ -58,17 +58,18 @@ impl fmt::Display for Kind {
 pub use crate::capability::kube_grants::{KubeGrants, KubePolicy, KubeVerb, Scope};
 
 /// A directory shared read-only into the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DirGrant {
     /// The directory on the host.
+    #[schema(value_type = String)]
     pub host: PathBuf,
     /// Where the recipe sees it.
     pub guest: String,
 }
 
 /// What a recipe may touch. Everything not listed is denied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
     /// Hosts reachable through `wasi:http`: `host`, `host:port`, `*.domain`, or an IP.
@@ -79,6 +80,7 @@ pub struct Capabilities {
     pub secrets: Vec<String>,
     /// Kubernetes verbs per resource, and their scope.
     #[serde(default, skip_serializing_if = "KubeGrants::is_default")]
+    #[schema(value_type = Object, example = json!({"pods": ["get", "list"], "scope": "namespace"}))]
     pub kubernetes: KubeGrants,
     /// Read-only directories.
     #[serde(default)]
@@ -87,7 +89,7 @@ pub struct Capabilities {
 
 /// Resource limits. Every run gets them; the manifest may tighten or widen them up to the host's
 /// ceilings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Wall-clock budget of one call, in milliseconds.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Firing or resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     /// The condition holds.
@@ -16,7 +16,7 @@ pub enum AlertStatus {
 }
 
 /// One alert.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     /// Firing or resolved.
@@ -72,7 +72,7 @@ impl Incident {
 }
 
 /// Did the recipe find the cause?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Cause known.
@@ -82,7 +82,7 @@ pub enum Verdict {
 }
 
 /// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Context.
@@ -94,7 +94,7 @@ pub enum Severity {
 }
 
 /// One observation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// Title.
     pub title: String,
@@ -105,7 +105,7 @@ pub struct Finding {
 }
 
 /// An action a debugger proposes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuggestedAction {
     /// Action name.
     pub action: String,
@@ -116,7 +116,7 @@ pub struct SuggestedAction {
 }
 
 /// A debugger's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Analysis {
     /// Verdict.
     pub verdict: Verdict,
@@ -150,7 +150,7 @@ pub struct ActionRequest {
 }
 
 /// The object a change or a write is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     /// `apps/v1`.
@@ -190,7 +190,7 @@ pub struct Precondition {
 }
 
 /// One planned or applied change to one field of one object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     /// The object.
     pub object: ObjectRef,
@@ -233,7 +233,7 @@ impl std::fmt::Display for Change {
 }
 
 /// An actor's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Outcome {
     /// Did it work?
     pub success: bool,
@@ -254,7 +254,7 @@ pub fn now_rfc3339() -> String {
 /// One Kubernetes write the host made for a recipe, as the host saw it: recorded for every
 /// write, refused or not, with the diff the host computed itself from the object before and
 /// the API server's answer — what the event log shows and what previews are pinned by.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Write {
     /// `patch`, `create`, `delete`, `evict`, `scale`.

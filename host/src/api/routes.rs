@@ -15,6 +15,23 @@ pub enum Access {
     Approver,
 }
 
+/// What a request or an answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// JSON of one schema (a component's name).
+    Json(&'static str),
+    /// JSON of one of these schemas.
+    OneOf(&'static [&'static str]),
+    /// JSON of any shape, described.
+    AnyJson(&'static str),
+    /// `application/x-www-form-urlencoded`, described.
+    Form(&'static str),
+    /// `text/plain`.
+    Text,
+    /// `application/problem+json` ([`super::problem::ProblemBody`]).
+    Problem,
+}
+
 /// One route.
 pub struct Route {
     /// HTTP method.
@@ -29,10 +46,11 @@ pub struct Route {
     pub access: Access,
     /// Query parameters.
     pub query: &'static [(&'static str, &'static str)],
-    /// The request body, described.
-    pub body: Option<&'static str>,
-    /// Status codes and what they mean.
-    pub responses: &'static [(u16, &'static str)],
+    /// The request body.
+    pub request: Option<Body>,
+    /// Status codes, what they mean, and what they carry. The access adds its 401/403, a body
+    /// its 400/413 ([`super::openapi`]).
+    pub responses: &'static [(u16, &'static str, Body)],
     /// What serves it.
     pub endpoint: Endpoint,
 }
@@ -75,15 +93,19 @@ pub const ROUTES: &[Route] = &[
         summary: "Receive alerts: Alertmanager webhook (version 4), Grafana webhook, or a generic JSON alert",
         access: Access::Webhook,
         query: &[],
-        body: Some(
-            "Alertmanager webhook body, or {\"labels\": {...}, \"annotations\": {...}, \"status\", \"startsAt\"}",
-        ),
+        request: Some(Body::OneOf(&["AlertmanagerWebhook", "GenericAlert"])),
         responses: &[
-            (202, "accepted (duplicates are counted, not re-run)"),
-            (400, "malformed; the error names the field"),
-            (401, "missing or wrong credentials"),
-            (413, "body over max_body_bytes"),
-            (503, "queue full or shutting down; Retry-After says when to retry"),
+            (
+                202,
+                "accepted (duplicates are counted, not re-run)",
+                Body::Json("Accepted"),
+            ),
+            (401, "missing or wrong credentials", Body::Problem),
+            (
+                503,
+                "queue full, shutting down, or the store away; Retry-After says when to retry",
+                Body::Problem,
+            ),
         ],
         endpoint: Endpoint::Webhook,
     },
@@ -94,17 +116,17 @@ pub const ROUTES: &[Route] = &[
         summary: "Webex attachmentActions webhook: a click on an Approve/Reject card button",
         access: Access::Open,
         query: &[],
-        body: Some(
+        request: Some(Body::AnyJson(
             "Webex webhook envelope; verified by X-Spark-Signature (HMAC-SHA1 of the body with the webhook secret) before parsing",
-        ),
+        )),
         responses: &[
-            (200, "handled"),
-            (401, "bad signature"),
-            (403, "the person is not an allowed approver"),
-            (404, "Webex is not configured"),
-            (409, "replayed callback"),
-            (422, "approval refused"),
-            (502, "the Webex API failed"),
+            (200, "handled", Body::Json("ChatAnswer")),
+            (401, "bad signature", Body::Problem),
+            (403, "the person is not an allowed approver", Body::Problem),
+            (404, "Webex is not configured", Body::Problem),
+            (409, "replayed callback", Body::Problem),
+            (422, "approval refused", Body::Problem),
+            (502, "the Webex API failed", Body::Problem),
         ],
         endpoint: Endpoint::WebexCallback,
     },
@@ -115,17 +137,17 @@ pub const ROUTES: &[Route] = &[
         summary: "Slack interactivity: a click on an Approve/Reject button",
         access: Access::Open,
         query: &[],
-        body: Some(
-            "application/x-www-form-urlencoded `payload`; verified by X-Slack-Signature (v0 HMAC-SHA256) and a 5-minute timestamp window before parsing",
-        ),
+        request: Some(Body::Form(
+            "`payload`: the interaction as JSON; verified by X-Slack-Signature (v0 HMAC-SHA256) and a 5-minute timestamp window before parsing",
+        )),
         responses: &[
-            (200, "handled"),
-            (401, "bad signature or stale timestamp"),
-            (403, "the user is not an allowed approver"),
-            (404, "Slack is not configured"),
-            (409, "replayed request"),
-            (422, "approval refused"),
-            (502, "the Slack API failed"),
+            (200, "handled", Body::Json("ChatAnswer")),
+            (401, "bad signature or stale timestamp", Body::Problem),
+            (403, "the user is not an allowed approver", Body::Problem),
+            (404, "Slack is not configured", Body::Problem),
+            (409, "replayed request", Body::Problem),
+            (422, "approval refused", Body::Problem),
+            (502, "the Slack API failed", Body::Problem),
         ],
         endpoint: Endpoint::SlackCallback,
     },
@@ -136,8 +158,8 @@ pub const ROUTES: &[Route] = &[
         summary: "Incidents by state, runs in flight, loaded recipes with digests",
         access: Access::Viewer,
         query: &[],
-        body: None,
-        responses: &[(200, "status"), (401, "token required")],
+        request: None,
+        responses: &[(200, "status", Body::Json("Status"))],
         endpoint: Endpoint::Status,
     },
     Route {
@@ -148,10 +170,13 @@ pub const ROUTES: &[Route] = &[
         access: Access::Viewer,
         query: &[
             ("state", "collecting | analyzing | analyzed | resolved"),
-            ("label", "name=value carried by an alert"),
+            ("label", "name=value carried by an alert (`namespace=shop`)"),
         ],
-        body: None,
-        responses: &[(200, "incidents"), (400, "bad filter"), (401, "token required")],
+        request: None,
+        responses: &[
+            (200, "incidents", Body::Json("IncidentList")),
+            (400, "bad filter", Body::Problem),
+        ],
         endpoint: Endpoint::ListIncidents,
     },
     Route {
@@ -161,27 +186,36 @@ pub const ROUTES: &[Route] = &[
         summary: "One incident: alerts, runs with results, analysis, suggested and approved actions, event log",
         access: Access::Viewer,
         query: &[],
-        body: None,
-        responses: &[(200, "incident"), (401, "token required"), (404, "unknown incident")],
+        request: None,
+        responses: &[
+            (200, "incident", Body::Json("IncidentDetail")),
+            (404, "unknown incident", Body::Problem),
+        ],
         endpoint: Endpoint::GetIncident,
     },
     Route {
         method: "POST",
         path: "/api/actions",
         operation: "approveAction",
-        summary: "Approve an action: {incident, action, params?, approver}, or the original reconciler's {uuid, actions: [{name, data}]}",
+        summary: "Approve an action ({incident, action, params?, approver}, or the original reconciler's {uuid, actions: [{name, data}]}); with \"dry_run\": true, preview it",
         access: Access::Approver,
         query: &[],
-        body: Some("{\"incident\": ID, \"action\": NAME or suggestion id, \"params\": {...}?, \"approver\": WHO}"),
+        request: Some(Body::OneOf(&["Approval", "LegacyApproval"])),
         responses: &[
-            (202, "approved; the action runs"),
-            (200, "approved before; the same run, nothing runs again"),
-            (400, "malformed"),
-            (401, "token required"),
-            (403, "token lacks the approver role"),
-            (404, "unknown incident"),
-            (422, "not suggested (operator only) or ambiguous"),
-            (429, "circuit breaker open for this action and target"),
+            (
+                202,
+                "approved; the action runs",
+                Body::OneOf(&["Approved", "ApprovedMany"]),
+            ),
+            (
+                200,
+                "approved before (the same run, nothing runs again), or the preview of a dry run",
+                Body::OneOf(&["Approved", "ApprovedMany", "Previewed"]),
+            ),
+            (404, "unknown incident", Body::Problem),
+            (409, "no installed actor implements the action", Body::Problem),
+            (422, "not suggested (operator only) or ambiguous", Body::Problem),
+            (429, "circuit breaker open for this action and target", Body::Problem),
         ],
         endpoint: Endpoint::Approve,
     },
@@ -192,8 +226,11 @@ pub const ROUTES: &[Route] = &[
         summary: "One approved action and its outcome",
         access: Access::Viewer,
         query: &[],
-        body: None,
-        responses: &[(200, "action"), (401, "token required"), (404, "unknown action")],
+        request: None,
+        responses: &[
+            (200, "action", Body::Json("ActionRun")),
+            (404, "unknown action", Body::Problem),
+        ],
         endpoint: Endpoint::GetAction,
     },
     Route {
@@ -203,8 +240,8 @@ pub const ROUTES: &[Route] = &[
         summary: "This document",
         access: Access::Open,
         query: &[],
-        body: None,
-        responses: &[(200, "OpenAPI 3 document")],
+        request: None,
+        responses: &[(200, "OpenAPI 3.1 document", Body::AnyJson("OpenAPI 3.1"))],
         endpoint: Endpoint::OpenApi,
     },
     Route {
@@ -214,8 +251,12 @@ pub const ROUTES: &[Route] = &[
         summary: "Prometheus metrics",
         access: Access::Open,
         query: &[],
-        body: None,
-        responses: &[(200, "text exposition format")],
+        request: None,
+        responses: &[(
+            200,
+            "the text exposition format (OpenMetrics when asked for)",
+            Body::Text,
+        )],
         endpoint: Endpoint::Metrics,
     },
     Route {
@@ -225,8 +266,8 @@ pub const ROUTES: &[Route] = &[
         summary: "Liveness",
         access: Access::Open,
         query: &[],
-        body: None,
-        responses: &[(200, "alive")],
+        request: None,
+        responses: &[(200, "alive", Body::Text)],
         endpoint: Endpoint::Healthz,
     },
     Route {
@@ -236,8 +277,11 @@ pub const ROUTES: &[Route] = &[
         summary: "Readiness: accepting alerts",
         access: Access::Open,
         query: &[],
-        body: None,
-        responses: &[(200, "ready"), (503, "not ready (shutting down)")],
+        request: None,
+        responses: &[
+            (200, "ready", Body::Text),
+            (503, "not ready (shutting down, or the store away)", Body::Problem),
+        ],
         endpoint: Endpoint::Readyz,
     },
 ];

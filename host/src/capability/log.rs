@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One line a recipe logged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     /// `trace` … `error`.
     pub level: String,

@@ -8,7 +8,7 @@ use crate::sandbox::{RunResult, RunStatus};
 
 /// A dry run of an action: what it would change, and the `resourceVersion` of every object it
 /// would write, which an approval of it pins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Preview {
     /// The preview's run id.
     pub run_id: String,

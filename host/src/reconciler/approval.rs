@@ -23,17 +23,24 @@ pub struct Caller {
 }
 
 /// An approval request (the native body of `POST /api/actions`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     /// Incident id.
     pub incident: String,
     /// Action name, or a suggestion id (`act-…`).
+    #[schema(
+        pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        max_length = 63,
+        example = "open-ticket"
+    )]
     pub action: String,
-    /// Parameters; omit to take the suggestion's.
+    /// Parameters (a JSON object); omit to take the suggestion's.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub params: Option<serde_json::Value>,
     /// Who approves (a person).
+    #[schema(pattern = "\\S", example = "oncall@example.com")]
     pub approver: String,
     /// Only preview: run the actor as a dry run and answer what it would change; nothing is
     /// approved, nothing changes.

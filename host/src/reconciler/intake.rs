@@ -23,7 +23,7 @@ pub struct AlertBatch {
 }
 
 /// What `/webhook` answers with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// Alerts queued.
     pub accepted: usize,

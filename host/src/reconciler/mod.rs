@@ -79,7 +79,7 @@ pub struct Settings {
 }
 
 /// Counts and lists for `/api/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     /// Incidents by state.
     pub incidents: std::collections::BTreeMap<String, usize>,

@@ -12,7 +12,7 @@ use crate::manifest::{Capabilities, Kind, Limits};
 use crate::model::{ActionRequest, Analysis, Incident, Outcome, Write};
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
     /// The recipe returned an analysis or outcome.
@@ -120,7 +120,7 @@ pub struct RunJob {
 }
 
 /// Microseconds spent in each step.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timings {
     /// sha256 of the bytes.
     pub verify_us: u64,
@@ -151,7 +151,7 @@ pub struct Timings {
 }
 
 /// Where the compiled component came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheUse {
     /// Compiled for this run.
@@ -167,13 +167,14 @@ pub enum CacheUse {
 }
 
 /// The result of one run — what is recorded and published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunResult {
     /// Run id.
     pub run_id: String,
     /// Recipe name.
     pub recipe: String,
     /// The digest the run was pinned to.
+    #[schema(value_type = String, example = "sha256:95f5df8528448c05efb0b9470339c022fd358a64a4bf8505fe83c463a21362f0")]
     pub digest: Digest,
     /// How it ended.
     pub status: RunStatus,

@@ -459,7 +459,7 @@ pub fn incident_live(rec: &IncidentRecord, actions: &[ActionRun], who: Option<&I
                                 details {
                                     summary { "logs of " (r.recipe) }
                                     pre.evidence {
-                                        @for l in &res.logs { (format!("{:?}", l.level).to_lowercase()) " " (l.message) "\n" }
+                                        @for l in &res.logs { (l.level) " " (l.message) "\n" }
                                         (res.stderr)
                                     }
                                 }
@@ -674,17 +674,62 @@ pub fn api_docs(doc: &serde_json::Value, who: Option<&Identity>) -> Markup {
                             }
                         }
                     }
-                    @if let Some(b) = op["requestBody"]["content"]["application/json"]["schema"]["description"].as_str() {
-                        p { "Body: " code.wrap { (b) } }
+                    @if let Some(content) = op["requestBody"]["content"].as_object() {
+                        @for (media, m) in content {
+                            p { "Body (" code { (media) } "): " (schema_names(&m["schema"])) }
+                        }
                     }
                     table.params {
                         @for (code, r) in op["responses"].as_object().unwrap_or(&empty) {
-                            tr { th { (code) } td { (r["description"].as_str().unwrap_or("")) } }
+                            tr {
+                                th { (code) }
+                                td {
+                                    (r["description"].as_str().unwrap_or(""))
+                                    @if let Some(content) = r["content"].as_object() {
+                                        @for (media, m) in content { " · " code { (media) } " " (schema_names(&m["schema"])) }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+        h2 { "Errors" }
+        p { "Every error is " code { "application/problem+json" } " (RFC 9457): " code { "type" } ", " code { "title" } ", " code { "status" } ", " code { "detail" } "." }
+        table.params {
+            @for p in crate::api::problem::Problem::ALL {
+                tr id={ "problem-" (p.slug()) } { th { code { (p.slug()) } } td { (p.status().as_u16()) " · " (p.title()) } }
+            }
+        }
+        h2 { "Schemas" }
+        @for (name, schema) in doc["components"]["schemas"].as_object().unwrap_or(&empty) {
+            details.schema id={ "schema-" (name) } {
+                summary { code { (name) } " " span.dim { (schema["description"].as_str().unwrap_or("")) } }
+                pre { (serde_json::to_string_pretty(schema).unwrap_or_default()) }
+            }
+        }
     };
     layout("API", who, body)
+}
+
+/// The schemas a `schema` object names, as links to their entries.
+fn schema_names(schema: &serde_json::Value) -> Markup {
+    let mut names = vec![];
+    if let Some(r) = schema["$ref"].as_str() {
+        names.push(r);
+    }
+    for r in schema["oneOf"].as_array().into_iter().flatten() {
+        if let Some(r) = r["$ref"].as_str() {
+            names.push(r);
+        }
+    }
+    html! {
+        @if names.is_empty() { span.dim { (schema["type"].as_str().unwrap_or("any")) } }
+        @for (i, r) in names.iter().enumerate() {
+            @let name = r.rsplit('/').next().unwrap_or(r);
+            @if i > 0 { " or " }
+            a href={ "#schema-" (name) } { (name) }
+        }
+    }
 }
