@@ -70,7 +70,7 @@ async fn an_engineer_takes_an_incident_from_alert_to_outcome_in_the_browser() {
     for want in ["EndpointDown", "analyzed", "identified", "viewer-bot · viewer"] {
         assert!(list.contains(want), "the list lacks `{want}`:\n{list}");
     }
-    b.screenshot("list").await;
+    b.screenshot("console-list").await;
     row.click().await.unwrap();
     b.wait("#analysis pre.summary").await;
     let text = b.text().await;
@@ -142,7 +142,7 @@ async fn an_engineer_takes_an_incident_from_alert_to_outcome_in_the_browser() {
     );
     assert!(!done.contains("Approve…"), "Approve is still offered after approval");
     b.js("window.scrollTo(0, 0); return true").await;
-    b.screenshot("incident").await;
+    b.screenshot("console-incident").await;
 
     // Recorded as any approval is: who, and through which channel.
     let after = host.json(&format!("/api/incidents/{id}")).await;
@@ -405,6 +405,45 @@ async fn sessions_forms_and_the_live_stream_over_http() {
             .any(|e| e["kind"] == "rejected"),
         "{events:#}"
     );
+    // The API's errors are RFC 9457 problems with a stable type, axum's own refusals too.
+    for (method, path, status, kind) in [
+        (
+            reqwest::Method::GET,
+            "/api/incidents/inc-nope".to_string(),
+            404,
+            "unknown-incident",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/status".to_string(),
+            405,
+            "method-not-allowed",
+        ),
+        (reqwest::Method::GET, "/api/nowhere".to_string(), 404, "not-found"),
+    ] {
+        let r = host
+            .http
+            .request(method.clone(), format!("{}{path}", host.url))
+            .bearer_auth(VIEWER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            r.headers()[reqwest::header::CONTENT_TYPE],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["type"], format!("/api/docs#problem-{kind}"), "{p:#}");
+        assert_eq!(p["status"], status);
+        assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()), "{p:#}");
+    }
+    let big = "x".repeat(2 * 1024 * 1024);
+    let r = host.post("/webhook", None).body(big).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.headers()[reqwest::header::CONTENT_TYPE], "application/problem+json");
+
     // The API's rendering is served from the host itself.
     let docs = http.get(format!("{}/api/docs", host.url)).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
