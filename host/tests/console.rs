@@ -453,3 +453,84 @@ async fn sessions_forms_and_the_live_stream_over_http() {
         "{docs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_incident_page_reconnects_after_a_host_restart() {
+    let redis = common::redis::RedisServer::start();
+    let url = redis.url();
+    let env = [("EUPHROSYNE_REDIS_URL", url.as_str())];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // One replica on a fixed port; its lease short, so the next host leads at once.
+    let config = format!("listen = \"127.0.0.1:{port}\"\nredis_prefix = \"console\"\nleader_lease_ms = 1000");
+    let alert = |fingerprint: &str, pod: &str| {
+        alertmanager_body(
+            "{}:{alertname=\"Flappy\"}",
+            "firing",
+            json!({"alertname": "Flappy", "pod": pod}),
+            json!({}),
+            firing_since(),
+            fingerprint,
+        )
+    };
+    let first = Host::start_with_env(|_| {}, &config, &[], &env);
+    let r = first
+        .post("/webhook", None)
+        .json(&alert("fp-1", "before-restart"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let list = first
+        .wait_for("/api/incidents", |v| {
+            v["incidents"].as_array().is_some_and(|l| !l.is_empty())
+        })
+        .await;
+    let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+
+    let b = Browser::start().await;
+    b.sign_in(&first.url, VIEWER).await;
+    b.goto(&format!("{}/incidents/{id}", first.url)).await;
+    b.wait("#alerts").await;
+    until("the live stream connects", Duration::from_secs(20), || async {
+        (b.js("return document.body.dataset.updates || ''").await != json!("")).then_some(())
+    })
+    .await;
+    b.js("window.notReloaded = true; return true").await;
+
+    // The host goes away and a new one takes over the same address and the same Redis.
+    drop(first);
+    until("the page notices", Duration::from_secs(20), || async {
+        let s = b.js("return document.getElementById('live-status').textContent").await;
+        s.as_str().is_some_and(|s| s.contains("reconnecting")).then_some(())
+    })
+    .await;
+    let second = Host::start_with_env(|_| {}, &config, &[], &env);
+    second
+        .wait_for(&format!("/api/incidents/{id}"), |v| v["incident"]["id"] == id.as_str())
+        .await;
+    let r = second
+        .post("/webhook", None)
+        .json(&alert("fp-2", "after-restart"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    // The page, never reloaded, shows what the new host received.
+    until(
+        "the new alert appears on the open page",
+        Duration::from_secs(30),
+        || async { b.text().await.contains("after-restart").then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        b.js("return window.notReloaded === true").await,
+        json!(true),
+        "the page reloaded"
+    );
+    b.close().await;
+}

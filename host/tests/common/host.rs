@@ -61,8 +61,14 @@ impl Host {
         } else {
             "incident_deadline_ms = 20000"
         };
+        // A free port unless the test's config names one.
+        let listen = if config.contains("listen =") {
+            ""
+        } else {
+            "listen = \"127.0.0.1:0\""
+        };
         let cfg = format!(
-            r#"listen = "127.0.0.1:0"
+            r#"{listen}
 recipes = "{d}/recipes"
 secrets_dir = "{d}/secrets"
 {deadline}
