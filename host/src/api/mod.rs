@@ -4,6 +4,7 @@
 //! it, with their own session sign-in.
 
 mod auth;
+pub mod bodies;
 pub mod console;
 mod forward;
 mod handlers;

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::handlers::{
+use super::bodies::{
     Approved, ApprovedMany, ChatAnswer, IncidentDetail, IncidentList, LegacyAction, LegacyApproval, Previewed,
 };
 use super::problem::{PROBLEM_JSON, Problem, ProblemBody};
