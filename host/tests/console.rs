@@ -534,3 +534,30 @@ async fn an_open_incident_page_reconnects_after_a_host_restart() {
     );
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_person_and_nobody_else_can() {
+    // The test talks from 127.0.0.1, which this host trusts as its SSO proxy.
+    let config =
+        "[console]\ntrusted_proxies = [\"127.0.0.1\"]\n[console.proxy_roles]\n\"oncall@example.com\" = \"approver\"\n";
+    let host = Host::start(|_| {}, config, &[]);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |email: Option<&'static str>| {
+        let mut r = http.get(format!("{}/incidents", host.url));
+        if let Some(e) = email {
+            r = r.header("X-Forwarded-Email", e);
+        }
+        r.send()
+    };
+    let r = page(Some("oncall@example.com")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("oncall@example.com · approver"));
+    // Someone the configuration gives no role, or no header at all: sign in first.
+    for email in [Some("stranger@example.com"), None] {
+        let r = page(email).await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{email:?}");
+    }
+}
