@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::host::{Host, OPERATOR, alertmanager_body, pack_into};
+use common::host::{Host, OPERATOR, alertmanager_body};
 use common::{HttpServer, firing_since, pct};
 use serde_json::{Value, json};
 
@@ -75,12 +75,14 @@ async fn main() {
     let port = endpoint.port;
     let host = Host::start(
         |dir| {
+            let (manifest, bytes) = common::bundled("http-probe");
             for i in 0..RUNS {
-                pack_into(dir, "http-probe", |m| {
-                    m.name = format!("probe-{i:02}");
-                    m.matchers = vec!["alertname=~\"Big|Live.*\"".into()];
-                    m.capabilities.http = vec![format!("127.0.0.1:{port}")];
-                });
+                let mut m = manifest.clone();
+                m.name = format!("probe-{i:02}");
+                m.matchers = vec!["alertname=~\"Big|Live.*\"".into()];
+                m.capabilities.http = vec![format!("127.0.0.1:{port}")];
+                let yaml = euphrosyne::pack::pack(&m, &bytes).unwrap();
+                std::fs::write(dir.join(format!("{}.yaml", m.name)), yaml).unwrap();
             }
         },
         "max_body_bytes = 4194304\nmax_concurrent_runs = 8",

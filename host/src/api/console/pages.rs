@@ -192,11 +192,18 @@ pub(super) async fn confirm(
     }
     match approvable(&st, &id, &suggestion) {
         Ok((rec, s)) => view::confirm_page(&rec, &s, &who).into_response(),
-        Err(r) => r(Some(&who)),
+        Err(r) => r.page(&who),
     }
 }
 
-type Refusal = Box<dyn FnOnce(Option<&Identity>) -> Response>;
+/// Why a suggestion cannot be approved from the page: status, title, detail.
+struct Refusal(StatusCode, &'static str, String);
+
+impl Refusal {
+    fn page(self, who: &Identity) -> Response {
+        problem(self.0, self.1, &self.2, Some(who))
+    }
+}
 
 /// The suggestion, if it can be approved from the page now.
 fn approvable(
@@ -206,9 +213,7 @@ fn approvable(
 ) -> Result<(crate::incident::IncidentRecord, crate::incident::ActionSuggestion), Refusal> {
     let Some((rec, actions)) = st.api.reconciler.incident(id) else {
         let detail = format!("No incident `{id}` is kept here.");
-        return Err(Box::new(move |w| {
-            problem(StatusCode::NOT_FOUND, "Unknown incident", &detail, w)
-        }));
+        return Err(Refusal(StatusCode::NOT_FOUND, "Unknown incident", detail));
     };
     let Some(s) = rec
         .analysis
@@ -217,15 +222,11 @@ fn approvable(
         .cloned()
     else {
         let detail = format!("Incident `{id}` has no suggested action `{suggestion}`.");
-        return Err(Box::new(move |w| {
-            problem(StatusCode::NOT_FOUND, "Unknown suggestion", &detail, w)
-        }));
+        return Err(Refusal(StatusCode::NOT_FOUND, "Unknown suggestion", detail));
     };
     if let Some(why) = view::not_approvable(&rec, &s, &actions) {
         let detail = format!("`{}` cannot be approved now: {why}.", s.action);
-        return Err(Box::new(move |w| {
-            problem(StatusCode::CONFLICT, "Not approvable", &detail, w)
-        }));
+        return Err(Refusal(StatusCode::CONFLICT, "Not approvable", detail));
     }
     Ok((rec, s))
 }
@@ -243,7 +244,7 @@ pub(super) async fn approve(
         Err(r) => return *r,
     };
     if let Err(r) = approvable(&st, &id, &suggestion) {
-        return r(Some(&who));
+        return r.page(&who);
     }
     let approval = Approval {
         incident: id.clone(),
