@@ -387,6 +387,19 @@ async fn sessions_forms_and_the_live_stream_over_http() {
     let first = String::from_utf8_lossy(&first);
     assert!(first.starts_with("event: update") && first.contains(&id), "{first}");
 
+    // Signed out, the stream says so once and ends (the page stops retrying).
+    let r = http
+        .get(format!("{}/incidents/{id}/live", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = tokio::time::timeout(Duration::from_secs(10), r.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(body.starts_with("event: gone") && body.contains("signed out"), "{body}");
+
     // A viewer's session cannot approve, with or without a token.
     let r = http
         .post(format!("{}/incidents/{id}/reject", host.url))

@@ -1,14 +1,14 @@
 //! Live updates of an incident page: Server-Sent Events carrying the re-rendered `#live` part
 //! whenever the incident (its version) or one of its actions (its status) changed. The first
 //! event is the current state, so a browser that reconnects (after a host restart, say) catches
-//! up at once; `retry` asks it to reconnect after a second.
+//! up at once; `retry` asks it to reconnect after a second. A stream keeps the identity it was
+//! opened with (it renders the buttons for it) until it closes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 
@@ -52,12 +52,19 @@ impl Watch {
     }
 }
 
+/// A stream of one `gone` event: the page stops listening (an error status would make the
+/// script retry for ever).
+fn gone(why: String) -> Response {
+    let event = Event::default().event("gone").data(why);
+    Sse::new(futures::stream::iter([Ok::<_, Infallible>(event)])).into_response()
+}
+
 pub(super) async fn incident(State(st): State<Arc<Console>>, Who(who): Who, Path(id): Path<String>) -> Response {
     let Some(who) = who else {
-        return (StatusCode::UNAUTHORIZED, "sign in first").into_response();
+        return gone("signed out: reload the page to sign in again".into());
     };
     if st.api.reconciler.incident(&id).is_none() {
-        return (StatusCode::NOT_FOUND, format!("unknown incident `{id}`")).into_response();
+        return gone(format!("incident `{id}` is no longer kept here"));
     }
     let changes = st.api.reconciler.changes();
     let watch = Watch {

@@ -20,7 +20,9 @@ pub struct ConsoleConfig {
     pub page_size: usize,
     /// Trusted-proxy sign-in: requests from these addresses (an SSO proxy such as oauth2-proxy)
     /// are signed in as the person `identity_header` names. From any other address the header
-    /// is ignored. Empty (the default): no proxy is trusted.
+    /// is ignored. Empty (the default): no proxy is trusted. With several replicas, a follower
+    /// forwards to the leader, which then sees the follower's address: point the proxy at the
+    /// leader's address, or list the replicas' addresses too.
     pub trusted_proxies: Vec<IpAddr>,
     /// The header a trusted proxy names the person in.
     pub identity_header: String,
