@@ -15,16 +15,20 @@ use serde::Deserialize;
 use crate::Error;
 use crate::model::{Alert, AlertStatus, Incident};
 
-/// Alertmanager's webhook body (version "4").
-#[derive(Debug, Clone, Deserialize)]
+/// Alertmanager's webhook body (version "4"; Grafana's contact point sends the same shape with
+/// `orgId` and more, which is read too).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AlertmanagerWebhook)]
 pub struct Webhook {
     /// Always "4" today.
+    #[schema(pattern = "^4$", example = "4")]
     pub version: String,
     /// Group key: the incident grouping key.
     pub group_key: String,
     /// Alerts dropped because of `max_alerts`.
     #[serde(default, deserialize_with = "count")]
+    #[schema(value_type = i64, minimum = 0.0, maximum = 4294967295.0)]
     pub truncated_alerts: u32,
     /// firing/resolved for the group.
     pub status: AlertStatus,
@@ -43,18 +47,22 @@ pub struct Webhook {
     /// Alertmanager's URL.
     #[serde(default, rename = "externalURL")]
     pub external_url: String,
-    /// The alerts.
+    /// The alerts (at least one).
+    #[schema(min_items = 1)]
     pub alerts: Vec<Alert>,
     /// Grafana: organisation id (present when Grafana sent it).
     #[serde(default, deserialize_with = "optional_count")]
+    #[schema(value_type = Option<i64>, minimum = 0.0, maximum = 4294967295.0)]
     pub org_id: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One alert in the generic form (`status` defaults to firing, `startsAt` to now).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct GenericAlert {
+pub struct GenericAlert {
     #[serde(default)]
     status: Option<AlertStatus>,
+    #[schema(value_type = AlertLabels)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
@@ -66,6 +74,15 @@ struct GenericAlert {
     generator_url: String,
     #[serde(default)]
     fingerprint: String,
+}
+
+/// A generic alert's labels as the document describes them: `alertname` and any others.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AlertLabels {
+    alertname: String,
+    #[serde(flatten)]
+    other: BTreeMap<String, String>,
 }
 
 /// A count, as JSON Schema reads "integer": `7` or `7.0`, 0 to `u32::MAX`.

@@ -235,13 +235,7 @@ pub(super) async fn approve(
 
 /// The answer for a refused approval or preview.
 fn approve_error(e: ApproveError) -> Response {
-    let kind = match e {
-        ApproveError::UnknownIncident(_) => Problem::UnknownIncident,
-        ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_) => Problem::Refused,
-        ApproveError::Breaker(_) => Problem::TooMany,
-        ApproveError::NoActor(_) => Problem::Conflict,
-    };
-    kind.answer(e.to_string())
+    Problem::of_approval(&e).answer(e.to_string())
 }
 
 /// `POST /api/actions` with `"dry_run": true`: what the action would change, nothing approved.

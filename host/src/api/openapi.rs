@@ -18,97 +18,11 @@ use super::routes::{Access, Body, ROUTES};
 use crate::incident::ActionRun;
 use crate::reconciler::{Accepted, Approval, Status};
 
-/// `POST /webhook`: Alertmanager's webhook body, version 4 (Grafana's contact point sends the
-/// same shape with `orgId` and more, which is read too). Documentation only: `alert::parse` reads
-/// it.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct AlertmanagerWebhook {
-    /// Always `"4"`.
-    #[schema(pattern = "^4$", example = "4")]
-    version: String,
-    /// The group: alerts of one group key make one incident.
-    group_key: String,
-    #[serde(default)]
-    #[schema(value_type = i64, minimum = 0.0, maximum = 4294967295.0)]
-    truncated_alerts: u32,
-    status: crate::model::AlertStatus,
-    receiver: String,
-    #[serde(default)]
-    group_labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    common_labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    common_annotations: std::collections::BTreeMap<String, String>,
-    #[serde(default, rename = "externalURL")]
-    external_url: String,
-    /// At least one.
-    #[schema(min_items = 1)]
-    alerts: Vec<WebhookAlert>,
-    /// Grafana's.
-    #[serde(default)]
-    #[schema(value_type = Option<i64>, minimum = 0.0, maximum = 4294967295.0)]
-    org_id: Option<u32>,
-}
-
-/// One alert of an Alertmanager webhook.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)]
-struct WebhookAlert {
-    status: crate::model::AlertStatus,
-    /// At least one label (`minProperties`, set in [`document`]).
-    labels: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    /// RFC 3339.
-    starts_at: String,
-    #[serde(default)]
-    ends_at: Option<String>,
-    #[serde(default, rename = "generatorURL")]
-    generator_url: String,
-    /// Alertmanager's; computed from the labels when absent.
-    #[serde(default)]
-    fingerprint: String,
-}
-
-/// `POST /webhook`: one alert in the generic form.
-#[derive(utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
-struct GenericAlert {
-    /// Default `firing`.
-    #[serde(default)]
-    status: Option<crate::model::AlertStatus>,
-    labels: AlertLabels,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
-    /// RFC 3339; default now.
-    #[serde(default)]
-    starts_at: Option<String>,
-    #[serde(default)]
-    ends_at: Option<String>,
-    #[serde(default, rename = "generatorURL")]
-    generator_url: String,
-    #[serde(default)]
-    fingerprint: String,
-}
-
-/// Labels, `alertname` among them.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct AlertLabels {
-    alertname: String,
-    #[serde(flatten)]
-    other: std::collections::BTreeMap<String, String>,
-}
-
 /// The schemas, and every schema they use.
 #[derive(OpenApi)]
 #[openapi(components(schemas(
-    AlertmanagerWebhook,
-    GenericAlert,
+    crate::alert::Webhook,
+    crate::alert::GenericAlert,
     Accepted,
     ChatAnswer,
     Status,
@@ -234,7 +148,8 @@ pub fn document() -> Value {
         .map(|c| c["schemas"].clone())
         .unwrap_or_default();
     // What utoipa's attributes cannot say.
-    schemas["WebhookAlert"]["properties"]["labels"]["minProperties"] = json!(1);
+    // Every alert has a label (intake refuses one without).
+    schemas["Alert"]["properties"]["labels"]["minProperties"] = json!(1);
     let problems: Vec<String> = Problem::ALL
         .iter()
         .map(|p| format!("`{}` ({}): {}", p.uri(), p.status().as_u16(), p.title()))

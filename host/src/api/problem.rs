@@ -167,6 +167,17 @@ impl Problem {
         }
     }
 
+    /// The kind of a refused approval or preview.
+    pub fn of_approval(e: &crate::reconciler::ApproveError) -> Problem {
+        use crate::reconciler::ApproveError as E;
+        match e {
+            E::UnknownIncident(_) => Problem::UnknownIncident,
+            E::Unprocessable(_) | E::NotSuggested(_) => Problem::Refused,
+            E::Breaker(_) => Problem::TooMany,
+            E::NoActor(_) => Problem::Conflict,
+        }
+    }
+
     /// The `type` URI reference.
     pub fn uri(self) -> String {
         format!("/api/docs#problem-{}", self.slug())

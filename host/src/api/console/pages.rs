@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::session::{Identity, Via, same_origin};
 use super::{Console, Who, problem, view};
 use crate::incident::IncidentState;
-use crate::reconciler::{Approval, ApproveError, Caller};
+use crate::reconciler::{Approval, Caller};
 
 /// The page to come back to after signing in: a path of ours (never another site).
 fn safe_next(next: &str) -> String {
@@ -128,7 +128,8 @@ pub(super) async fn incident(State(st): State<Arc<Console>>, Who(who): Who, Path
 
 /// Checks for a form that changes something: signed in with a role that approves, the request
 /// from one of our pages (CSRF token, `Origin`). `Err` is the answer.
-fn may_act(st: &Console, who: Option<Identity>, headers: &HeaderMap, form: &Form) -> Result<Identity, Box<Response>> {
+fn may_act(st: &Console, who: Option<Identity>, headers: &HeaderMap, body: &[u8]) -> Result<Identity, Box<Response>> {
+    let form = Form::parse(body);
     let Some(who) = who else {
         return Err(Box::new(problem(
             StatusCode::UNAUTHORIZED,
@@ -238,8 +239,7 @@ pub(super) async fn approve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    let who = match may_act(&st, who, &headers, &form) {
+    let who = match may_act(&st, who, &headers, &body) {
         Ok(w) => w,
         Err(r) => return *r,
     };
@@ -270,15 +270,12 @@ pub(super) async fn approve(
             tracing::info!(incident_id = %id, action_id = %run.id, who = %who.name, "approved from the console");
             Redirect::to(&format!("/incidents/{id}#action-{}", run.id)).into_response()
         }
-        Err(e) => {
-            let code = match e {
-                ApproveError::UnknownIncident(_) => StatusCode::NOT_FOUND,
-                ApproveError::Breaker(_) => StatusCode::TOO_MANY_REQUESTS,
-                ApproveError::NoActor(_) => StatusCode::CONFLICT,
-                ApproveError::Unprocessable(_) | ApproveError::NotSuggested(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            problem(code, "Approval refused", &e.to_string(), Some(&who))
-        }
+        Err(e) => problem(
+            crate::api::problem::Problem::of_approval(&e).status(),
+            "Approval refused",
+            &e.to_string(),
+            Some(&who),
+        ),
     }
 }
 
@@ -289,8 +286,7 @@ pub(super) async fn reject(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = Form::parse(&body);
-    let who = match may_act(&st, who, &headers, &form) {
+    let who = match may_act(&st, who, &headers, &body) {
         Ok(w) => w,
         Err(r) => return *r,
     };
