@@ -25,7 +25,7 @@ pub(super) async fn follow_leader(
     let Some(replicas) = api.replicas.as_ref().filter(|r| !r.is_leader()) else {
         return next.run(req).await;
     };
-    if matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+    if super::routes::answered_locally(req.uri().path()) {
         return next.run(req).await;
     }
     let unavailable = |msg: String| {

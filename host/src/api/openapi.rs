@@ -119,6 +119,13 @@ pub fn document() -> Value {
             implied.push((400, "malformed: the answer names the field"));
             implied.push((413, "the body is over max_body_bytes"));
         }
+        // Several replicas: a follower forwards all but the probes and metrics to the leader.
+        if !super::routes::answered_locally(r.path) {
+            implied.push((
+                503,
+                "a follower replica could not reach a leader (the lease is changing hands); retry",
+            ));
+        }
         for (code, desc) in implied {
             responses
                 .entry(code.to_string())

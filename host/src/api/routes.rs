@@ -84,6 +84,12 @@ pub enum Endpoint {
     Readyz,
 }
 
+/// The routes every replica answers itself (the probes and metrics are about this replica); a
+/// follower forwards the rest to the leader.
+pub fn answered_locally(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
 /// Every route, in one place.
 pub const ROUTES: &[Route] = &[
     Route {
