@@ -526,12 +526,10 @@ async fn alerts_become_hardened_jobs_on_a_real_node() {
         "{:#}",
         inc8["incident"]["runs"]
     );
-    assert!(
-        inc8["incident"]["analysis"]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("container web exits with code 1 (Error)")
-    );
+    // The app crash, found in-process. (Its exit code is checked on the first alert; after the
+    // kubelet was frozen above, the last termination it reports may be another.)
+    let summary = inc8["incident"]["analysis"]["summary"].as_str().unwrap();
+    assert!(summary.contains("container web exits with code"), "{summary}");
     assert_eq!(
         jobs_of(&client, "pod-crashloop").await.len(),
         jobs_before,
