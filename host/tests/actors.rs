@@ -166,14 +166,7 @@ async fn actors_preview_apply_and_detect_conflicts_on_a_real_apiserver() {
         common::firing_since(),
         "fp-oom",
     );
-    let r = host.post("/webhook", None).json(&alert).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let list = host
-        .wait_for("/api/incidents", |v| {
-            v["incidents"].as_array().is_some_and(|l| !l.is_empty())
-        })
-        .await;
-    let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+    let id = host.open_incident(&alert).await;
     let inc = host
         .wait_for(&format!("/api/incidents/{id}"), |v| {
             v["incident"]["state"] == "analyzed"

@@ -194,14 +194,7 @@ async fn markup_in_alerts_is_shown_as_text_and_never_runs() {
     let host = Host::start(|_| {}, "", &[]);
     let mut alert = hostile_alert();
     alert["alerts"][0]["generatorURL"] = json!("javascript:alert(7)");
-    let r = host.post("/webhook", None).json(&alert).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let list = host
-        .wait_for("/api/incidents", |v| {
-            v["incidents"].as_array().is_some_and(|l| !l.is_empty())
-        })
-        .await;
-    let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+    let id = host.open_incident(&alert).await;
 
     let b = Browser::start().await;
     b.sign_in(&host.url, VIEWER).await;
@@ -351,9 +344,8 @@ async fn sessions_forms_and_the_live_stream_over_http() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
     // The live stream's first event is the page as it is now.
-    let r = host
-        .post("/webhook", None)
-        .json(&alertmanager_body(
+    let id = host
+        .open_incident(&alertmanager_body(
             "{}:{alertname=\"Quiet\"}",
             "firing",
             json!({"alertname": "Quiet", "service": "shop"}),
@@ -361,16 +353,7 @@ async fn sessions_forms_and_the_live_stream_over_http() {
             firing_since(),
             "fp-quiet",
         ))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let list = host
-        .wait_for("/api/incidents", |v| {
-            v["incidents"].as_array().is_some_and(|l| !l.is_empty())
-        })
         .await;
-    let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
     let mut live = http
         .get(format!("{}/incidents/{id}/live", host.url))
         .header(reqwest::header::COOKIE, &session)
@@ -490,19 +473,7 @@ async fn an_open_incident_page_reconnects_after_a_host_restart() {
         )
     };
     let first = Host::start_with_env(|_| {}, &config, &[], &env);
-    let r = first
-        .post("/webhook", None)
-        .json(&alert("fp-1", "before-restart"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let list = first
-        .wait_for("/api/incidents", |v| {
-            v["incidents"].as_array().is_some_and(|l| !l.is_empty())
-        })
-        .await;
-    let id = list["incidents"][0]["id"].as_str().unwrap().to_string();
+    let id = first.open_incident(&alert("fp-1", "before-restart")).await;
 
     let b = Browser::start().await;
     b.sign_in(&first.url, VIEWER).await;

@@ -167,6 +167,19 @@ token = {{ file = "{d}/operator.token" }}
         self.json(&format!("/api/incidents/{id}")).await
     }
 
+    /// Post `body` to `/webhook` (it is accepted); the id of the newest incident once one is
+    /// listed.
+    pub async fn open_incident(&self, body: &serde_json::Value) -> String {
+        let r = self.post("/webhook", None).json(body).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        let list = self
+            .wait_for("/api/incidents", |v| {
+                v["incidents"].as_array().is_some_and(|l| !l.is_empty())
+            })
+            .await;
+        list["incidents"][0]["id"].as_str().unwrap().to_string()
+    }
+
     /// Poll `path` until `done` holds (20 s at most).
     pub async fn wait_for(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let started = Instant::now();

@@ -114,25 +114,20 @@ pub struct ListPage<'a> {
     pub error: Option<String>,
 }
 
-fn alert_names(rec: &IncidentRecord) -> Vec<&str> {
-    let mut names: Vec<&str> = rec
+/// The distinct values of label `name` among the incident's alerts, sorted.
+fn distinct<'a>(rec: &'a IncidentRecord, name: &str) -> Vec<&'a str> {
+    let mut values: Vec<&str> = rec
         .alerts
         .iter()
-        .filter_map(|a| a.labels.get("alertname").map(String::as_str))
+        .filter_map(|a| a.labels.get(name).map(String::as_str))
         .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+    values.sort_unstable();
+    values.dedup();
+    values
 }
 
 fn namespaces(rec: &IncidentRecord) -> String {
-    let mut ns: Vec<&str> = rec
-        .alerts
-        .iter()
-        .filter_map(|a| a.labels.get("namespace").map(String::as_str))
-        .collect();
-    ns.sort_unstable();
-    ns.dedup();
+    let ns = distinct(rec, "namespace");
     match ns.len() {
         0 => "—".into(),
         1..=3 => ns.join(", "),
@@ -186,7 +181,7 @@ pub fn incident_list(p: &ListPage, who: Option<&Identity>) -> Markup {
             thead { tr { th { "Incident" } th { "State" } th { "Alerts" } th { "Namespace" } th { "Age" } th { "Verdict" } } }
             tbody {
                 @for rec in p.incidents {
-                    @let names = alert_names(rec);
+                    @let names = distinct(rec, "alertname");
                     tr {
                         td { a href={ "/incidents/" (rec.id) } { (rec.id) } }
                         td { span class={ "state " (rec.state.as_str()) } { (rec.state.as_str()) } }
